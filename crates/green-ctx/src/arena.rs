@@ -1,0 +1,142 @@
+//! Unguarded stacks carved from a few large mappings, for hundreds of
+//! thousands to a million fibers.
+//!
+//! A guarded stack costs two kernel mappings, which caps a process near 32 000
+//! live fibers at the default `vm.max_map_count`. An arena reserves address
+//! space in chunks of about 1 GiB (`MAP_NORESERVE`, committed lazily) and hands
+//! out stacks back to back inside them:
+//!
+//! ```text
+//!   chunk (one mapping):
+//!   +---------+---------+---------+-- ... --+---------+
+//!   | stack 0 | stack 1 | stack 2 |         | stack n |
+//!   +---------+---------+---------+-- ... --+---------+
+//!   ^ base                   no guard pages between stacks
+//! ```
+//!
+//! **The trade:** with no guard page, a fiber that overflows its stack writes
+//! into the stack below it, silently. Use arena stacks only for code whose stack
+//! depth you know, and size them with room to spare.
+//!
+//! Freed stacks go on a LIFO free list and are reused before new ones are
+//! carved. Chunks are unmapped when the arena and every stack from it are gone.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+
+use crate::stack::{map_error, round_size, Stack};
+
+/// Target size of one chunk of address space.
+const CHUNK_BYTES: usize = 1 << 30;
+
+/// A source of unguarded stacks of one size. Cloning shares the arena.
+#[derive(Clone, Debug)]
+pub struct Arena {
+    inner: Rc<ArenaInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ArenaInner {
+    stack_size: usize,
+    stacks_per_chunk: usize,
+    /// `(base, len)` of every chunk mapped so far.
+    chunks: RefCell<Vec<(usize, usize)>>,
+    /// Next never-used stack in the newest chunk, and how many remain there.
+    next: Cell<usize>,
+    left_in_chunk: Cell<usize>,
+    /// Bottoms of stacks given back, reused LIFO.
+    free: RefCell<Vec<usize>>,
+}
+
+impl Arena {
+    /// An arena of stacks with at least `stack_size` usable bytes each.
+    ///
+    /// # Errors
+    /// None yet: address space is reserved on the first [`Arena::stack`].
+    pub fn new(stack_size: usize) -> io::Result<Arena> {
+        let stack_size = round_size(stack_size);
+        let stacks_per_chunk = (CHUNK_BYTES / stack_size).max(1);
+        Ok(Arena {
+            inner: Rc::new(ArenaInner {
+                stack_size,
+                stacks_per_chunk,
+                chunks: RefCell::new(Vec::new()),
+                next: Cell::new(0),
+                left_in_chunk: Cell::new(0),
+                free: RefCell::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Usable size of each stack.
+    pub fn stack_size(&self) -> usize {
+        self.inner.stack_size
+    }
+
+    /// Takes a stack: a freed one if any, else the next one carved.
+    ///
+    /// # Errors
+    /// When a new chunk cannot be mapped.
+    pub fn stack(&self) -> io::Result<Stack> {
+        let inner = &self.inner;
+        let size = inner.stack_size;
+        if let Some(bottom) = inner.free.borrow_mut().pop() {
+            return Ok(Stack::from_arena(bottom, size, Rc::clone(inner)));
+        }
+        if inner.left_in_chunk.get() == 0 {
+            inner.map_chunk()?;
+        }
+        let bottom = inner.next.get();
+        inner.next.set(bottom + size);
+        inner.left_in_chunk.set(inner.left_in_chunk.get() - 1);
+        Ok(Stack::from_arena(bottom, size, Rc::clone(inner)))
+    }
+
+    /// Number of chunk mappings made so far.
+    pub fn mappings(&self) -> usize {
+        self.inner.chunks.borrow().len()
+    }
+}
+
+impl ArenaInner {
+    fn map_chunk(&self) -> io::Result<()> {
+        let len = self.stacks_per_chunk * self.stack_size;
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing aliases no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(map_error("mmap", io::Error::last_os_error(), len));
+        }
+        self.chunks.borrow_mut().push((base as usize, len));
+        self.next.set(base as usize);
+        self.left_in_chunk.set(self.stacks_per_chunk);
+        Ok(())
+    }
+
+    /// Returns a stack's region to the free list (called by `Stack::drop`).
+    pub(crate) fn give_back(&self, bottom: usize) {
+        self.free.borrow_mut().push(bottom);
+    }
+}
+
+impl Drop for ArenaInner {
+    fn drop(&mut self) {
+        // Every `Stack` holds an `Rc` to us, so none is alive now.
+        for &(base, len) in self.chunks.borrow().iter() {
+            // SAFETY: the chunk was mapped by `map_chunk` and, with every stack
+            // from it dropped, nothing refers to it any more.
+            let rc = unsafe { libc::munmap(base as *mut libc::c_void, len) };
+            debug_assert_eq!(rc, 0, "munmap of an arena chunk failed");
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Fiber stacks: `mmap`ed memory with a guard page below, or carved from an
+//! [`Arena`](crate::Arena) without one.
+//!
+//! # Layout of a guarded stack
+//!
+//! Stacks grow down. The guard page sits below the usable region, so running
+//! off the end faults at once instead of silently writing into the neighbour:
+//!
+//! ```text
+//!   high addresses
+//!   +--------------------------+  <- top()       (page aligned; first frame here)
+//!   | initial frame written by |
+//!   | make_fcontext, then the  |
+//!   | fiber's own frames       |
+//!   |           ...            |     usable region: `size()` bytes, read/write,
+//!   |           ...            |     committed lazily by the kernel page by page
+//!   +--------------------------+  <- bottom()
+//!   | guard page (PROT_NONE)   |     a touch here is a stack overflow (overflow.rs)
+//!   +--------------------------+  <- mapping base
+//!   low addresses
+//! ```
+//!
+//! An idle fiber has touched only the page or two at the top, so the cost of a
+//! suspended fiber is about one page of RSS however large the stack is.
+//!
+//! # The `vm.max_map_count` limit
+//!
+//! The guard page splits the mapping in two, so each guarded stack costs two
+//! kernel mappings (VMAs). Linux caps a process at `vm.max_map_count` mappings
+//! (65530 by default), which caps live guarded stacks near 32 000. When `mmap`
+//! or `mprotect` fails with `ENOMEM` for that reason, the error names the limit,
+//! its value and the sysctl that raises it; the other way past the limit is the
+//! unguarded [`Arena`](crate::Arena).
+
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::arena::ArenaInner;
+use crate::valgrind;
+
+/// Usable size of a stack when none is given: 256 KiB of virtual memory, of
+/// which an idle fiber touches a page or two. gevent users expect deep stacks.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Smallest usable size accepted; smaller requests are rounded up to it.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// Size of the guard page(s) below a guarded stack.
+pub(crate) fn guard_size() -> usize {
+    page_size()
+}
+
+/// The system page size, read once.
+pub fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = if size > 0 { size as usize } else { 4096 };
+    PAGE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// Rounds a requested usable size up to whole pages and at least
+/// [`MIN_STACK_SIZE`].
+pub(crate) fn round_size(size: usize) -> usize {
+    let page = page_size();
+    let size = size.max(MIN_STACK_SIZE);
+    size.checked_add(page - 1)
+        .expect("integer overflow while rounding the stack size")
+        & !(page - 1)
+}
+
+/// A fiber stack.
+///
+/// Dropping it returns the memory: a guarded stack is unmapped, an arena stack
+/// goes back to its arena's free list.
+///
+/// A `Stack` is `!Send`: arena stacks share a reference-counted arena.
+pub struct Stack {
+    /// Lowest usable address (just above the guard page when guarded).
+    bottom: usize,
+    /// Usable bytes above `bottom`.
+    size: usize,
+    /// Id from the valgrind stack registration, returned on drop.
+    valgrind_id: usize,
+    kind: Kind,
+}
+
+enum Kind {
+    /// Owns `[bottom - guard_size(), bottom + size)`; unmaps it on drop.
+    Guarded,
+    /// Carved from an arena; goes back to it on drop.
+    Arena(Rc<ArenaInner>),
+}
+
+impl Stack {
+    /// Maps a new guarded stack with at least `size` usable bytes.
+    ///
+    /// # Errors
+    /// `mmap` or `mprotect` failures, with a message naming
+    /// `vm.max_map_count` when the process has reached its mapping limit.
+    pub fn new(size: usize) -> io::Result<Stack> {
+        let mut stacks = Stack::new_batch(size, 1)?;
+        Ok(stacks.pop().expect("a batch of one holds one stack"))
+    }
+
+    /// Maps `count` guarded stacks with one `mmap` and one `mprotect` each,
+    /// for pools that refill in bulk. Each stack can still be dropped alone
+    /// (Linux unmaps any page-aligned part of a mapping).
+    ///
+    /// # Errors
+    /// As [`Stack::new`]. On error no stack of the batch is left mapped.
+    pub fn new_batch(size: usize, count: usize) -> io::Result<Vec<Stack>> {
+        let size = round_size(size);
+        let guard = guard_size();
+        let stride = size + guard;
+        let total = stride
+            .checked_mul(count)
+            .expect("integer overflow while sizing a batch of stacks");
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing aliases no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(map_error("mmap", io::Error::last_os_error(), total));
+        }
+        let base = base as usize;
+        let mut stacks = Vec::with_capacity(count);
+        for i in 0..count {
+            let guard_lo = base + i * stride;
+            // SAFETY: `[guard_lo, guard_lo + guard)` lies inside the mapping we
+            // just created and nothing references it yet.
+            let rc =
+                unsafe { libc::mprotect(guard_lo as *mut libc::c_void, guard, libc::PROT_NONE) };
+            if rc != 0 {
+                let err = map_error("mprotect", io::Error::last_os_error(), total);
+                // Stacks already made unmap their own ranges when dropped; the
+                // rest of the mapping is unmapped here.
+                let done = i * stride;
+                drop(stacks);
+                // SAFETY: `[base + done, base + total)` belongs to this mapping
+                // and no `Stack` refers to it.
+                unsafe { libc::munmap((base + done) as *mut libc::c_void, total - done) };
+                return Err(err);
+            }
+            stacks.push(Stack::from_raw_parts(guard_lo + guard, size, Kind::Guarded));
+        }
+        Ok(stacks)
+    }
+
+    /// Wraps a usable region and registers it with valgrind.
+    fn from_raw_parts(bottom: usize, size: usize, kind: Kind) -> Stack {
+        let valgrind_id = valgrind::register_stack(bottom, bottom + size);
+        Stack {
+            bottom,
+            size,
+            valgrind_id,
+            kind,
+        }
+    }
+
+    /// Builds an arena stack over `[bottom, bottom + size)`.
+    pub(crate) fn from_arena(bottom: usize, size: usize, arena: Rc<ArenaInner>) -> Stack {
+        Stack::from_raw_parts(bottom, size, Kind::Arena(arena))
+    }
+
+    /// Usable bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Whether a guard page protects this stack from overflow.
+    pub fn is_guarded(&self) -> bool {
+        matches!(self.kind, Kind::Guarded)
+    }
+
+    /// Highest address, exclusive: the first frame is pushed below it.
+    pub fn top(&self) -> usize {
+        self.bottom + self.size
+    }
+
+    /// Lowest usable address.
+    pub fn bottom(&self) -> usize {
+        self.bottom
+    }
+
+    /// The guard page's range `[lo, hi)`, if the stack has one.
+    pub fn guard_range(&self) -> Option<(usize, usize)> {
+        self.is_guarded()
+            .then(|| (self.bottom - guard_size(), self.bottom))
+    }
+
+    /// Tells the kernel it may drop the pages this stack has touched; they read
+    /// back as zeroes on the next touch. Used by [`StackPool`](crate::StackPool)
+    /// above its watermark so that a burst does not pin memory forever.
+    pub fn release_pages(&mut self) {
+        // SAFETY: the usable region belongs to this `Stack` alone and no fiber
+        // runs on it (we hold it by `&mut`, outside any fiber); discarding its
+        // contents cannot affect other memory.
+        let rc = unsafe {
+            libc::madvise(
+                self.bottom as *mut libc::c_void,
+                self.size,
+                libc::MADV_DONTNEED,
+            )
+        };
+        debug_assert_eq!(rc, 0, "madvise(MADV_DONTNEED) on a stack failed");
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        valgrind::deregister_stack(self.valgrind_id);
+        match &self.kind {
+            Kind::Guarded => {
+                let guard = guard_size();
+                // SAFETY: a guarded stack owns `[bottom - guard, top)` (see
+                // `new_batch`) and no fiber can be running on it: fibers own
+                // their stack and give it back only when finished.
+                let rc = unsafe {
+                    libc::munmap(
+                        (self.bottom - guard) as *mut libc::c_void,
+                        self.size + guard,
+                    )
+                };
+                debug_assert_eq!(rc, 0, "munmap of a stack failed");
+            }
+            Kind::Arena(arena) => arena.give_back(self.bottom),
+        }
+    }
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("bottom", &format_args!("{:#x}", self.bottom))
+            .field("size", &self.size)
+            .field("guarded", &self.is_guarded())
+            .finish()
+    }
+}
+
+/// Turns an `ENOMEM` from `mmap`/`mprotect` into an error that says whether the
+/// process has hit `vm.max_map_count` and how to raise it.
+pub(crate) fn map_error(call: &str, err: io::Error, bytes: usize) -> io::Error {
+    if err.raw_os_error() != Some(libc::ENOMEM) {
+        return io::Error::new(
+            err.kind(),
+            format!("{call} of a {bytes}-byte fiber stack failed: {err}"),
+        );
+    }
+    let limit = read_max_map_count();
+    let used = count_mappings();
+    match (limit, used) {
+        (Some(limit), Some(used)) if used + 16 >= limit => io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!(
+                "{call} of a fiber stack failed: the process has {used} memory mappings and \
+                 vm.max_map_count is {limit}. Each guarded stack costs two mappings, so about \
+                 {} guarded fibers fit. Raise the limit with `sysctl -w vm.max_map_count=1048576` \
+                 (or in /etc/sysctl.conf), or use unguarded arena stacks (green_ctx::Arena) ({err})",
+                limit / 2
+            ),
+        ),
+        _ => io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!(
+                "{call} of a {bytes}-byte fiber stack failed: out of memory (vm.max_map_count is \
+                 {}, mappings in use {}) ({err})",
+                limit.map_or("unknown".into(), |l| l.to_string()),
+                used.map_or("unknown".into(), |u| u.to_string()),
+            ),
+        ),
+    }
+}
+
+/// Reads `/proc/sys/vm/max_map_count`.
+pub fn read_max_map_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Counts this process's mappings (lines of `/proc/self/maps`).
+fn count_mappings() -> Option<usize> {
+    let maps = std::fs::read("/proc/self/maps").ok()?;
+    Some(maps.iter().filter(|&&b| b == b'\n').count())
+}
