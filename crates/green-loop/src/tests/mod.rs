@@ -1,0 +1,3 @@
+//! Unit tests of private invariants (slab, wheel, diagnostics).
+
+mod lifecycle;

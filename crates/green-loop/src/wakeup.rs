@@ -1,0 +1,162 @@
+//! Cross-thread wakeup: [`Remote`], a `Send + Sync` handle that wakes the
+//! loop and runs closures on its thread.
+//!
+//! The loop keeps one unreferenced read of an eventfd in flight (through
+//! the ring on io_uring, through readiness on epoll). `Remote::wake` adds 1
+//! to the eventfd counter; the read completes, the loop runs every queued
+//! closure and re-arms the read. The counter is a sum, so no wake is lost
+//! however many threads race (the read returns the total since the last
+//! read; [`Stats::wakeups`](crate::Stats::wakeups) accumulates it).
+//!
+//! Lifetime: the eventfd is owned by the `Arc` shared with every `Remote`,
+//! so it stays open (and its number is not reused) while any handle exists.
+//! When the loop is dropped it marks the shared state closed; later calls
+//! return [`LoopGone`].
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::backend::sys;
+use crate::error::LoopGone;
+use crate::op::Completion;
+use crate::Loop;
+
+type RemoteFn = Box<dyn FnOnce(&Loop) + Send>;
+
+struct State {
+    alive: bool,
+    queue: VecDeque<RemoteFn>,
+}
+
+pub(crate) struct Shared {
+    fd: OwnedFd,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> io::Result<Shared> {
+        Ok(Shared {
+            fd: sys::eventfd()?,
+            state: Mutex::new(State {
+                alive: true,
+                queue: VecDeque::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic never happens while the lock is held (closures run
+        // outside it), but do not let poisoning turn into a second panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by the loop's drop: later calls get `LoopGone`.
+    pub(crate) fn close(&self) {
+        let dropped = {
+            let mut st = self.lock();
+            st.alive = false;
+            std::mem::take(&mut st.queue)
+        };
+        drop(dropped);
+    }
+}
+
+/// A handle that wakes a [`Loop`] from any thread. `Send + Sync + Clone`.
+///
+/// Using it after the loop is dropped returns [`LoopGone`]; it never crashes.
+#[derive(Clone)]
+pub struct Remote {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
+
+impl Remote {
+    /// Wakes the loop (its current or next wait returns at once).
+    ///
+    /// # Errors
+    ///
+    /// [`LoopGone`] if the loop was dropped.
+    pub fn wake(&self) -> Result<(), LoopGone> {
+        if !self.shared.lock().alive {
+            return Err(LoopGone(()));
+        }
+        self.signal()
+    }
+
+    /// Queues `f` to run on the loop's thread and wakes the loop.
+    ///
+    /// # Errors
+    ///
+    /// [`LoopGone`] if the loop was dropped (`f` is dropped, not run).
+    pub fn run(&self, f: impl FnOnce(&Loop) + Send + 'static) -> Result<(), LoopGone> {
+        {
+            let mut st = self.shared.lock();
+            if !st.alive {
+                return Err(LoopGone(()));
+            }
+            st.queue.push_back(Box::new(f));
+        }
+        self.signal()
+    }
+
+    /// Whether the loop still exists.
+    pub fn is_alive(&self) -> bool {
+        self.shared.lock().alive
+    }
+
+    fn signal(&self) -> Result<(), LoopGone> {
+        // The fd is open while `shared` lives, even if the loop just died:
+        // the write is then harmless.
+        sys::eventfd_add(self.shared.fd.as_raw_fd(), 1).map_err(|e| {
+            tracing::error!(error = %e, "eventfd write failed");
+            LoopGone(())
+        })
+    }
+}
+
+impl Loop {
+    /// A cross-thread handle to this loop.
+    pub fn remote(&self) -> Remote {
+        Remote {
+            shared: self.inner.remote.clone(),
+        }
+    }
+
+    /// Puts the (unreferenced) eventfd read in flight.
+    pub(crate) fn arm_wakeup(&self) -> io::Result<()> {
+        let fd = self.inner.remote.fd.as_raw_fd();
+        let buf = self.inner.wake_buf.as_ptr().cast::<u8>();
+        self.submit_owned_read(fd, buf, 8, on_wake, 0)?;
+        Ok(())
+    }
+}
+
+/// The eventfd read completed: count, run queued closures, re-arm.
+fn on_wake(lp: &Loop, c: Completion) {
+    if c.result == 8 {
+        let n = lp.inner.wake_buf.get();
+        lp.inner.stats_mut(|s| s.wakeups += n);
+    } else if c.result < 0 && c.result != -libc::EAGAIN && c.result != -libc::EINTR {
+        tracing::error!(result = c.result, "wakeup eventfd read failed");
+    }
+    // Re-arm first so wakes that race the closures below are not missed.
+    if let Err(e) = lp.arm_wakeup() {
+        tracing::error!(error = %e, "could not re-arm the wakeup read");
+    }
+    loop {
+        let f = lp.inner.remote.lock().queue.pop_front();
+        match f {
+            Some(f) => f(lp),
+            None => break,
+        }
+    }
+}
