@@ -1,1 +1,101 @@
-fn main() {}
+//! The workspace's developer tasks, run as `cargo xtask <task>` (the alias is
+//! in `.cargo/config.toml`; see rust-analyzer's xtask and STYLE rule 19).
+//!
+//! * `cargo xtask test [--valgrind]`: fmt, clippy, every test in debug and in
+//!   release, green-loop and green-core again on the epoll backend, then the
+//!   tidy test; ends with `xtask test: N passed, M failed`.
+//! * `cargo xtask bench [--quick] [FILTER]`: every bench in `benches/`, then
+//!   `target/bench/report.{json,md}` and a table with ratios to green.
+//! * `cargo xtask tidy`: the house rules as `path:line` reports.
+//! * `cargo xtask ci`: `test`, then `bench --quick` as a smoke run.
+//!
+//! std only, on purpose: this crate is built on every run of every task.
+
+mod bench;
+mod test;
+mod tidy;
+mod util;
+
+use std::process::ExitCode;
+
+use util::{Result, TestCounts};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  test [--valgrind]        fmt, clippy, tests (debug, release, epoll backend), tidy
+  bench [--quick] [FILTER] run benches/, write target/bench/report.{json,md}
+  tidy                     check the house rules (also a #[test] in xtask)
+  ci                       test, then bench --quick";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let rest = &args[1..];
+    let result = match task.as_str() {
+        "test" => {
+            test::TestOptions::parse(rest).and_then(|opts| with_counts(|c| test::run_all(&opts, c)))
+        }
+        "bench" => bench::BenchOptions::parse(rest).and_then(|opts| bench::run_all(&opts)),
+        "tidy" => tidy::run(),
+        "ci" => ci(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(util::Error(format!("unknown task `{other}`\n\n{USAGE}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // An empty message means the error was reported already, before
+            // the summary line that must stay last.
+            if !e.0.is_empty() {
+                eprintln!("\nerror: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the test matrix and prints its summary line last, pass or fail.
+fn with_counts(f: impl FnOnce(&mut TestCounts) -> Result<()>) -> Result<()> {
+    let mut counts = TestCounts::default();
+    let result = f(&mut counts);
+    if let Err(e) = &result {
+        eprintln!("\nerror: {e}");
+    }
+    println!("{}", counts.summary());
+    result.map_err(|_| util::Error(String::new()))
+}
+
+/// `cargo xtask ci`: the tests, a quick bench run so benches never rot, and
+/// the test summary again as the very last line, for CI to read.
+fn ci(rest: &[String]) -> Result<()> {
+    if let Some(arg) = rest.first() {
+        return Err(util::Error(format!(
+            "xtask ci takes no arguments (got `{arg}`)"
+        )));
+    }
+    let mut counts = TestCounts::default();
+    let tested = test::run_all(&test::TestOptions::default(), &mut counts);
+    if let Err(e) = tested {
+        eprintln!("\nerror: {e}");
+        println!("{}", counts.summary());
+        return Err(util::Error(String::new()));
+    }
+    println!("{}", counts.summary());
+    let benched = bench::run_all(&bench::BenchOptions {
+        quick: true,
+        filter: None,
+    });
+    if let Err(e) = &benched {
+        eprintln!("\nerror: {e}");
+    }
+    println!("{}", counts.summary());
+    benched.map_err(|_| util::Error(String::new()))
+}

@@ -1,0 +1,110 @@
+//! green-loop's op path measured with `IORING_OP_NOP`, beside the io-uring
+//! crate driven by hand in the same run (issue 3's table).
+//!
+//! | bench | what one operation is |
+//! | --- | --- |
+//! | `loop/nop_batch1` | one Nop submitted, the loop iterates until its handler has run |
+//! | `loop/nop_batch32` | 32 Nops submitted, then iterations until all 32 handlers ran; ns per Nop |
+//!
+//! Subjects: `green` (`Loop::submit_nop` + `run_once`) and `io-uring-raw`
+//! (`IoUring::new`, push, `submit_and_wait`, drain the CQ: the floor any loop
+//! on io_uring pays). The goal is green within 100 ns of raw per op.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use green_loop::{BackendKind, Completion, Loop};
+use harness::Harness;
+use io_uring::{opcode, IoUring};
+
+thread_local! {
+    /// Completions seen by [`on_nop`] on this thread.
+    static DONE: Cell<u64> = const { Cell::new(0) };
+}
+
+fn on_nop(_: &Loop, _: Completion) {
+    DONE.with(|d| d.set(d.get() + 1));
+}
+
+fn main() {
+    let h = Harness::from_env();
+    for batch in [1u32, 32] {
+        let name = format!("loop/nop_batch{batch}");
+        if !h.enabled(&name) {
+            continue;
+        }
+        green(&h, &name, batch);
+        raw(&h, &name, batch);
+    }
+}
+
+fn green(h: &Harness, name: &str, batch: u32) {
+    let lp = Loop::new().expect("loop");
+    let backend = lp.backend();
+    let before = lp.stats();
+    let batches = Cell::new(0u64);
+    h.bench(name, "green")
+        .ops_per_iter(u64::from(batch))
+        .iter_custom_noted(
+            |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let target = DONE.with(Cell::get) + u64::from(batch);
+                    for _ in 0..batch {
+                        lp.submit_nop(on_nop, 0).expect("submit nop");
+                    }
+                    while DONE.with(Cell::get) < target {
+                        lp.run_once(true).expect("run_once");
+                    }
+                }
+                batches.set(batches.get() + iters);
+                start.elapsed()
+            },
+            || {
+                let enters = lp.stats().enter_calls - before.enter_calls;
+                let mut note = format!(
+                    "{:.2} io_uring_enter calls per batch of {batch}",
+                    enters as f64 / batches.get().max(1) as f64
+                );
+                if backend != BackendKind::IoUring {
+                    note.push_str("; epoll fallback backend: io_uring unavailable here");
+                }
+                Some(note)
+            },
+        );
+}
+
+fn raw(h: &Harness, name: &str, batch: u32) {
+    let mut ring = match IoUring::new(256) {
+        Ok(ring) => ring,
+        Err(e) => {
+            println!("{name:<32} io-uring-raw skipped: io_uring unavailable ({e})");
+            return;
+        }
+    };
+    let nop = opcode::Nop::new().build().user_data(7);
+    h.bench(name, "io-uring-raw")
+        .ops_per_iter(u64::from(batch))
+        .iter(|| {
+            for _ in 0..batch {
+                // SAFETY: a Nop points at no memory, so nothing must outlive it.
+                unsafe {
+                    ring.submission()
+                        .push(&nop)
+                        .expect("SQ has room for a batch")
+                };
+            }
+            ring.submit_and_wait(batch as usize)
+                .expect("submit_and_wait");
+            let mut seen = 0;
+            while seen < batch {
+                seen += ring.completion().count() as u32;
+                if seen < batch {
+                    ring.submit_and_wait(1).expect("wait");
+                }
+            }
+        });
+}

@@ -1,0 +1,372 @@
+//! A small std-only bench harness shared by every file in `benches/`.
+//!
+//! Each bench binary (`harness = false`) includes it with
+//! `#[path = "support/harness.rs"] mod harness;` and is run by
+//! `cargo xtask bench`, which reads what it writes. It does what the project
+//! needs from criterion and no more:
+//!
+//! * a case is timed in samples, each of many iterations, after a warm-up;
+//!   the figure per operation is the sample's time divided by its operations,
+//!   and the report is the median, min and max over samples;
+//! * setup stays out of the timed part, either through
+//!   [`Case::iter_batched`] (inputs built before the clock starts, outputs
+//!   dropped after it stops; corosensei: "Don't count time spent allocating
+//!   a stack") or through [`Case::iter_custom`], whose routine times itself;
+//! * single measured values (RSS per fiber, seconds for a million fibers) go
+//!   through [`Harness::record`];
+//! * `GREEN_BENCH_QUICK=1` makes samples fewer and shorter,
+//!   `GREEN_BENCH_FILTER` skips benches whose name does not contain it, and
+//!   `GREEN_BENCH_OUT` names a file to which each result is appended as one
+//!   JSON line `{"bench","subject","median","min","max","unit","note"}`.
+//!
+//! Wall time on a shared 2-core machine is noisy: the median is the figure to
+//! read, min-max shows the noise, and `cargo xtask bench` adds callgrind
+//! instruction counts for the switch, which do not vary.
+
+#![allow(dead_code)] // Each bench binary uses a different part of the harness.
+
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::hint::black_box;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Settings read from the environment, shared by the cases of one binary.
+#[derive(Debug, Clone)]
+pub(crate) struct Harness {
+    quick: bool,
+    filter: Option<String>,
+    out: Option<PathBuf>,
+}
+
+impl Harness {
+    /// Reads `GREEN_BENCH_QUICK`, `GREEN_BENCH_FILTER` and `GREEN_BENCH_OUT`.
+    pub(crate) fn from_env() -> Harness {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Harness {
+            quick: var("GREEN_BENCH_QUICK").is_some_and(|v| v != "0"),
+            filter: var("GREEN_BENCH_FILTER"),
+            out: var("GREEN_BENCH_OUT").map(PathBuf::from),
+        }
+    }
+
+    /// Whether this is a quick (smoke) run.
+    pub(crate) fn is_quick(&self) -> bool {
+        self.quick
+    }
+
+    /// Whether `bench` passes the filter. Check it before any costly setup.
+    pub(crate) fn enabled(&self, bench: &str) -> bool {
+        self.filter.as_deref().is_none_or(|f| bench.contains(f))
+    }
+
+    /// A timed case of `bench` for `subject` (`green` or a peer's name).
+    pub(crate) fn bench<'h>(&'h self, bench: &str, subject: &str) -> Case<'h> {
+        Case {
+            harness: self,
+            bench: bench.to_owned(),
+            subject: subject.to_owned(),
+            unit: "ns",
+            note: None,
+            ops_per_iter: 1,
+        }
+    }
+
+    /// Records a value measured once (bytes of RSS, seconds of a scenario).
+    pub(crate) fn record(
+        &self,
+        bench: &str,
+        subject: &str,
+        unit: &str,
+        value: f64,
+        note: Option<&str>,
+    ) {
+        self.emit(
+            bench,
+            subject,
+            unit,
+            &Stats {
+                median: value,
+                min: value,
+                max: value,
+            },
+            note,
+        );
+    }
+
+    /// Prints the human line and appends the JSON line.
+    fn emit(&self, bench: &str, subject: &str, unit: &str, stats: &Stats, note: Option<&str>) {
+        let mut line = format!(
+            "{bench:<32} {subject:<12} median {:>10} {unit:<6} (min {}, max {})",
+            fmt_num(stats.median),
+            fmt_num(stats.min),
+            fmt_num(stats.max),
+        );
+        if let Some(note) = note {
+            let _ = write!(line, "  [{note}]");
+        }
+        println!("{line}");
+
+        let Some(out) = &self.out else { return };
+        let mut json = format!(
+            "{{\"bench\":{},\"subject\":{},\"median\":{},\"min\":{},\"max\":{},\"unit\":{}",
+            json_string(bench),
+            json_string(subject),
+            json_number(stats.median),
+            json_number(stats.min),
+            json_number(stats.max),
+            json_string(unit),
+        );
+        match note {
+            Some(note) => {
+                let _ = write!(json, ",\"note\":{}}}", json_string(note));
+            }
+            None => json.push_str(",\"note\":null}"),
+        }
+        json.push('\n');
+        let written = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .and_then(|mut f| f.write_all(json.as_bytes()));
+        if let Err(e) = written {
+            panic!("cannot append to GREEN_BENCH_OUT={}: {e}", out.display());
+        }
+    }
+
+    /// Warm-up time, target time per sample, and number of samples.
+    fn plan(&self) -> (Duration, Duration, usize) {
+        if self.quick {
+            (Duration::from_millis(20), Duration::from_millis(2), 10)
+        } else {
+            (Duration::from_millis(200), Duration::from_millis(10), 50)
+        }
+    }
+}
+
+/// One (bench, subject) pair about to be timed. Consumed by an `iter*` call.
+#[derive(Debug)]
+pub(crate) struct Case<'h> {
+    harness: &'h Harness,
+    bench: String,
+    subject: String,
+    unit: &'static str,
+    note: Option<String>,
+    ops_per_iter: u64,
+}
+
+impl Case<'_> {
+    /// A note printed and recorded with the result.
+    pub(crate) fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// The unit of the figure (`ns` by default).
+    pub(crate) fn unit(mut self, unit: &'static str) -> Self {
+        self.unit = unit;
+        self
+    }
+
+    /// How many operations one iteration performs: a batch of 32 nops
+    /// reports ns per nop with `ops_per_iter(32)`.
+    pub(crate) fn ops_per_iter(mut self, ops: u64) -> Self {
+        assert!(ops > 0, "ops_per_iter must be positive");
+        self.ops_per_iter = ops;
+        self
+    }
+
+    /// Times `routine`, called once per iteration.
+    pub(crate) fn iter<R>(self, mut routine: impl FnMut() -> R) {
+        self.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(routine());
+            }
+            start.elapsed()
+        });
+    }
+
+    /// Times `routine` on inputs made by `setup`; neither `setup` nor dropping
+    /// the outputs is timed. Inputs are made in batches of at most 256, so a
+    /// costly input (a stack) is not held by the thousand.
+    pub(crate) fn iter_batched<I, R>(
+        self,
+        mut setup: impl FnMut() -> I,
+        mut routine: impl FnMut(I) -> R,
+    ) {
+        const BATCH: u64 = 256;
+        let mut inputs = Vec::with_capacity(BATCH as usize);
+        let mut outputs = Vec::with_capacity(BATCH as usize);
+        self.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                inputs.extend((0..n).map(|_| setup()));
+                let start = Instant::now();
+                for input in inputs.drain(..) {
+                    outputs.push(routine(input));
+                }
+                elapsed += start.elapsed();
+                outputs.clear();
+                left -= n;
+            }
+            elapsed
+        });
+    }
+
+    /// Times a routine that runs `iters` iterations and returns the time they
+    /// took: setup before its clock starts is free.
+    pub(crate) fn iter_custom(self, routine: impl FnMut(u64) -> Duration) {
+        self.iter_custom_noted(routine, || None);
+    }
+
+    /// [`Case::iter_custom`], with a note computed after the samples (from
+    /// counters the routine kept, say); `None` keeps the note set before.
+    pub(crate) fn iter_custom_noted(
+        self,
+        mut routine: impl FnMut(u64) -> Duration,
+        note_after: impl FnOnce() -> Option<String>,
+    ) {
+        if !self.harness.enabled(&self.bench) {
+            return;
+        }
+        let (warm_up, sample_time, samples) = self.harness.plan();
+
+        // Find the iteration count that fills one sample (doubling from 1),
+        // then keep running samples of that size until the warm-up is over.
+        let warm_start = Instant::now();
+        let mut iters: u64 = 1;
+        loop {
+            let took = routine(iters);
+            if took >= sample_time / 2 || iters >= 1 << 40 {
+                let per = took.as_secs_f64().max(1e-12) / iters as f64;
+                iters = ((sample_time.as_secs_f64() / per) as u64).max(1);
+                break;
+            }
+            iters *= 2;
+        }
+        while warm_start.elapsed() < warm_up {
+            routine(iters);
+        }
+
+        let mut per_op: Vec<f64> = (0..samples)
+            .map(|_| {
+                let took = routine(iters);
+                took.as_nanos() as f64 / (iters * self.ops_per_iter) as f64
+            })
+            .collect();
+        let stats = Stats::of(&mut per_op);
+        let stats = match self.unit {
+            "ns" => stats,
+            // Timed cases report ns; other units are converted here.
+            "us" => stats.scaled(1e-3),
+            "ms" => stats.scaled(1e-6),
+            "s" => stats.scaled(1e-9),
+            other => panic!("a timed case cannot report in `{other}`; use Harness::record"),
+        };
+        let note = note_after().or(self.note);
+        self.harness.emit(
+            &self.bench,
+            &self.subject,
+            self.unit,
+            &stats,
+            note.as_deref(),
+        );
+    }
+}
+
+/// Median, min and max of a set of samples.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stats {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Stats {
+    /// The statistics of `samples` (sorted in place). Panics if empty.
+    pub(crate) fn of(samples: &mut [f64]) -> Stats {
+        assert!(!samples.is_empty(), "no samples");
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+        };
+        Stats {
+            median,
+            min: samples[0],
+            max: samples[n - 1],
+        }
+    }
+
+    fn scaled(self, k: f64) -> Stats {
+        Stats {
+            median: self.median * k,
+            min: self.min * k,
+            max: self.max * k,
+        }
+    }
+}
+
+/// The resident set size of this process in bytes (`VmRSS` of
+/// `/proc/self/status`), or 0 where it can't be read.
+pub(crate) fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// Number of iterations `GREEN_BENCH_CALLGRIND` asks for: when set, a bench
+/// binary runs only its fixed instruction-count scenario, untimed.
+pub(crate) fn callgrind_iterations() -> Option<u64> {
+    std::env::var("GREEN_BENCH_CALLGRIND").ok()?.parse().ok()
+}
+
+fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        "-".to_owned()
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".to_owned()
+    }
+}

@@ -1,0 +1,125 @@
+//! `cargo xtask test [--valgrind]`: the test matrix (STYLE rules 9, 16, 17).
+//!
+//! Steps, in order, stopping at the first failure with a message naming it:
+//!
+//! 1. `cargo fmt --all --check`
+//! 2. `cargo clippy --workspace --all-targets -- -D warnings`
+//! 3. every test (unit, integration, doc) in debug: the workspace minus
+//!    green-ctx, then green-ctx alone with one test thread, so that a crash in
+//!    context-switch code names its test (corosensei's and monoio's CI do the same)
+//! 4. the same in release (`--release`), where inlining changes what a switch
+//!    clobbers
+//! 5. green-loop's and green-core's suites again on the epoll backend
+//!    (`GREEN_LOOP_BACKEND=epoll`, debug)
+//! 6. with `--valgrind`: green-ctx's test binaries under
+//!    `valgrind --error-exitcode=1`, if valgrind is installed
+//! 7. the tidy test (`cargo test -p xtask`, see `tidy.rs`)
+//!
+//! The last line printed is always `xtask test: N passed, M failed`, summed
+//! from libtest's `test result:` lines; CI reads it.
+
+use std::process::Command;
+
+use crate::util::{cargo_cmd, have_program, run, run_tests, Result, TestCounts};
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Default)]
+pub(crate) struct TestOptions {
+    /// Also run green-ctx's tests under valgrind.
+    pub(crate) valgrind: bool,
+}
+
+impl TestOptions {
+    /// Parses the arguments that follow `test`.
+    pub(crate) fn parse(args: &[String]) -> Result<TestOptions> {
+        let mut opts = TestOptions::default();
+        for arg in args {
+            match arg.as_str() {
+                "--valgrind" => opts.valgrind = true,
+                other => crate::util::bail!(
+                    "xtask test: unknown argument `{other}` (expected --valgrind)"
+                ),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// The crate whose tests switch stacks and so run on one test thread.
+const CTX_CRATE: &str = "green-ctx";
+
+/// The crates whose suites run a second time on the epoll backend.
+const BACKEND_CRATES: &[&str] = &["green-loop", "green-core"];
+
+/// Runs the whole matrix; on success and on failure the test counts so far
+/// are left in `counts` for the caller to print.
+pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()> {
+    run("fmt", &mut cargo_cmd(["fmt", "--all", "--check"]))?;
+    run(
+        "clippy",
+        &mut cargo_cmd([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+
+    for (profile, extra) in [("debug", None), ("release", Some("--release"))] {
+        let mut rest = cargo_cmd([
+            "test",
+            "--workspace",
+            "--exclude",
+            CTX_CRATE,
+            "--exclude",
+            "xtask",
+        ]);
+        rest.args(extra);
+        run_tests(&format!("tests ({profile})"), &mut rest, counts)?;
+
+        let mut ctx = ctx_tests();
+        ctx.args(extra).args(["--", "--test-threads=1"]);
+        run_tests(
+            &format!("{CTX_CRATE} tests ({profile}, one thread)"),
+            &mut ctx,
+            counts,
+        )?;
+    }
+
+    let mut epoll = cargo_cmd(["test"]);
+    for krate in BACKEND_CRATES {
+        epoll.args(["-p", krate]);
+    }
+    epoll.env("GREEN_LOOP_BACKEND", "epoll");
+    run_tests("tests (debug, epoll backend)", &mut epoll, counts)?;
+
+    if opts.valgrind {
+        if have_program("valgrind") {
+            let mut vg = ctx_tests();
+            vg.args(["--tests", "--", "--test-threads=1"]).env(
+                "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+                "valgrind --error-exitcode=1 --quiet",
+            );
+            run_tests(
+                &format!("{CTX_CRATE} tests under valgrind"),
+                &mut vg,
+                counts,
+            )?;
+        } else {
+            eprintln!("\n==> valgrind: not installed, skipping the valgrind run (apt-get install valgrind)");
+        }
+    }
+
+    run_tests("tidy", &mut cargo_cmd(["test", "-p", "xtask"]), counts)?;
+    Ok(())
+}
+
+/// `cargo test -p green-ctx` with `RUST_TEST_THREADS=1`: the variable reaches
+/// every test binary and doctest, whatever arguments follow `--`.
+fn ctx_tests() -> Command {
+    let mut cmd = cargo_cmd(["test", "-p", CTX_CRATE]);
+    cmd.env("RUST_TEST_THREADS", "1");
+    cmd
+}
