@@ -21,7 +21,23 @@
 //! the stack pointer, and returns `(previous context, word)` on the other side.
 //! The word we pass is a pointer to a [`Message`] on the switching stack, which
 //! carries the sender's slot (so the receiver can store the sender's saved
-//! context there), the user's word, and an optional unwind payload.
+//! context there), the user's word, and a pointer to the rare extras ([`Extra`]:
+//! the sender finished, or asks for an unwind), null on an ordinary switch.
+//!
+//! # Speed
+//!
+//! An ordinary switch does one thread-local read and write (`CURRENT`), takes
+//! the target's context (the only check: see F1), writes three words of
+//! message and jumps; the receiver tests one pointer and stores the sender's
+//! context. The switch is `#[inline]` into the caller: a `call`/`ret` pair
+//! around the jump would make the `ret` mispredict on every switch (the jump
+//! leaves the return-stack buffer holding the other side's return address).
+//! Everything else (panics, unwinds, finished senders, root set-up) is out of
+//! line and `#[cold]`.
+//!
+//! [`Fiber::new`] makes one allocation (the slot): the entry closure is moved
+//! onto the top of the fiber's own stack and started by a trampoline
+//! monomorphised for its type (closures over 512 bytes are boxed first).
 //!
 //! # States
 //!
@@ -33,17 +49,25 @@
 //!                             Finished
 //! ```
 //!
+//! A slot records only its [`Phase`] (not started, started, finished); a
+//! started slot is `Suspended` when it holds a saved context and `Running`
+//! when it does not (F1).
+//!
 //! # Invariants
 //!
 //! * **F1.** `slot.ctx` is `Some` exactly when the slot is `NotStarted` or
 //!   `Suspended`; it is the context to jump to, and it is taken (consumed) by
-//!   the jump. The current slot never has a context stored.
+//!   the jump. The current slot never has a context stored, nor does a finished
+//!   one. So "the target holds a context" is the whole check a switch needs: it
+//!   refuses the current slot and finished fibers alike.
 //! * **F2.** `CURRENT` points to the running slot (null = the root slot, before
-//!   it is first needed). It is updated before every jump, by the switching
-//!   side, so that code resumed on the other side already sees itself current.
-//! * **F3.** A `Message` lives on the stack of the slot that sent it, and that
-//!   slot stays suspended until the receiver has read the message: the receiver
-//!   runs first, and reads the message before doing anything that could switch.
+//!   it is first needed; then the root's address). It is updated before every
+//!   jump, by the switching side, so that code resumed on the other side
+//!   already sees itself current.
+//! * **F3.** A `Message` (and its `Extra`) lives on the stack of the slot that
+//!   sent it, and that slot stays suspended until the receiver has read the
+//!   message: the receiver runs first, and reads every field of the message
+//!   before doing anything that could switch or release the sender.
 //! * **F4.** A slot's memory (and so its stack) outlives every switch that
 //!   involves it: slots are `Rc`-allocated; a suspended fiber is only released
 //!   through [`Fiber`]'s `Drop`, which first unwinds it to the end; a running
@@ -52,6 +76,10 @@
 //! * **F5.** Code on a fiber's stack never outlives the fiber: the entry
 //!   trampoline drops everything it owns before the final switch, which never
 //!   returns, and a finished fiber's stack is only reused after that switch.
+//!   The entry closure stored at the top of the stack by [`Fiber::new`] is
+//!   moved out or dropped in place exactly once (`slot.entry` is taken first),
+//!   always before the stack can be released: by the trampoline, or by
+//!   [`Fiber::take_stack`] for a fiber that never started.
 //! * **F6.** No unwind crosses the `extern "C"` entry: the trampoline catches
 //!   every panic (and forced unwind) and stores its payload in the slot.
 //! * **F7.** Fibers never leave their thread: [`Fiber`] and [`FiberRef`] are
@@ -61,8 +89,9 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::rc::Rc;
 
 use context::{Context, Transfer};
@@ -72,7 +101,8 @@ use crate::stack::Stack;
 /// A panic payload, as `std::panic::catch_unwind` returns it.
 pub type Payload = Box<dyn Any + Send>;
 
-type Entry = Box<dyn FnOnce(usize) -> usize>;
+/// Entry closures larger than this are boxed rather than stored on the stack.
+const MAX_INLINE_ENTRY: usize = 512;
 
 /// Where a fiber is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,11 +127,32 @@ pub struct ForcedUnwind(());
 
 // ===== slots =====
 
+/// What a slot records of its life; `Running` and `Suspended` are told apart
+/// by whether it holds a context (F1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    NotStarted,
+    Started,
+    Finished,
+}
+
+/// The entry closure of a fiber that has not started, stored at the top of
+/// its stack (F5).
+#[derive(Clone, Copy)]
+struct EntryRef {
+    /// Address of the closure on the fiber's stack.
+    at: NonNull<u8>,
+    /// Drops the closure in place, for a fiber that never runs it.
+    drop: unsafe fn(*mut u8),
+}
+
 /// One execution context: the root or a fiber. See the module invariants.
 pub(crate) struct Slot {
     /// F1: the saved context while `NotStarted`/`Suspended`.
     ctx: Cell<Option<Context>>,
-    state: Cell<FiberState>,
+    phase: Cell<Phase>,
+    /// F5: the entry closure until it is moved out or dropped.
+    entry: Cell<Option<EntryRef>>,
     /// The fiber's stack; `None` for the root or once taken back.
     stack: Cell<Option<Stack>>,
     /// Cached stack facts for the overflow handler, which must not touch the
@@ -109,28 +160,59 @@ pub(crate) struct Slot {
     pub(crate) guard_lo: Cell<usize>,
     pub(crate) guard_hi: Cell<usize>,
     pub(crate) stack_size: Cell<usize>,
-    entry: Cell<Option<Entry>>,
     panic: Cell<Option<Payload>>,
     parent: Cell<Option<Rc<Slot>>>,
     pub(crate) name: RefCell<Cow<'static, str>>,
+    /// Where the layer above created it, for the overflow report.
+    pub(crate) site: Cell<Option<&'static std::panic::Location<'static>>>,
     /// F4: set when the owner drops the handle of a running fiber.
     keep_alive: Cell<Option<Rc<Slot>>>,
 }
 
 impl Slot {
-    fn new(state: FiberState) -> Slot {
+    fn new(phase: Phase) -> Slot {
         Slot {
             ctx: Cell::new(None),
-            state: Cell::new(state),
+            phase: Cell::new(phase),
+            entry: Cell::new(None),
             stack: Cell::new(None),
             guard_lo: Cell::new(0),
             guard_hi: Cell::new(0),
             stack_size: Cell::new(0),
-            entry: Cell::new(None),
             panic: Cell::new(None),
             parent: Cell::new(None),
             name: RefCell::new(Cow::Borrowed("")),
+            site: Cell::new(None),
             keep_alive: Cell::new(None),
+        }
+    }
+
+    /// Whether a context is saved here (F1).
+    #[inline]
+    fn has_ctx(&self) -> bool {
+        // SAFETY: `Slot` is `!Sync` and no reference into the cell outlives
+        // this expression, so nothing writes it while we read (F7).
+        unsafe { (*self.ctx.as_ptr()).is_some() }
+    }
+
+    #[inline]
+    fn state(&self) -> FiberState {
+        match self.phase.get() {
+            Phase::NotStarted => FiberState::NotStarted,
+            Phase::Finished => FiberState::Finished,
+            Phase::Started if self.has_ctx() => FiberState::Suspended,
+            Phase::Started => FiberState::Running,
+        }
+    }
+
+    /// Drops the entry closure unrun, if it is still there (F5). The stack
+    /// must still be the slot's.
+    fn drop_entry(&self) {
+        if let Some(entry) = self.entry.take() {
+            // SAFETY: F5: `entry` was taken from the slot, so this is the one
+            // drop of the closure, which lives on the slot's stack, still
+            // owned by the slot.
+            unsafe { (entry.drop)(entry.at.as_ptr()) };
         }
     }
 }
@@ -138,23 +220,53 @@ impl Slot {
 thread_local! {
     /// F2: the running slot; null means the root slot.
     static CURRENT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
-    /// The thread's original context.
-    static ROOT: Rc<Slot> = Rc::new(Slot::new(FiberState::Running));
+    /// The thread's original context. Its `Rc` is leaked on purpose (one
+    /// small record per thread): a thread-local with a destructor could be
+    /// gone while other thread-local destructors still switch fibers (a hub
+    /// tearing down at thread exit), and the root must outlive them all (F4).
+    static ROOT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
 }
 
-/// The running slot. Also read by the overflow handler.
-#[inline]
-pub(crate) fn current_ptr() -> *const Slot {
+/// The running slot.
+#[inline(always)]
+fn current_ptr() -> *const Slot {
     let cur = CURRENT.with(Cell::get);
     if cur.is_null() {
-        ROOT.with(Rc::as_ptr)
+        root_ptr_first_time()
     } else {
         cur
     }
 }
 
-/// The running slot as seen from a signal handler: null while the root runs or
-/// during thread teardown. Never initialises anything.
+/// The root slot, the first time `CURRENT` is needed on this thread (F2).
+#[cold]
+#[inline(never)]
+fn root_ptr_first_time() -> *const Slot {
+    let root = root_ptr();
+    CURRENT.with(|c| c.set(root));
+    root
+}
+
+/// The root slot of this thread, made on first use and never freed (F4).
+fn root_ptr() -> *const Slot {
+    let root = ROOT.with(Cell::get);
+    if !root.is_null() {
+        return root;
+    }
+    let root = Rc::into_raw(Rc::new(Slot::new(Phase::Started)));
+    ROOT.with(|r| r.set(root));
+    root
+}
+
+/// A strong reference to the root slot.
+fn root_rc() -> Rc<Slot> {
+    // SAFETY: the root slot is leaked by `root_ptr`, so it is alive for the
+    // rest of the thread (F4).
+    unsafe { rc_from_ptr(root_ptr()) }
+}
+
+/// The running slot as seen from a signal handler: null before the thread
+/// first needed one, or during thread teardown. Never initialises anything.
 pub(crate) fn current_ptr_for_signal() -> *const Slot {
     CURRENT.try_with(Cell::get).unwrap_or(ptr::null())
 }
@@ -180,40 +292,33 @@ struct Message {
     from: *const Slot,
     /// The user's word.
     data: usize,
+    /// Null on an ordinary switch; else what the receiver must also handle.
+    extra: *const Extra,
+}
+
+/// The rare parts of a switch, on the sender's stack (F3).
+struct Extra {
+    /// The sender finished: its context is dead and must not be stored (F1).
+    finished: bool,
     /// If set, the receiver unwinds with this payload instead of returning.
     unwind: Cell<Option<Payload>>,
 }
 
-/// Suspends the current slot and resumes `to`. Returns the word passed by
-/// whoever switches back.
-#[inline]
-fn switch_to(to: &Slot, data: usize, unwind: Option<Payload>) -> usize {
-    switch_from(FiberState::Suspended, to, data, unwind)
-}
-
-/// [`switch_to`] that leaves the current slot in `from_state`: `Suspended`,
-/// or `Finished` for a fiber's final switch.
+/// Suspends the current slot and resumes `to`, passing `data` and `extra`.
+/// Returns the word passed by whoever switches back.
+///
+/// The current slot's recorded phase is left as it is: it becomes `Suspended`
+/// by the receiver storing its context (F1), and a finishing fiber sets
+/// `Finished` (and says so in `extra`) before calling this.
 #[inline(always)]
-fn switch_from(from_state: FiberState, to: &Slot, data: usize, unwind: Option<Payload>) -> usize {
-    let from_ptr = current_ptr();
-    // SAFETY: F2: `from_ptr` is the running slot, alive for as long as it runs (F4).
-    let from = unsafe { &*from_ptr };
-    if ptr::eq(from_ptr, to) {
-        panic!("a fiber cannot switch to itself");
-    }
-    let ctx = match to.state.get() {
-        FiberState::Suspended | FiberState::NotStarted => to.ctx.take(),
-        FiberState::Running => unreachable!("F2: only the current slot is Running"),
-        FiberState::Finished => panic!("cannot switch to a finished fiber"),
+fn switch_raw(to: &Slot, data: usize, extra: *const Extra) -> usize {
+    let from = current_ptr();
+    // F1: only a `NotStarted` or `Suspended` slot holds a context; this also
+    // refuses the current slot and finished fibers.
+    let Some(ctx) = to.ctx.take() else {
+        switch_refused(to)
     };
-    let ctx = ctx.expect("F1: a suspended fiber has a saved context");
-    let msg = Message {
-        from: from_ptr,
-        data,
-        unwind: Cell::new(unwind),
-    };
-    from.state.set(from_state);
-    to.state.set(FiberState::Running);
+    let msg = Message { from, data, extra };
     CURRENT.with(|c| c.set(to));
     // SAFETY: F1: `ctx` is the context saved by the last switch out of `to`
     // (or made for it by `Fiber::new`), taken so it is used once; `msg` stays
@@ -224,59 +329,147 @@ fn switch_from(from_state: FiberState, to: &Slot, data: usize, unwind: Option<Pa
     unsafe { receive(t) }
 }
 
+/// Why a switch target holds no context (F1): it is current, or finished.
+#[cold]
+#[inline(never)]
+fn switch_refused(to: &Slot) -> ! {
+    if ptr::eq(to, current_ptr()) {
+        panic!("a fiber cannot switch to itself");
+    }
+    match to.phase.get() {
+        Phase::Finished => panic!("cannot switch to a finished fiber"),
+        _ => unreachable!("F1/F2: only the current slot is started without a context"),
+    }
+}
+
 /// Runs on the resumed side of every switch: stores the sender's context, then
 /// returns the word or starts the requested unwind.
 ///
 /// # Safety
 /// * `t` is the `Transfer` returned by the jump that resumed this context.
 /// * `t.data` is the address of a live `Message` (F3).
-#[inline]
+#[inline(always)]
 unsafe fn receive(t: Transfer) -> usize {
     // SAFETY: per the caller, `t.data` points at the sender's message (F3).
     let msg = unsafe { &*(t.data as *const Message) };
-    // SAFETY: the sender is alive while its message is being read (F3, F4).
-    let from = unsafe { &*msg.from };
-    if from.state.get() == FiberState::Finished {
-        // SAFETY: as above: `msg.from` is alive until we release it just here.
-        unsafe { finished_sender(from) };
-    } else {
-        from.ctx.set(Some(t.context));
+    if !msg.extra.is_null() {
+        // SAFETY: our caller's guarantees, forwarded: `msg` is live (F3).
+        return unsafe { receive_extra(t.context, msg) };
     }
     let data = msg.data;
-    if let Some(payload) = msg.unwind.take() {
+    // SAFETY: the sender is alive and suspended while its message is being
+    // read (F3, F4); it is no longer current, so it has no context stored.
+    unsafe { (*msg.from).ctx.set(Some(t.context)) };
+    data
+}
+
+/// [`receive`] for a message with extras (the transfer passed as two
+/// arguments, so the hot path keeps it in registers).
+///
+/// # Safety
+/// As [`receive`]: `context` and `msg` are the parts of the `Transfer`.
+#[cold]
+#[inline(never)]
+unsafe fn receive_extra(context: Context, msg: *const Message) -> usize {
+    // SAFETY: forwarded from our caller: the message is live (F3).
+    let (data, unwind) = unsafe { accept(Transfer::new(context, msg as usize)) };
+    if let Some(payload) = unwind {
         panic::resume_unwind(payload);
     }
     data
 }
 
-/// The sender finished: its context is dead and must not be stored (F1); if its
+/// Reads a message completely (F3) and stores the sender's context, or, if
+/// the sender finished, releases it if its owner let go of it while it ran.
+/// Returns the word and the unwind payload, if any.
+///
+/// # Safety
+/// As [`receive`].
+unsafe fn accept(t: Transfer) -> (usize, Option<Payload>) {
+    // SAFETY: per the caller, `t.data` points at the sender's message (F3).
+    let msg = unsafe { &*(t.data as *const Message) };
+    let (from, data) = (msg.from, msg.data);
+    if msg.extra.is_null() {
+        // SAFETY: the sender is alive and suspended (F3, F4).
+        unsafe { (*from).ctx.set(Some(t.context)) };
+        return (data, None);
+    }
+    // SAFETY: the extras live beside the message, on the sender's stack (F3).
+    let extra = unsafe { &*msg.extra };
+    let (finished, unwind) = (extra.finished, extra.unwind.take());
+    if finished {
+        // The message is read: from here on the sender's stack may go (F3).
+        // SAFETY: the sender is alive until we release it just here (F4).
+        unsafe { finished_sender(&*from) };
+    } else {
+        // SAFETY: the sender is alive and suspended (F3, F4).
+        unsafe { (*from).ctx.set(Some(t.context)) };
+    }
+    (data, unwind)
+}
+
+/// The sender finished: its context is dead and is not stored (F1); if its
 /// owner let go of it while it ran, release it now that we are off its stack.
 ///
 /// # Safety
 /// * `from` is a finished slot that switched to us for the last time.
-#[cold]
 unsafe fn finished_sender(from: &Slot) {
     if let Some(last_ref) = from.keep_alive.take() {
         drop(last_ref);
     }
 }
 
-/// The entry point of every fiber, on its own stack.
-extern "C" fn fiber_main(t: Transfer) -> ! {
-    // SAFETY: F3: the first switch into a fiber passes a `Message` like any
-    // other; read everything before anything can switch.
-    let (first_switcher, data, unwind) = unsafe {
-        let msg = &*(t.data as *const Message);
-        let from = &*msg.from;
-        if from.state.get() == FiberState::Finished {
-            finished_sender(from);
-        } else {
-            from.ctx.set(Some(t.context));
-        }
-        (msg.from, msg.data, msg.unwind.take())
+/// Switches to `to` so that its pending switch unwinds with `payload`.
+#[inline(never)]
+fn switch_unwind_to(to: &Slot, payload: Payload) -> usize {
+    let extra = Extra {
+        finished: false,
+        unwind: Cell::new(Some(payload)),
     };
-    // SAFETY: F2/F4: the current slot is this fiber's own, alive while it runs.
-    let slot = unsafe { &*current_ptr() };
+    switch_raw(to, 0, &extra)
+}
+
+/// The entry point of every fiber whose entry closure has type `F`, on its
+/// own stack.
+extern "C" fn fiber_main<F: FnOnce(usize) -> usize>(t: Transfer) -> ! {
+    // SAFETY: `t` is the first jump into this fiber, which passes a `Message`
+    // like any other (F3).
+    let (slot, data) = unsafe { fiber_start(t) };
+    let ret = match slot.entry.take() {
+        Some(entry) => {
+            // SAFETY: F5: `Fiber::new` stored an `F` at `entry.at` (this
+            // trampoline is instantiated for that type), and taking `entry`
+            // from the slot makes this its only move out.
+            let entry = unsafe { ptr::read(entry.at.as_ptr().cast::<F>()) };
+            match panic::catch_unwind(AssertUnwindSafe(move || entry(data))) {
+                Ok(ret) => ret,
+                Err(payload) => {
+                    slot.panic.set(Some(payload));
+                    0
+                }
+            }
+        }
+        // Killed before it ran: `fiber_start` dropped the entry.
+        None => 0,
+    };
+    fiber_finish(slot, ret)
+}
+
+/// The part of the trampoline before the entry runs: reads the first message,
+/// records the start and the default parent. If an unwind was requested
+/// before start, drops the entry unrun and records the payload (F6).
+///
+/// # Safety
+/// As [`receive`], for the first jump into the current fiber.
+unsafe fn fiber_start(t: Transfer) -> (&'static Slot, usize) {
+    // SAFETY: F3: read everything before anything can switch.
+    let first_switcher = unsafe { (*(t.data as *const Message)).from };
+    // SAFETY: forwarded from our caller: the message is live (F3).
+    let (data, unwind) = unsafe { accept(t) };
+    // SAFETY: F2/F4: the current slot is this fiber's own, alive while its
+    // code runs; the trampoline never returns, so no use outlives it.
+    let slot: &'static Slot = unsafe { &*current_ptr() };
+    slot.phase.set(Phase::Started);
     if slot
         .parent
         .take()
@@ -289,47 +482,50 @@ extern "C" fn fiber_main(t: Transfer) -> ! {
         slot.parent
             .set(Some(unsafe { rc_from_ptr(first_switcher) }));
     }
-    let ret = run_entry(slot, data, unwind);
+    if let Some(payload) = unwind {
+        // Killed before it ran: the entry never runs.
+        slot.drop_entry();
+        slot.panic.set(Some(payload));
+    }
+    (slot, data)
+}
+
+/// The final switch of a fiber, to its parent or the root.
+fn fiber_finish(slot: &Slot, ret: usize) -> ! {
     let parent = pick_final_target(slot);
     // F5: nothing with a destructor is left on this stack but `parent`, which
     // we turn into a plain pointer: the slot's `parent` field keeps it alive.
     let parent_ptr: *const Slot = Rc::as_ptr(&parent);
     slot.parent.set(Some(parent));
+    slot.phase.set(Phase::Finished);
+    let extra = Extra {
+        finished: true,
+        unwind: Cell::new(None),
+    };
     // SAFETY: `parent_ptr` is alive (held by our slot, which the receiver only
     // releases after the jump, F4) and suspended (checked by
     // `pick_final_target`).
     let target = unsafe { &*parent_ptr };
-    switch_from(FiberState::Finished, target, ret, None);
+    switch_raw(target, ret, &extra);
     unreachable!("F5: a finished fiber is never resumed");
-}
-
-/// Runs the entry (or not, if an unwind was requested before start) and
-/// catches everything (F6).
-fn run_entry(slot: &Slot, data: usize, unwind: Option<Payload>) -> usize {
-    let entry = slot.entry.take().expect("a fresh fiber has its entry");
-    match unwind {
-        Some(payload) => {
-            // Killed before it ran: the entry never runs.
-            drop(entry);
-            slot.panic.set(Some(payload));
-            0
-        }
-        None => match panic::catch_unwind(AssertUnwindSafe(move || entry(data))) {
-            Ok(ret) => ret,
-            Err(payload) => {
-                slot.panic.set(Some(payload));
-                0
-            }
-        },
-    }
 }
 
 /// The slot a finishing fiber switches to: its parent if suspended, else root.
 fn pick_final_target(slot: &Slot) -> Rc<Slot> {
     match slot.parent.take() {
-        Some(parent) if parent.state.get() == FiberState::Suspended => parent,
-        _ => ROOT.with(Rc::clone),
+        Some(parent) if parent.state() == FiberState::Suspended => parent,
+        _ => root_rc(),
     }
+}
+
+/// Drops the `F` at `at` in place.
+///
+/// # Safety
+/// * `at` holds a live `F`, which is not used afterwards.
+unsafe fn drop_entry_in_place<F>(at: *mut u8) {
+    // SAFETY: per the caller, `at` holds the live closure and this is its one
+    // drop (F5).
+    unsafe { ptr::drop_in_place(at.cast::<F>()) }
 }
 
 // ===== public handles =====
@@ -367,26 +563,53 @@ impl Fiber {
     /// Makes a fiber that will run `entry` on `stack` when first switched to.
     /// `entry` gets the word of that first switch; the word it returns is
     /// passed to the parent by the final switch.
+    #[inline]
     pub fn new(stack: Stack, entry: impl FnOnce(usize) -> usize + 'static) -> Fiber {
-        crate::overflow::ensure_installed();
-        let slot = Slot::new(FiberState::NotStarted);
-        if let Some((lo, hi)) = stack.guard_range() {
-            slot.guard_lo.set(lo);
-            slot.guard_hi.set(hi);
+        if mem::size_of_val(&entry) > MAX_INLINE_ENTRY || mem::align_of_val(&entry) > 64 {
+            Fiber::with_entry(stack, Box::new(entry))
+        } else {
+            Fiber::with_entry(stack, entry)
         }
-        slot.stack_size.set(stack.size());
-        // SAFETY: `[bottom, top)` is the stack's usable region, and the stack
-        // is owned by the slot for as long as the context can run (F4, F5).
+    }
+
+    /// [`Fiber::new`] for an entry small enough to live on the stack (F5).
+    fn with_entry<F: FnOnce(usize) -> usize + 'static>(stack: Stack, entry: F) -> Fiber {
+        crate::overflow::ensure_installed();
+        let top = stack.top();
+        // The closure sits at the top of the stack; the first frame goes below.
+        let at = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
+        let ctx_top = at & !15;
+        // Stacks have at least `MIN_STACK_SIZE` usable bytes; the closure at
+        // most `MAX_INLINE_ENTRY` plus alignment.
+        debug_assert!(ctx_top >= stack.bottom() + crate::MIN_STACK_SIZE / 2);
+        // SAFETY: `[at, at + size_of::<F>())` lies inside the stack's usable
+        // region, is aligned for `F`, and nothing else uses it until the fiber
+        // starts; the slot's `entry` records it for exactly one move or drop
+        // (F5).
+        unsafe { ptr::write(at as *mut F, entry) };
+        // SAFETY: `[bottom, ctx_top)` is usable stack below the closure, and
+        // the stack is owned by the slot for as long as the context can run
+        // (F4, F5); `fiber_main::<F>` is the trampoline for the closure's type.
         let ctx = unsafe {
             let raw = context::stack::Stack::new(
-                stack.top() as *mut context::c_void,
+                ctx_top as *mut context::c_void,
                 stack.bottom() as *mut context::c_void,
             );
-            Context::new(&raw, fiber_main)
+            Context::new(&raw, fiber_main::<F>)
         };
-        slot.ctx.set(Some(ctx));
-        slot.stack.set(Some(stack));
-        slot.entry.set(Some(Box::new(entry)));
+        let (guard_lo, guard_hi) = stack.guard_range().unwrap_or((0, 0));
+        let slot = Slot {
+            ctx: Cell::new(Some(ctx)),
+            entry: Cell::new(Some(EntryRef {
+                at: NonNull::new(at as *mut u8).expect("a stack address is not null"),
+                drop: drop_entry_in_place::<F>,
+            })),
+            guard_lo: Cell::new(guard_lo),
+            guard_hi: Cell::new(guard_hi),
+            stack_size: Cell::new(stack.size()),
+            stack: Cell::new(Some(stack)),
+            ..Slot::new(Phase::NotStarted)
+        };
         Fiber {
             slot: Rc::new(slot),
         }
@@ -400,23 +623,31 @@ impl Fiber {
     }
 
     /// Where the fiber is in its life.
+    #[inline]
     pub fn state(&self) -> FiberState {
-        self.slot.state.get()
+        self.slot.state()
     }
 
     /// Switches to this fiber; see [`FiberRef::switch`].
+    #[inline]
     pub fn switch(&self, data: usize) -> usize {
-        switch_to(&self.slot, data, None)
+        switch_raw(&self.slot, data, ptr::null())
     }
 
     /// Unwinds this fiber; see [`FiberRef::switch_unwind`].
     pub fn switch_unwind(&self, payload: Payload) -> usize {
-        switch_to(&self.slot, 0, Some(payload))
+        switch_unwind_to(&self.slot, payload)
     }
 
     /// Names the fiber, for the stack-overflow report.
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
         *self.slot.name.borrow_mut() = name.into();
+    }
+
+    /// Records where the fiber was created (for example a greenlet's spawn
+    /// site); the stack-overflow report prints it after the name.
+    pub fn set_spawn_site(&self, site: &'static std::panic::Location<'static>) {
+        self.slot.site.set(Some(site));
     }
 
     /// The name given by [`Fiber::set_name`] (empty by default).
@@ -437,16 +668,20 @@ impl Fiber {
 
     /// The fiber's stack, once it is finished or if it never started (then it
     /// never will). `None` while it may still run.
+    #[inline]
     pub fn take_stack(&self) -> Option<Stack> {
-        match self.slot.state.get() {
-            FiberState::Finished => self.slot.stack.take(),
-            FiberState::NotStarted => {
-                self.slot.ctx.take();
-                self.slot.entry.take();
-                self.slot.state.set(FiberState::Finished);
-                self.slot.stack.take()
+        match self.slot.phase.get() {
+            Phase::Finished => self.slot.stack.take(),
+            Phase::NotStarted => {
+                let slot = &self.slot;
+                // F1: finished slots hold no context. The entry goes before
+                // the stack it lives on (F5).
+                slot.ctx.set(None);
+                slot.phase.set(Phase::Finished);
+                slot.drop_entry();
+                slot.stack.take()
             }
-            FiberState::Running | FiberState::Suspended => None,
+            Phase::Started => None,
         }
     }
 }
@@ -454,7 +689,7 @@ impl Fiber {
 impl Drop for Fiber {
     fn drop(&mut self) {
         let slot = &self.slot;
-        match slot.state.get() {
+        match slot.state() {
             FiberState::NotStarted | FiberState::Finished => {
                 // Drops the entry unrun, the stack, and any parent reference.
                 drop(self.take_stack());
@@ -462,8 +697,8 @@ impl Drop for Fiber {
             FiberState::Suspended => {
                 // Unwind it and make it come back here when it ends.
                 slot.parent.set(Some(current_rc()));
-                switch_to(slot, 0, Some(Box::new(ForcedUnwind(()))));
-                if slot.state.get() == FiberState::Finished {
+                switch_unwind_to(slot, Box::new(ForcedUnwind(())));
+                if slot.phase.get() == Phase::Finished {
                     drop(slot.stack.take());
                     drop(slot.panic.take());
                 } else {
@@ -505,9 +740,7 @@ impl FiberRef {
     /// The thread's original context (the stack `main` or the thread closure
     /// started on).
     pub fn root() -> FiberRef {
-        FiberRef {
-            slot: ROOT.with(Rc::clone),
-        }
+        FiberRef { slot: root_rc() }
     }
 
     /// The context running now.
@@ -522,12 +755,13 @@ impl FiberRef {
 
     /// Whether this is the thread's root context.
     pub fn is_root(&self) -> bool {
-        ROOT.with(|root| Rc::ptr_eq(root, &self.slot))
+        ptr::eq(Rc::as_ptr(&self.slot), root_ptr())
     }
 
     /// Where the context is in its life.
+    #[inline]
     pub fn state(&self) -> FiberState {
-        self.slot.state.get()
+        self.slot.state()
     }
 
     /// Whether both handles name the same context.
@@ -547,7 +781,7 @@ impl FiberRef {
     /// If this is the current context, or it is finished.
     #[inline]
     pub fn switch(&self, data: usize) -> usize {
-        switch_to(&self.slot, data, None)
+        switch_raw(&self.slot, data, ptr::null())
     }
 
     /// Resumes this context so that its pending `switch` call unwinds with
@@ -557,7 +791,7 @@ impl FiberRef {
     /// # Panics
     /// As [`FiberRef::switch`].
     pub fn switch_unwind(&self, payload: Payload) -> usize {
-        switch_to(&self.slot, 0, Some(payload))
+        switch_unwind_to(&self.slot, payload)
     }
 }
 
@@ -565,7 +799,7 @@ impl fmt::Debug for Fiber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fiber")
             .field("name", &*self.slot.name.borrow())
-            .field("state", &self.slot.state.get())
+            .field("state", &self.slot.state())
             .finish()
     }
 }
@@ -575,7 +809,7 @@ impl fmt::Debug for FiberRef {
         f.debug_struct("FiberRef")
             .field("id", &format_args!("{:#x}", self.id()))
             .field("root", &self.is_root())
-            .field("state", &self.slot.state.get())
+            .field("state", &self.slot.state())
             .finish()
     }
 }
@@ -617,4 +851,100 @@ pub(crate) fn probe_fp_control() -> bool {
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn probe_fp_control() -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    fn stack() -> Stack {
+        Stack::new(crate::MIN_STACK_SIZE).expect("a test stack")
+    }
+
+    /// Counts its drops.
+    struct Counted(Rc<Cell<usize>>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn a_large_entry_is_boxed_and_runs() {
+        let big = [7u8; 4 * MAX_INLINE_ENTRY];
+        let fiber = Fiber::new(stack(), move |w| {
+            w + big.iter().map(|&b| b as usize).sum::<usize>()
+        });
+        assert_eq!(fiber.switch(1), 1 + 7 * 4 * MAX_INLINE_ENTRY);
+        assert_eq!(fiber.state(), FiberState::Finished);
+    }
+
+    #[test]
+    fn an_over_aligned_entry_gets_its_alignment() {
+        #[repr(align(128))]
+        struct Aligned(usize);
+        let value = Aligned(5);
+        let fiber = Fiber::new(stack(), move |w| {
+            assert_eq!(&value as *const Aligned as usize % 128, 0);
+            w + value.0
+        });
+        assert_eq!(fiber.switch(1), 6);
+    }
+
+    #[test]
+    fn an_inline_entry_is_moved_out_and_dropped_once() {
+        let drops = Rc::new(Cell::new(0));
+        let counted = Counted(Rc::clone(&drops));
+        let fiber = Fiber::new(stack(), move |w| {
+            let _keep = &counted;
+            w
+        });
+        assert_eq!(drops.get(), 0);
+        fiber.switch(0);
+        assert_eq!(drops.get(), 1);
+        drop(fiber);
+        assert_eq!(drops.get(), 1);
+    }
+
+    #[test]
+    fn an_unstarted_entry_is_dropped_once_by_take_stack_or_unwind() {
+        let drops = Rc::new(Cell::new(0));
+        let counted = Counted(Rc::clone(&drops));
+        let fiber = Fiber::new(stack(), move |w| {
+            let _keep = &counted;
+            w
+        });
+        assert!(fiber.take_stack().is_some());
+        assert_eq!(drops.get(), 1);
+        assert_eq!(fiber.state(), FiberState::Finished);
+        drop(fiber);
+        assert_eq!(drops.get(), 1);
+
+        let counted = Counted(Rc::clone(&drops));
+        let fiber = Fiber::new(stack(), move |w| {
+            let _keep = &counted;
+            w
+        });
+        fiber.switch_unwind(Box::new(7u32));
+        assert_eq!(drops.get(), 2);
+        assert_eq!(fiber.state(), FiberState::Finished);
+        assert!(fiber.take_panic().is_some());
+    }
+
+    #[test]
+    fn states_follow_the_saved_context() {
+        let fiber = Fiber::new(stack(), |w| {
+            assert_eq!(FiberRef::current().state(), FiberState::Running);
+            assert_eq!(FiberRef::root().state(), FiberState::Suspended);
+            FiberRef::root().switch(w)
+        });
+        assert_eq!(fiber.state(), FiberState::NotStarted);
+        assert_eq!(FiberRef::root().state(), FiberState::Running);
+        fiber.switch(0);
+        assert_eq!(fiber.state(), FiberState::Suspended);
+        fiber.switch(0);
+        assert_eq!(fiber.state(), FiberState::Finished);
+    }
 }

@@ -56,10 +56,17 @@ thread_local! {
 
 /// Installs the process-wide handler once, and this thread's alternate signal
 /// stack if it has none. Cheap after the first call on a thread.
+#[inline]
 pub(crate) fn ensure_installed() {
-    if ALT_STACK_CHECKED.with(Cell::get) {
-        return;
+    if !ALT_STACK_CHECKED.with(Cell::get) {
+        install_on_this_thread();
     }
+}
+
+/// The first [`ensure_installed`] on a thread.
+#[cold]
+#[inline(never)]
+fn install_on_this_thread() {
     INSTALL.call_once(install_handler);
     ensure_alt_stack();
     ALT_STACK_CHECKED.with(|c| c.set(true));
@@ -185,25 +192,37 @@ fn report_and_abort(slot: &fiber::Slot) -> ! {
         Ok(name) if !name.is_empty() => put(name.as_bytes()),
         _ => put(b"<unnamed>"),
     }
-    put(b"' overflowed its stack (");
+    put(b"'");
     let mut digits = [0u8; 20];
-    let mut kib = slot.stack_size.get() / 1024;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (kib % 10) as u8;
-        kib /= 10;
-        if kib == 0 {
-            break;
-        }
+    if let Some(site) = slot.site.get() {
+        put(b" (spawned at ");
+        put(site.file().as_bytes());
+        put(b":");
+        put(decimal(site.line() as usize, &mut digits));
+        put(b")");
     }
-    put(&digits[i..]);
+    put(b" overflowed its stack (");
+    put(decimal(slot.stack_size.get() / 1024, &mut digits));
     put(b" KiB)\nfatal runtime error: stack overflow, aborting\n");
     // SAFETY: writing our own buffer to stderr; `abort` is async-signal-safe.
     unsafe {
         libc::write(2, buf.as_ptr().cast(), len);
         libc::abort();
     }
+}
+
+/// Formats `n` in decimal into the end of `buf`, without allocating (O1).
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// Passes a fault that is not ours to the previous handler (O2).

@@ -51,13 +51,23 @@ pub(crate) fn guard_size() -> usize {
     page_size()
 }
 
+/// The page size, once [`page_size`] has read it.
+static PAGE: AtomicUsize = AtomicUsize::new(0);
+
 /// The system page size, read once.
+#[inline]
 pub fn page_size() -> usize {
-    static PAGE: AtomicUsize = AtomicUsize::new(0);
     let cached = PAGE.load(Ordering::Relaxed);
     if cached != 0 {
         return cached;
     }
+    read_page_size()
+}
+
+/// The first [`page_size`] call.
+#[cold]
+#[inline(never)]
+fn read_page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     let size = if size > 0 { size as usize } else { 4096 };
@@ -178,26 +188,31 @@ impl Stack {
     }
 
     /// Usable bytes.
+    #[inline]
     pub fn size(&self) -> usize {
         self.size
     }
 
     /// Whether a guard page protects this stack from overflow.
+    #[inline]
     pub fn is_guarded(&self) -> bool {
         matches!(self.kind, Kind::Guarded)
     }
 
     /// Highest address, exclusive: the first frame is pushed below it.
+    #[inline]
     pub fn top(&self) -> usize {
         self.bottom + self.size
     }
 
     /// Lowest usable address.
+    #[inline]
     pub fn bottom(&self) -> usize {
         self.bottom
     }
 
     /// The guard page's range `[lo, hi)`, if the stack has one.
+    #[inline]
     pub fn guard_range(&self) -> Option<(usize, usize)> {
         self.is_guarded()
             .then(|| (self.bottom - guard_size(), self.bottom))

@@ -40,6 +40,13 @@ fn child() {
             fiber.switch(0);
             unreachable!("the overflow aborts the process");
         }
+        "fiber_overflow_site" => {
+            let fiber = Fiber::new(Stack::new(64 * 1024).unwrap(), |_| recurse(0));
+            fiber.set_name("with-site");
+            fiber.set_spawn_site(std::panic::Location::caller());
+            fiber.switch(0);
+            unreachable!("the overflow aborts the process");
+        }
         "thread_overflow" => {
             // Install our handler first, then overflow a plain std thread: the
             // fault is not on a fiber's guard page, so std's report must win.
@@ -82,6 +89,21 @@ fn fiber_overflow_is_reported_by_name_and_aborts() {
     assert_eq!(signal_of(&out), Some(libc::SIGABRT), "stderr: {stderr}");
     assert!(
         stderr.contains("fiber 'deep-recursion' overflowed its stack (64 KiB)"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn overflow_report_names_the_spawn_site() {
+    let out = run_child("fiber_overflow_site");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "stderr: {stderr}");
+    assert!(
+        stderr.contains("fiber 'with-site' (spawned at ") && stderr.contains("guard_page.rs:"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("overflowed its stack (64 KiB)"),
         "stderr: {stderr}"
     );
 }
