@@ -1,1 +1,85 @@
-//! placeholder
+//! gevent's programming model in Rust: greenlets, the hub, and the basic
+//! utilities around them.
+//!
+//! A greenlet is a function running on its own small stack. It blocks in
+//! plain sequential code (`sleep`, `join`, a socket read); the blocking call
+//! suspends it and the thread's **hub** switches to another greenlet, or runs
+//! the event loop until something wakes one. Thousands of greenlets share one
+//! OS thread; none of them is `async`.
+//!
+//! * [`spawn`], [`Greenlet`], [`Builder`]: make and start greenlets;
+//!   `join`, `get`, `kill`, `link` them.
+//! * [`sleep`], [`yield_now`], [`idle`]: give way.
+//! * [`Timeout`]: unwind a greenlet's blocking call after a deadline.
+//! * [`wait`], [`iwait`], [`joinall`], [`killall`]: many at once.
+//! * [`run`]: a scoped hub that is torn down cleanly when it returns (the hub
+//!   is also created lazily on first use).
+//!
+//! Semantics follow gevent (spawn order, kill delivery, links after death,
+//! `LoopExit` instead of a hang); DESIGN.md §3 records where Rust forced a
+//! choice. Handles are `!Send`: greenlets never leave their thread.
+//!
+//! Killing a greenlet or firing a `Timeout` unwinds its stack, so the crate
+//! requires `panic = "unwind"`.
+#![doc = include_str!("../../../README.md")]
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod error;
+mod greenlet;
+mod hub;
+mod slab;
+mod sleep;
+mod timeout;
+mod wait;
+
+pub use error::{ErrorKind, GreenletError, GreenletExit, LoopExit};
+pub use greenlet::{
+    current, spawn, spawn_after_local, spawn_later, spawn_raw, Builder, Greenlet, GreenletRef,
+    KillPayload, LinkId,
+};
+pub use sleep::{idle, sleep, sleep_unref, yield_now};
+pub use timeout::{with_timeout, with_timeout_or, Timeout};
+pub use wait::{iwait, joinall, kill, killall, wait, Iwait, Waitable};
+
+/// Runs `f` on this thread's hub and tears the hub down when it returns:
+/// every greenlet still alive is unwound with [`GreenletExit`] (its
+/// destructors run, its stack goes back to the pool), then the event loop is
+/// closed. Without `run`, the hub is created on first use and torn down at
+/// thread exit.
+///
+/// # Panics
+/// When called from inside a greenlet: only the thread's main greenlet may
+/// own the hub's lifetime. A panic of `f` is passed on after the teardown.
+///
+/// # Examples
+/// ```
+/// let answer = green_core::run(|| {
+///     let g = green_core::spawn(|| 40 + 2);
+///     g.get().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<R>(f: impl FnOnce() -> R) -> R {
+    let hub = hub::hub();
+    if hub.current().is_some_and(|c| !c.core().is_main) {
+        panic!(
+            "green_core::run must be called from the thread's main greenlet, not from a greenlet"
+        );
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    hub.teardown();
+    match result {
+        Ok(value) => value,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Tears down this thread's hub now, as [`run`] does at its end: kills every
+/// live greenlet and closes the loop. The next use builds a new hub.
+pub fn shutdown() {
+    if let Some(hub) = hub::existing_hub() {
+        hub.teardown();
+    }
+}

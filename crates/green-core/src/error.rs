@@ -1,0 +1,156 @@
+//! The error types of green-core, named after gevent's.
+//!
+//! Each is small, `Debug + Display + Error`, and `Send` so it can travel as a
+//! panic payload (the way gevent raises these exceptions into a greenlet).
+
+use std::any::Any;
+use std::fmt;
+use std::rc::Rc;
+
+/// Delivered into a greenlet by [`Greenlet::kill`](crate::Greenlet::kill): it
+/// unwinds the greenlet so its destructors run. A greenlet that dies of it
+/// counts as successful (gevent's rule), and its failure is not reported.
+///
+/// Permanent: the greenlet it was delivered to is dead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GreenletExit;
+
+impl fmt::Display for GreenletExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("greenlet exited (killed with GreenletExit)")
+    }
+}
+
+impl std::error::Error for GreenletExit {}
+
+/// Raised (as a panic) by a blocking call in the main greenlet when nothing is
+/// left that could ever wake it: no runnable greenlet, no referenced timer,
+/// operation or callback. gevent's `LoopExit`.
+///
+/// Permanent: retrying the same call blocks forever again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopExit;
+
+impl LoopExit {
+    /// The message every `LoopExit` carries.
+    pub const MESSAGE: &'static str = "this operation would block forever: the main greenlet \
+        is waiting and no greenlet, timer, I/O operation or callback is left that could wake it \
+        (gevent's LoopExit)";
+}
+
+impl fmt::Display for LoopExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::MESSAGE)
+    }
+}
+
+impl std::error::Error for LoopExit {}
+
+/// How a greenlet failed: [`Greenlet::get`](crate::Greenlet::get) returns it.
+///
+/// A panic payload is not `Clone`, so the greenlet keeps the payload once and
+/// hands out this cheap, cloneable description of it.
+#[derive(Clone)]
+pub struct GreenletError {
+    inner: Rc<ErrorInner>,
+}
+
+struct ErrorInner {
+    kind: ErrorKind,
+    message: String,
+}
+
+/// The broad cause of a [`GreenletError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The greenlet panicked.
+    Panicked,
+    /// The greenlet was killed with [`GreenletExit`] before producing a value
+    /// (it still counts as successful).
+    Exited,
+    /// The greenlet was killed with a payload other than [`GreenletExit`]
+    /// (see [`Greenlet::kill_with`](crate::Greenlet::kill_with)).
+    Killed,
+    /// A [`Timeout`](crate::Timeout) that its greenlet did not catch.
+    TimedOut,
+    /// The greenlet has not finished (from `try_get`, `get_timeout`).
+    NotReady,
+}
+
+impl GreenletError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> GreenletError {
+        GreenletError {
+            inner: Rc::new(ErrorInner {
+                kind,
+                message: message.into(),
+            }),
+        }
+    }
+
+    /// Describes a payload caught at a greenlet's root.
+    pub(crate) fn from_payload(payload: &(dyn Any + Send)) -> GreenletError {
+        if payload.is::<GreenletExit>() {
+            return GreenletError::new(ErrorKind::Exited, GreenletExit.to_string());
+        }
+        if let Some(t) = payload.downcast_ref::<crate::Timeout>() {
+            return GreenletError::new(ErrorKind::TimedOut, t.to_string());
+        }
+        if let Some(k) = payload.downcast_ref::<crate::greenlet::KillPayload>() {
+            return GreenletError::new(ErrorKind::Killed, k.message());
+        }
+        GreenletError::new(ErrorKind::Panicked, payload_message(payload))
+    }
+
+    /// The broad cause.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The panic message, or a description of the kill.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Whether the greenlet died of [`GreenletExit`] (a success in gevent's terms).
+    pub fn is_exit(&self) -> bool {
+        self.inner.kind == ErrorKind::Exited
+    }
+}
+
+impl fmt::Debug for GreenletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GreenletError")
+            .field("kind", &self.inner.kind)
+            .field("message", &self.inner.message)
+            .finish()
+    }
+}
+
+impl fmt::Display for GreenletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.inner.kind {
+            ErrorKind::Panicked => write!(f, "greenlet panicked: {}", self.inner.message),
+            ErrorKind::NotReady => f.write_str("greenlet has not finished"),
+            _ => f.write_str(&self.inner.message),
+        }
+    }
+}
+
+impl std::error::Error for GreenletError {}
+
+/// The text of a panic payload: the `&str` or `String` most panics carry, the
+/// `Display` of our own payloads, or a placeholder.
+pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(e) = payload.downcast_ref::<LoopExit>() {
+        e.to_string()
+    } else if let Some(e) = payload.downcast_ref::<GreenletExit>() {
+        e.to_string()
+    } else {
+        "Box<dyn Any> (a non-string panic payload)".to_string()
+    }
+}

@@ -1,0 +1,926 @@
+//! `Greenlet<T>`: spawning, state, results, killing and links.
+
+pub(crate) mod state;
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use green_ctx::{Fiber, ForcedUnwind, Payload};
+
+use crate::error::{payload_message, ErrorKind, GreenletError, GreenletExit};
+use crate::hub::{deadline_after, hub, next_greenlet_id, report_failure};
+use crate::timeout::Timeout;
+use state::{AsCore, Core, CoreRef, Link, LinkAction, LinkFilter, Outcome, State};
+
+pub use state::LinkId;
+
+// ===== typed records =====
+
+/// A greenlet's record together with its value slot.
+struct Inner<T> {
+    core: Core,
+    value: RefCell<Option<T>>,
+}
+
+impl<T: 'static> AsCore for Inner<T> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// The main greenlet's record (it has no value).
+pub(crate) struct MainGreenlet {
+    core: Core,
+}
+
+impl MainGreenlet {
+    pub(crate) fn new(core: Core) -> MainGreenlet {
+        MainGreenlet { core }
+    }
+}
+
+impl AsCore for MainGreenlet {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// The payload a greenlet sees when killed with
+/// [`Greenlet::kill_with`] and a payload other than [`GreenletExit`].
+pub struct KillPayload {
+    payload: Payload,
+    message: String,
+}
+
+impl KillPayload {
+    /// The payload given to `kill_with`.
+    pub fn payload(&self) -> &(dyn Any + Send) {
+        &*self.payload
+    }
+
+    /// The payload's message, as [`GreenletError::message`] reports it.
+    pub fn message(&self) -> String {
+        self.message.clone()
+    }
+}
+
+impl fmt::Debug for KillPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KillPayload")
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+/// Wraps what `kill_with` was given into the payload raised in the target.
+fn kill_payload(payload: Box<dyn Any + Send>) -> Payload {
+    if payload.is::<GreenletExit>() {
+        return payload;
+    }
+    let message = format!("killed: {}", payload_message(&*payload));
+    Box::new(KillPayload { payload, message })
+}
+
+// ===== Greenlet<T> =====
+
+/// A greenlet: a function running on its own stack, cooperatively scheduled
+/// by its thread's hub. The handle is cheap to clone; every clone names the
+/// same greenlet.
+///
+/// Handles are `!Send`: a greenlet never leaves its thread.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<green_core::Greenlet<()>>();
+/// ```
+pub struct Greenlet<T> {
+    inner: Rc<Inner<T>>,
+}
+
+impl<T> Clone for Greenlet<T> {
+    fn clone(&self) -> Self {
+        Greenlet {
+            inner: Rc::clone(&self.inner),
+        }
+    }
+}
+
+/// Builds a greenlet with a name, a stack size or an unguarded stack.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    name: Option<Cow<'static, str>>,
+    stack_size: Option<usize>,
+    unguarded: bool,
+}
+
+impl Builder {
+    /// The defaults: no name, [`green_ctx::DEFAULT_STACK_SIZE`], guarded.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown by `Display`, failure reports and the
+    /// stack-overflow report).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack bytes (rounded up to pages).
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Stacks carved from an arena, without guard pages: for hundreds of
+    /// thousands of greenlets, at the price of undetected stack overflow.
+    pub fn unguarded(mut self, unguarded: bool) -> Builder {
+        self.unguarded = unguarded;
+        self
+    }
+
+    /// Makes the greenlet without starting it.
+    ///
+    /// # Errors
+    /// When no stack can be mapped (for example at `vm.max_map_count`; the
+    /// message says how to raise it).
+    #[track_caller]
+    pub fn build<F, T>(self, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        Greenlet::build_at(f, self, Location::caller())
+    }
+
+    /// Makes the greenlet and schedules its start, like [`spawn`].
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    #[track_caller]
+    pub fn spawn<F, T>(self, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let g = Greenlet::build_at(f, self, Location::caller())?;
+        g.start();
+        Ok(g)
+    }
+}
+
+/// Spawns a greenlet: its start is scheduled for this loop iteration, and
+/// the caller keeps running (`spawn` never switches). Greenlets spawned in
+/// order start in that order.
+///
+/// # Panics
+/// When no stack can be mapped; use [`Builder::spawn`] to get the error.
+///
+/// # Examples
+/// ```
+/// let g = green_core::spawn(|| 6 * 7);
+/// assert_eq!(g.get().unwrap(), 42);
+/// ```
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let g = Greenlet::new_at(f, Location::caller());
+    g.start();
+    g
+}
+
+/// Spawns a greenlet that starts after `delay`.
+#[track_caller]
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let g = Greenlet::new_at(f, Location::caller());
+    g.start_later(delay);
+    g
+}
+
+/// Spawns a greenlet with no handle, no result and no links: the cheapest
+/// form. A panic in it is reported like any other.
+#[track_caller]
+pub fn spawn_raw<F>(f: F)
+where
+    F: FnOnce() + 'static,
+{
+    spawn_raw_at(Box::new(f), Location::caller());
+}
+
+pub(crate) fn spawn_raw_at(f: Box<dyn FnOnce()>, site: &'static Location<'static>) {
+    let g = Greenlet::new_at(f, site);
+    g.start();
+}
+
+/// eventlet's `spawn_after_local`: like [`spawn_later`], but the greenlet
+/// does not run if the greenlet that spawned it has died by then.
+#[track_caller]
+pub fn spawn_after_local<F, T>(delay: Duration, f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let g = Greenlet::new_at(f, Location::caller());
+    g.inner.core.needs_live_parent.set(true);
+    g.start_later(delay);
+    g
+}
+
+impl<T: 'static> Greenlet<T> {
+    /// Makes a greenlet that will run `f` once started ([`Greenlet::start`]).
+    ///
+    /// # Panics
+    /// When no stack can be mapped; use [`Builder::build`] to get the error.
+    #[track_caller]
+    pub fn new<F>(f: F) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+    {
+        Greenlet::new_at(f, Location::caller())
+    }
+
+    fn new_at<F>(f: F, site: &'static Location<'static>) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+    {
+        Greenlet::build_at(f, Builder::default(), site)
+            .unwrap_or_else(|e| panic!("green-core: cannot spawn a greenlet: {e}"))
+    }
+
+    fn build_at<F>(
+        f: F,
+        builder: Builder,
+        site: &'static Location<'static>,
+    ) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+    {
+        let hub = hub();
+        let stack = hub.take_stack(builder.stack_size, !builder.unguarded)?;
+        let parent = hub.current();
+        let inner = Rc::new_cyclic(|weak: &Weak<Inner<T>>| {
+            let weak = weak.clone();
+            let fiber = Fiber::new(stack, move |_| {
+                if let Some(me) = weak.upgrade() {
+                    drop(weak);
+                    run_greenlet(me, f);
+                }
+                0
+            });
+            if let Some(name) = &builder.name {
+                fiber.set_name(name.clone());
+            }
+            fiber.set_spawn_site(site);
+            let fref = fiber.handle();
+            let mut core = Core::new(
+                next_greenlet_id(),
+                Some(fiber),
+                fref,
+                parent.as_ref(),
+                site,
+                false,
+            );
+            core.name = RefCell::new(builder.name.clone());
+            Inner {
+                core,
+                value: RefCell::new(None),
+            }
+        });
+        // The hub fiber is every greenlet's parent: a finished greenlet
+        // switches there, and the hub reaps its stack.
+        if let Some(fiber) = inner.core.fiber.borrow().as_ref() {
+            fiber.set_parent(&hub.hub_fiber_ref());
+        }
+        Ok(Greenlet { inner })
+    }
+
+    fn core_ref(&self) -> CoreRef {
+        Rc::clone(&self.inner) as CoreRef
+    }
+
+    pub(crate) fn core_ref_pub(&self) -> CoreRef {
+        self.core_ref()
+    }
+
+    /// Schedules the start for this loop iteration. Does nothing if already
+    /// started, scheduled or dead.
+    pub fn start(&self) {
+        let core = &self.inner.core;
+        if core.state.get() != State::New {
+            return;
+        }
+        core.state.set(State::Scheduled);
+        let hub = hub();
+        let me = self.core_ref();
+        hub.register_live(&me);
+        hub.schedule(&me);
+    }
+
+    /// Schedules the start after `delay`.
+    pub fn start_later(&self, delay: Duration) {
+        let core = &self.inner.core;
+        if core.state.get() != State::New {
+            return;
+        }
+        core.state.set(State::Scheduled);
+        let hub = hub();
+        let me = self.core_ref();
+        hub.register_live(&me);
+        let wake = hub.wake_at(&me, deadline_after(delay), true);
+        *core.start_timer.borrow_mut() = Some(wake);
+    }
+
+    /// eventlet's `cancel`: kills the greenlet only if it has not started
+    /// yet (then it never runs). Returns whether it did.
+    pub fn cancel(&self) -> bool {
+        if self.inner.core.has_started() || self.inner.core.is_dead() {
+            return false;
+        }
+        kill_core(&self.core_ref(), Box::new(GreenletExit), false);
+        true
+    }
+
+    // ----- state -----
+
+    /// Whether it has finished (gevent's `ready()`).
+    pub fn ready(&self) -> bool {
+        self.inner.core.is_dead()
+    }
+
+    /// Whether it finished without failing: it returned, or died of
+    /// [`GreenletExit`].
+    pub fn successful(&self) -> bool {
+        self.inner.core.successful()
+    }
+
+    /// Whether it has finished (gevent's `dead`).
+    pub fn dead(&self) -> bool {
+        self.inner.core.is_dead()
+    }
+
+    /// Started and not dead (gevent's `bool(greenlet)`).
+    pub fn is_alive(&self) -> bool {
+        self.inner.core.is_alive()
+    }
+
+    /// Whether its function has begun running.
+    pub fn has_started(&self) -> bool {
+        self.inner.core.has_started()
+    }
+
+    /// How it failed, or `None` while running or after success
+    /// (gevent's `exception`). A greenlet killed with `GreenletExit` reports
+    /// an error of kind [`ErrorKind::Exited`] here although it is successful.
+    pub fn exception(&self) -> Option<GreenletError> {
+        self.inner.core.error()
+    }
+
+    /// Takes the payload it died of (a panic's, a kill's), once. Payloads are
+    /// not `Clone`; [`Greenlet::exception`] describes it any number of times.
+    pub fn take_exception_payload(&self) -> Option<Payload> {
+        self.inner
+            .core
+            .outcome
+            .borrow_mut()
+            .as_mut()
+            .and_then(|o| o.payload.take())
+    }
+
+    /// Takes the value it returned, leaving `None`.
+    pub fn take_value(&self) -> Option<T> {
+        self.inner.value.borrow_mut().take()
+    }
+
+    // ----- waiting -----
+
+    /// Waits until it finishes.
+    ///
+    /// # Panics
+    /// With [`LoopExit`](crate::LoopExit) if called from the main greenlet
+    /// when nothing could ever finish it; if a greenlet joins itself.
+    ///
+    /// # Kill safety
+    /// Interruptible: a kill or timeout unwinds out of `join` and removes the
+    /// waiter from the greenlet's links; nothing is lost.
+    #[track_caller]
+    pub fn join(&self) {
+        join_core(&self.core_ref(), None);
+    }
+
+    /// Waits at most `timeout`; returns whether it finished.
+    ///
+    /// # Kill safety
+    /// As [`Greenlet::join`].
+    #[track_caller]
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        join_core(&self.core_ref(), Some(timeout))
+    }
+
+    // ----- killing -----
+
+    /// Raises [`GreenletExit`] in it at its next blocking point and waits for
+    /// it to finish. A greenlet that never started never runs and is dead at
+    /// once. The payload is delivered once: a greenlet that catches it keeps
+    /// running, and `kill` keeps waiting.
+    ///
+    /// # Kill safety
+    /// The caller's wait is interruptible like [`Greenlet::join`].
+    #[track_caller]
+    pub fn kill(&self) {
+        kill_core(&self.core_ref(), Box::new(GreenletExit), true);
+    }
+
+    /// Like [`Greenlet::kill`], with another payload. The target sees a
+    /// [`KillPayload`] carrying it (or `GreenletExit` itself), and dies failed
+    /// unless the payload is `GreenletExit`.
+    #[track_caller]
+    pub fn kill_with<P: Any + Send>(&self, payload: P) {
+        kill_core(&self.core_ref(), kill_payload(Box::new(payload)), true);
+    }
+
+    /// Delivers [`GreenletExit`] without waiting.
+    pub fn kill_nowait(&self) {
+        kill_core(&self.core_ref(), Box::new(GreenletExit), false);
+    }
+
+    /// Delivers [`GreenletExit`] and waits at most `timeout`; returns whether
+    /// it died.
+    #[track_caller]
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        kill_core(&self.core_ref(), Box::new(GreenletExit), false);
+        join_core(&self.core_ref(), Some(timeout))
+    }
+
+    // ----- links -----
+
+    fn add_link(&self, filter: LinkFilter, action: LinkAction) -> LinkId {
+        add_link(&self.core_ref(), filter, action)
+    }
+
+    /// Calls `f` in the hub after death, in registration order. It must not
+    /// block (a blocking call there panics with a clear message, which is
+    /// reported). Fires even if added after death.
+    pub fn rawlink(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
+        let g = self.clone();
+        self.add_link(LinkFilter::Always, LinkAction::Raw(Box::new(move || f(&g))))
+    }
+
+    /// Calls `f` in a fresh greenlet after death, in registration order.
+    pub fn link(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
+        let g = self.clone();
+        self.add_link(
+            LinkFilter::Always,
+            LinkAction::Green(Box::new(move || f(&g))),
+        )
+    }
+
+    /// Like [`Greenlet::link`], only if it succeeded.
+    pub fn link_value(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
+        let g = self.clone();
+        self.add_link(
+            LinkFilter::OnSuccess,
+            LinkAction::Green(Box::new(move || f(&g))),
+        )
+    }
+
+    /// Like [`Greenlet::link`], only if it failed.
+    pub fn link_exception(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
+        let g = self.clone();
+        self.add_link(
+            LinkFilter::OnFailure,
+            LinkAction::Green(Box::new(move || f(&g))),
+        )
+    }
+
+    /// Removes a link that has not fired; returns whether it was there.
+    pub fn unlink(&self, id: LinkId) -> bool {
+        unlink(&self.inner.core, id)
+    }
+
+    // ----- identity -----
+
+    /// Its name: the one given, or `Greenlet-<ident>`.
+    pub fn name(&self) -> String {
+        display_name(&self.inner.core)
+    }
+
+    /// Renames it.
+    pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
+        let name = name.into();
+        if let Some(fiber) = self.inner.core.fiber.borrow().as_ref() {
+            fiber.set_name(name.clone());
+        }
+        *self.inner.core.name.borrow_mut() = Some(name);
+    }
+
+    /// A small number, given on first request, sequential and reused after
+    /// death (gevent's `minimal_ident`).
+    pub fn minimal_ident(&self) -> usize {
+        minimal_ident(&self.inner.core)
+    }
+
+    /// Where it was spawned.
+    pub fn spawn_site(&self) -> &'static Location<'static> {
+        self.inner.core.spawn_site
+    }
+
+    /// The `minimal_ident` of the greenlet that spawned it, if any and alive.
+    pub fn parent_ident(&self) -> Option<usize> {
+        let parent = self.inner.core.parent.as_ref()?.upgrade()?;
+        Some(minimal_ident(parent.core()))
+    }
+
+    /// A type-erased handle to the same greenlet.
+    pub fn as_ref(&self) -> GreenletRef {
+        GreenletRef {
+            core: self.core_ref(),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl<T: Clone + 'static> Greenlet<T> {
+    /// The value it returned, once finished successfully.
+    pub fn value(&self) -> Option<T> {
+        self.inner.value.borrow().clone()
+    }
+
+    /// Waits for it and returns its value, or how it failed.
+    ///
+    /// # Errors
+    /// The greenlet's failure: a panic (with its message), a kill.
+    ///
+    /// # Panics
+    /// As [`Greenlet::join`].
+    ///
+    /// # Kill safety
+    /// As [`Greenlet::join`].
+    #[track_caller]
+    pub fn get(&self) -> Result<T, GreenletError> {
+        self.join();
+        self.result()
+    }
+
+    /// The result if finished; `Err` of kind [`ErrorKind::NotReady`] without
+    /// blocking otherwise.
+    pub fn try_get(&self) -> Result<T, GreenletError> {
+        if !self.ready() {
+            return Err(GreenletError::new(
+                ErrorKind::NotReady,
+                "greenlet has not finished",
+            ));
+        }
+        self.result()
+    }
+
+    /// Waits at most `timeout` for the result.
+    ///
+    /// # Errors
+    /// As [`Greenlet::get`], or [`ErrorKind::NotReady`] on timeout.
+    #[track_caller]
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GreenletError> {
+        self.join_timeout(timeout);
+        self.try_get()
+    }
+
+    fn result(&self) -> Result<T, GreenletError> {
+        if let Some(value) = self.inner.value.borrow().as_ref() {
+            return Ok(value.clone());
+        }
+        Err(self.inner.core.error().unwrap_or_else(|| {
+            GreenletError::new(
+                ErrorKind::NotReady,
+                "greenlet finished but its value was taken",
+            )
+        }))
+    }
+}
+
+impl<T: 'static> fmt::Display for Greenlet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_core(&self.inner.core, f)
+    }
+}
+
+impl<T: 'static> fmt::Debug for Greenlet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_core(&self.inner.core, f)
+    }
+}
+
+// ===== GreenletRef =====
+
+/// A type-erased handle to a greenlet, such as [`current()`] returns.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<green_core::GreenletRef>();
+/// ```
+#[derive(Clone)]
+pub struct GreenletRef {
+    core: CoreRef,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl GreenletRef {
+    /// Its name.
+    pub fn name(&self) -> String {
+        display_name(self.core.core())
+    }
+
+    /// Renames it.
+    pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
+        let name = name.into();
+        if let Some(fiber) = self.core.core().fiber.borrow().as_ref() {
+            fiber.set_name(name.clone());
+        }
+        *self.core.core().name.borrow_mut() = Some(name);
+    }
+
+    /// See [`Greenlet::minimal_ident`].
+    pub fn minimal_ident(&self) -> usize {
+        minimal_ident(self.core.core())
+    }
+
+    /// Whether this is the thread's main greenlet.
+    pub fn is_main(&self) -> bool {
+        self.core.core().is_main
+    }
+
+    /// Whether it has finished.
+    pub fn dead(&self) -> bool {
+        self.core.core().is_dead()
+    }
+
+    /// Whether it finished without failing.
+    pub fn successful(&self) -> bool {
+        self.core.core().successful()
+    }
+
+    /// How it failed, if it did.
+    pub fn exception(&self) -> Option<GreenletError> {
+        self.core.core().error()
+    }
+
+    /// Where it was spawned.
+    pub fn spawn_site(&self) -> &'static Location<'static> {
+        self.core.core().spawn_site
+    }
+
+    /// Waits until it finishes.
+    #[track_caller]
+    pub fn join(&self) {
+        join_core(&self.core, None);
+    }
+
+    /// Whether both handles name the same greenlet.
+    pub fn ptr_eq(&self, other: &GreenletRef) -> bool {
+        self.core.core().id == other.core.core().id
+    }
+
+    /// The typed handle, if this greenlet returns `T`.
+    pub fn downcast<T: 'static>(&self) -> Option<Greenlet<T>> {
+        let core: Rc<dyn AsCore> = Rc::clone(&self.core);
+        let any: Rc<dyn Any> = core;
+        any.downcast::<Inner<T>>()
+            .ok()
+            .map(|inner| Greenlet { inner })
+    }
+}
+
+impl fmt::Display for GreenletRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_core(self.core.core(), f)
+    }
+}
+
+impl fmt::Debug for GreenletRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_core(self.core.core(), f)
+    }
+}
+
+/// The running greenlet (gevent's `getcurrent()`).
+///
+/// # Panics
+/// Inside the hub itself (a rawlink callback), where no greenlet runs.
+pub fn current() -> GreenletRef {
+    let hub = hub();
+    GreenletRef {
+        core: hub.current_for_blocking(),
+        _not_send: PhantomData,
+    }
+}
+
+// ===== shared machinery =====
+
+fn display_name(core: &Core) -> String {
+    match &*core.name.borrow() {
+        Some(name) => return name.to_string(),
+        None if core.is_main => return "main".to_string(),
+        None => {}
+    }
+    format!("Greenlet-{}", minimal_ident(core))
+}
+
+fn minimal_ident(core: &Core) -> usize {
+    if let Some(ident) = core.ident.get() {
+        return ident;
+    }
+    let ident = hub().allocate_ident();
+    core.ident.set(Some(ident));
+    ident
+}
+
+fn fmt_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(
+        f,
+        "<Greenlet \"{}\" #{}>",
+        display_name(core),
+        minimal_ident(core)
+    )
+}
+
+fn debug_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct("Greenlet")
+        .field("name", &display_name(core))
+        .field("state", &core.state.get())
+        .field("spawned_at", &format_args!("{}", core.spawn_site))
+        .finish()
+}
+
+pub(crate) fn add_link(core: &CoreRef, filter: LinkFilter, action: LinkAction) -> LinkId {
+    let id = LinkId(hub().next_link_id());
+    core.core()
+        .links
+        .borrow_mut()
+        .push(Link { id, filter, action });
+    if core.core().is_dead() {
+        hub().queue_links(core);
+    }
+    id
+}
+
+pub(crate) fn unlink(core: &Core, id: LinkId) -> bool {
+    let mut links = core.links.borrow_mut();
+    match links.iter().position(|l| l.id == id) {
+        Some(i) => {
+            links.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The body of every greenlet's fiber (S5: `me` keeps it alive).
+fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
+    let hub = hub();
+    let core = &me.core;
+    core.started.set(true);
+    core.state.set(State::Running);
+    let parent_died = core.needs_live_parent.get()
+        && core
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.upgrade().is_none_or(|p| p.core().is_dead()));
+    let result: Result<T, Payload> = if parent_died {
+        drop(f);
+        Err(Box::new(GreenletExit))
+    } else {
+        panic::catch_unwind(AssertUnwindSafe(f))
+    };
+    let outcome = match result {
+        Ok(value) => {
+            *me.value.borrow_mut() = Some(value);
+            Outcome {
+                successful: true,
+                error: None,
+                payload: None,
+            }
+        }
+        Err(payload) => outcome_of(core, payload),
+    };
+    *core.outcome.borrow_mut() = Some(outcome);
+    let me_ref: CoreRef = me;
+    hub.on_death(&me_ref);
+    hub.leave_finished();
+}
+
+/// Classifies what a greenlet died of, reporting failures once.
+fn outcome_of(core: &Core, payload: Payload) -> Outcome {
+    if payload.is::<GreenletExit>() || payload.is::<ForcedUnwind>() {
+        return Outcome {
+            successful: true,
+            error: Some(GreenletError::from_payload(&GreenletExit)),
+            payload: Some(payload),
+        };
+    }
+    let error = GreenletError::from_payload(&*payload);
+    report_failure(
+        &format!("greenlet '{}'", display_name(core)),
+        Some(core.spawn_site),
+        error.message(),
+    );
+    Outcome {
+        successful: false,
+        error: Some(error),
+        payload: Some(payload),
+    }
+}
+
+/// Delivers `payload` to a greenlet (S2, S3); with `block`, waits for death.
+#[track_caller]
+pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
+    let hub = hub();
+    let c = core.core();
+    if c.is_main {
+        panic!("green-core: the main greenlet cannot be killed");
+    }
+    match c.state.get() {
+        State::Dead => return,
+        State::New | State::Scheduled => {
+            // S3: it never runs. Its links still fire, later.
+            let fiber = c.fiber.borrow_mut().take();
+            if let Some(fiber) = fiber {
+                drop(fiber.take_stack());
+            }
+            *c.outcome.borrow_mut() = Some(outcome_of(c, payload));
+            hub.on_death(core);
+            return;
+        }
+        State::Running => {
+            // Killing oneself raises at once.
+            panic::resume_unwind(payload);
+        }
+        State::Parked => {
+            let pending = c.throw.take();
+            let keep = match pending {
+                // A pending kill wins: payloads are delivered once.
+                Some(p) if !p.is::<Timeout>() => p,
+                _ => payload,
+            };
+            c.throw.set(Some(keep));
+            hub.schedule(core);
+        }
+    }
+    if block {
+        join_core(core, None);
+    }
+}
+
+/// Waits for `core` to die, at most `timeout`; returns whether it is dead.
+#[track_caller]
+pub(crate) fn join_core(core: &CoreRef, timeout: Option<Duration>) -> bool {
+    let c = core.core();
+    if c.is_dead() {
+        return true;
+    }
+    let hub = hub();
+    let me = hub.current_for_blocking();
+    if me.core().id == c.id {
+        panic!("green-core: a greenlet cannot join itself");
+    }
+    let id = add_link(core, LinkFilter::Always, LinkAction::Wake(Rc::clone(&me)));
+    let wake = timeout.map(|d| hub.wake_at(&me, deadline_after(d), true));
+    struct Cleanup<'a> {
+        core: &'a Core,
+        id: LinkId,
+        wake: Option<crate::hub::TimerWake>,
+    }
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            unlink(self.core, self.id);
+            if let (Some(wake), Some(hub)) = (&self.wake, crate::hub::existing_hub()) {
+                hub.cancel_wake(wake);
+            }
+        }
+    }
+    let cleanup = Cleanup { core: c, id, wake };
+    loop {
+        if !hub.park() {
+            return c.is_dead();
+        }
+        if c.is_dead() {
+            return true;
+        }
+        if let Some(wake) = &cleanup.wake {
+            if wake.fired_for(me.core()) {
+                return false;
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The type-erased record every greenlet has, and its states.
+//!
+//! # States
+//!
+//! ```text
+//!   New ──start()──> Scheduled ──hub switches in──> Running <──> Parked
+//!    │                   │                             │   (blocking call /
+//!    │   kill before it ever ran                       │    woken by schedule())
+//!    └───────────────────┴──────────> Dead <───────────┘
+//!                                   (entry returned, panicked, or unwound)
+//! ```
+//!
+//! * **New**: made by `Greenlet::new`, not started. Nothing refers to it but
+//!   its handles.
+//! * **Scheduled**: `start()` called; it sits in the hub's ready queue (or
+//!   behind a timer for `start_later`). Its entry has not run.
+//! * **Running**: it is the current greenlet of its thread (exactly one is,
+//!   or none while the hub runs).
+//! * **Parked**: suspended in a blocking call; something it registered with
+//!   (a timer, a link, an I/O op) will `schedule` it. While parked it may also
+//!   be *ready*: in the ready queue, about to be switched to.
+//! * **Dead**: finished. Its outcome is recorded and never changes.
+//!
+//! # Rules
+//!
+//! * **S1.** Only the running greenlet parks itself; only the hub or another
+//!   greenlet on the same thread schedules it. `in_ready` makes scheduling
+//!   idempotent: a greenlet is in the ready queue at most once.
+//! * **S2.** A kill or timeout is delivered by storing a payload in `throw` and
+//!   scheduling the target; the target raises it (`resume_unwind`) when its
+//!   `park` returns, unless it is inside an uninterruptible wait (a non-zero
+//!   `uninterruptible` depth: an I/O op being cancelled, DESIGN §4) or already
+//!   unwinding, in which case the payload waits. A payload is delivered once and never retried.
+//! * **S3.** A greenlet that never ran is never run after a kill: it becomes
+//!   Dead at once, without a switch.
+//! * **S4.** Links fire after death, in registration order, from the hub;
+//!   a link added after death fires too.
+//! * **S5.** A running greenlet keeps itself alive (its entry closure holds a
+//!   strong reference), so dropping every handle never frees a stack in use.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::panic::Location;
+use std::rc::{Rc, Weak};
+
+use green_ctx::{Fiber, FiberRef, Payload};
+use green_loop::TimerId;
+use smallvec::SmallVec;
+
+use crate::error::GreenletError;
+use crate::hub::TimerWake;
+
+/// Where a greenlet is in its life; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    New,
+    Scheduled,
+    Running,
+    Parked,
+    Dead,
+}
+
+/// Identifies a link so it can be removed with `unlink`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId(pub(crate) u64);
+
+/// Which outcomes a link fires for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinkFilter {
+    Always,
+    OnSuccess,
+    OnFailure,
+}
+
+/// What a link does when it fires.
+pub(crate) enum LinkAction {
+    /// Schedule a parked greenlet (join/get/wait): no allocation.
+    Wake(CoreRef),
+    /// Run in the hub; must not block (`rawlink`).
+    Raw(Box<dyn FnOnce()>),
+    /// Run in a fresh greenlet (`link`).
+    Green(Box<dyn FnOnce()>),
+}
+
+pub(crate) struct Link {
+    pub(crate) id: LinkId,
+    pub(crate) filter: LinkFilter,
+    pub(crate) action: LinkAction,
+}
+
+/// How a greenlet ended.
+pub(crate) struct Outcome {
+    /// gevent's `successful()`: returned a value or died of `GreenletExit`.
+    pub(crate) successful: bool,
+    /// Set unless it returned a value.
+    pub(crate) error: Option<GreenletError>,
+    /// The payload, kept once (payloads are not `Clone`).
+    pub(crate) payload: Option<Payload>,
+}
+
+/// Type-erased access to a greenlet's record.
+pub(crate) trait AsCore: Any {
+    fn core(&self) -> &Core;
+}
+
+/// A strong, type-erased reference to a greenlet.
+pub(crate) type CoreRef = Rc<dyn AsCore>;
+pub(crate) type WeakCore = Weak<dyn AsCore>;
+
+/// Everything about a greenlet that does not depend on its value type.
+pub(crate) struct Core {
+    /// Unique for the life of the process.
+    pub(crate) id: u64,
+    /// Its fiber; `None` for the main greenlet (the thread's own stack) and
+    /// once a dead greenlet's stack went back to the pool.
+    pub(crate) fiber: RefCell<Option<Fiber>>,
+    /// Where to switch to run it.
+    pub(crate) fref: FiberRef,
+    pub(crate) state: Cell<State>,
+    /// S1: in the hub's ready queue.
+    pub(crate) in_ready: Cell<bool>,
+    /// S2: payload to raise at the next blocking point.
+    pub(crate) throw: Cell<Option<Payload>>,
+    /// S2: nesting depth of uninterruptible waits.
+    pub(crate) uninterruptible: Cell<u32>,
+    /// Main greenlet only: the hub found nothing left that could wake it.
+    pub(crate) loop_exit: Cell<bool>,
+    pub(crate) name: RefCell<Option<Cow<'static, str>>>,
+    pub(crate) ident: Cell<Option<usize>>,
+    pub(crate) links: RefCell<SmallVec<[Link; 2]>>,
+    /// Queued in the hub's pending-links list (S4).
+    pub(crate) links_queued: Cell<bool>,
+    pub(crate) outcome: RefCell<Option<Outcome>>,
+    pub(crate) parent: Option<WeakCore>,
+    pub(crate) spawn_site: &'static Location<'static>,
+    /// `start_later` / `spawn_later`: the timer that will start it.
+    pub(crate) start_timer: RefCell<Option<TimerWake>>,
+    /// `spawn_after_local`: do not start if the parent died meanwhile.
+    pub(crate) needs_live_parent: Cell<bool>,
+    /// Key in the hub's registry of live greenlets (for teardown).
+    pub(crate) live_key: Cell<Option<usize>>,
+    /// The last timer from `Hub::wake_at` that woke it.
+    pub(crate) fired_timer: Cell<Option<TimerId>>,
+    /// Its entry began running.
+    pub(crate) started: Cell<bool>,
+    pub(crate) is_main: bool,
+}
+
+impl Core {
+    pub(crate) fn new(
+        id: u64,
+        fiber: Option<Fiber>,
+        fref: FiberRef,
+        parent: Option<&CoreRef>,
+        spawn_site: &'static Location<'static>,
+        is_main: bool,
+    ) -> Core {
+        Core {
+            id,
+            fiber: RefCell::new(fiber),
+            fref,
+            state: Cell::new(if is_main { State::Running } else { State::New }),
+            in_ready: Cell::new(false),
+            throw: Cell::new(None),
+            uninterruptible: Cell::new(0),
+            loop_exit: Cell::new(false),
+            name: RefCell::new(None),
+            ident: Cell::new(None),
+            links: RefCell::new(SmallVec::new()),
+            links_queued: Cell::new(false),
+            outcome: RefCell::new(None),
+            parent: parent.map(Rc::downgrade),
+            spawn_site,
+            start_timer: RefCell::new(None),
+            needs_live_parent: Cell::new(false),
+            live_key: Cell::new(None),
+            fired_timer: Cell::new(None),
+            started: Cell::new(is_main),
+            is_main,
+        }
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.state.get() == State::Dead
+    }
+
+    /// Started and not dead (gevent's `bool(greenlet)`).
+    pub(crate) fn is_alive(&self) -> bool {
+        matches!(self.state.get(), State::Running | State::Parked)
+    }
+
+    /// Whether its entry began running (the main greenlet always has).
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// The name given, or gevent's default `Greenlet-<ident>`.
+    pub(crate) fn display_name(&self) -> String {
+        match &*self.name.borrow() {
+            Some(name) => name.to_string(),
+            None if self.is_main => "main".to_string(),
+            None => format!("Greenlet-{}", self.id),
+        }
+    }
+
+    pub(crate) fn successful(&self) -> bool {
+        self.outcome.borrow().as_ref().is_some_and(|o| o.successful)
+    }
+
+    pub(crate) fn error(&self) -> Option<GreenletError> {
+        self.outcome.borrow().as_ref().and_then(|o| o.error.clone())
+    }
+}

@@ -1,0 +1,743 @@
+//! The per-thread Hub: it owns the event loop, the ready queue and the stack
+//! pools, and it decides which greenlet runs next.
+//!
+//! # Switching
+//!
+//! A greenlet that blocks calls [`Hub::park`]. If another greenlet is ready,
+//! `park` switches straight to it (no detour through the hub fiber); only when
+//! nothing is ready, or when [`DIRECT_SWITCH_BUDGET`] direct switches happened
+//! since the loop was last polled, does it switch to the hub fiber, which polls
+//! the loop (blocking only when nothing is ready) and switches to whatever the
+//! loop's handlers scheduled. The budget is what keeps a greenlet spinning on
+//! `yield_now` from starving timers and I/O.
+//!
+//! Loop handlers never switch: they only `schedule`. So the loop is never
+//! re-entered, and a completion wakes its greenlet with one queue push.
+//!
+//! # Lifetime
+//!
+//! The `Hub` record is allocated once per thread and never freed (a few
+//! hundred bytes), so that greenlet code unwinding during thread exit can
+//! still reach it; what it owns (the loop, the stacks, the greenlets) is
+//! released by [`Hub::teardown`], at the end of [`run`](crate::run) or at
+//! thread exit, after which the next use builds it anew.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use green_ctx::{Fiber, FiberRef, Stack, StackPool, StackPoolConfig, DEFAULT_STACK_SIZE};
+use green_loop::{Loop, TimerId};
+
+use crate::error::{payload_message, LoopExit};
+use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State, WeakCore};
+use crate::greenlet::MainGreenlet;
+use crate::slab::Slab;
+
+/// Direct greenlet-to-greenlet switches allowed before the loop is polled.
+pub(crate) const DIRECT_SWITCH_BUDGET: u32 = 64;
+
+thread_local! {
+    static HUB: Cell<Option<&'static Hub>> = const { Cell::new(None) };
+    /// Tears the hub down at thread exit (the `HUB` slot itself has no
+    /// destructor, so it stays readable while this runs).
+    static TEARDOWN_AT_EXIT: ExitGuard = const { ExitGuard };
+}
+
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if let Some(hub) = HUB.with(Cell::get) {
+            if hub.is_initialised() {
+                // Never let a panic escape a TLS destructor: that aborts.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| hub.teardown()));
+            }
+        }
+    }
+}
+
+/// The hub of the current thread, built on first use.
+pub(crate) fn hub() -> &'static Hub {
+    let hub = match HUB.with(Cell::get) {
+        Some(hub) => hub,
+        None => {
+            let hub: &'static Hub = Box::leak(Box::new(Hub::empty()));
+            HUB.with(|slot| slot.set(Some(hub)));
+            hub
+        }
+    };
+    if !hub.initialised.get() {
+        hub.initialise();
+    }
+    hub
+}
+
+/// The hub if one is running on this thread; never builds one.
+pub(crate) fn existing_hub() -> Option<&'static Hub> {
+    HUB.with(Cell::get).filter(|h| h.initialised.get())
+}
+
+/// A timer waiter: the greenlet to schedule when the timer fires.
+pub(crate) struct TimerWaiter {
+    pub(crate) core: CoreRef,
+}
+
+/// A timer armed by [`Hub::wake_at`].
+pub(crate) struct TimerWake {
+    pub(crate) timer: TimerId,
+    key: usize,
+}
+
+impl TimerWake {
+    /// Whether this timer is what woke `core`.
+    pub(crate) fn fired_for(&self, core: &Core) -> bool {
+        core.fired_timer.get() == Some(self.timer)
+    }
+}
+
+/// Usable size a pool would round `size` to (pages, at least the minimum).
+fn round_stack_size(size: usize) -> usize {
+    let page = green_ctx::page_size();
+    size.max(green_ctx::MIN_STACK_SIZE).div_ceil(page) * page
+}
+
+/// What the hub's timeout slab remembers for one started `Timeout`.
+pub(crate) struct TimeoutEntry {
+    /// The greenlet that started it, where it fires.
+    pub(crate) core: WeakCore,
+    pub(crate) id: u64,
+    pub(crate) duration: Option<Duration>,
+}
+
+/// One thread's hub. See the module docs.
+pub(crate) struct Hub {
+    initialised: Cell<bool>,
+    tearing_down: Cell<bool>,
+    lp: RefCell<Option<Rc<Loop>>>,
+    /// The hub's own fiber; it runs `hub_main`.
+    fiber: RefCell<Option<Fiber>>,
+    hub_ref: RefCell<Option<FiberRef>>,
+    main: RefCell<Option<CoreRef>>,
+    /// The running greenlet; `None` while the hub fiber runs.
+    current: RefCell<Option<CoreRef>>,
+    ready: RefCell<VecDeque<CoreRef>>,
+    direct_switches: Cell<u32>,
+    /// Finished greenlets whose stacks go back to the pool.
+    dead: RefCell<Vec<CoreRef>>,
+    /// Greenlets whose links are due (S4).
+    pending_links: RefCell<VecDeque<CoreRef>>,
+    /// Greenlets waiting in `idle()`.
+    idle_waiters: RefCell<VecDeque<CoreRef>>,
+    default_pool: RefCell<Option<StackPool>>,
+    other_pools: RefCell<Vec<StackPool>>,
+    /// Started or scheduled greenlets, for teardown.
+    live: RefCell<Slab<WeakCore>>,
+    pub(crate) timer_waiters: RefCell<Slab<TimerWaiter>>,
+    pub(crate) timeouts: RefCell<Slab<TimeoutEntry>>,
+    free_idents: RefCell<BinaryHeap<Reverse<usize>>>,
+    next_ident: Cell<usize>,
+    next_link: Cell<u64>,
+}
+
+static NEXT_GREENLET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub(crate) fn next_greenlet_id() -> u64 {
+    NEXT_GREENLET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Hub {
+    fn empty() -> Hub {
+        Hub {
+            initialised: Cell::new(false),
+            tearing_down: Cell::new(false),
+            lp: RefCell::new(None),
+            fiber: RefCell::new(None),
+            hub_ref: RefCell::new(None),
+            main: RefCell::new(None),
+            current: RefCell::new(None),
+            ready: RefCell::new(VecDeque::new()),
+            direct_switches: Cell::new(0),
+            dead: RefCell::new(Vec::new()),
+            pending_links: RefCell::new(VecDeque::new()),
+            idle_waiters: RefCell::new(VecDeque::new()),
+            default_pool: RefCell::new(None),
+            other_pools: RefCell::new(Vec::new()),
+            live: RefCell::new(Slab::new()),
+            timer_waiters: RefCell::new(Slab::new()),
+            timeouts: RefCell::new(Slab::new()),
+            free_idents: RefCell::new(BinaryHeap::new()),
+            next_ident: Cell::new(1),
+            next_link: Cell::new(1),
+        }
+    }
+
+    fn is_initialised(&self) -> bool {
+        self.initialised.get()
+    }
+
+    /// Builds the loop, the main greenlet and the hub fiber.
+    fn initialise(&'static self) {
+        if !FiberRef::current().is_root() {
+            panic!("green-core: the hub must be created from the thread's own stack, not from inside a fiber");
+        }
+        let lp = Loop::new().unwrap_or_else(|e| {
+            panic!("green-core: cannot create the event loop for this thread's hub: {e}")
+        });
+        *self.lp.borrow_mut() = Some(Rc::new(lp));
+        *self.default_pool.borrow_mut() = Some(StackPool::with_defaults());
+        let main: CoreRef = Rc::new(MainGreenlet::new(Core::new(
+            next_greenlet_id(),
+            None,
+            FiberRef::root(),
+            None,
+            Location::caller(),
+            true,
+        )));
+        *self.main.borrow_mut() = Some(Rc::clone(&main));
+        *self.current.borrow_mut() = Some(main);
+        let stack = Stack::new(DEFAULT_STACK_SIZE)
+            .unwrap_or_else(|e| panic!("green-core: cannot map the hub's stack: {e}"));
+        let fiber = Fiber::new(stack, |_| hub_main());
+        fiber.set_name("hub");
+        fiber.set_parent(&FiberRef::root());
+        *self.hub_ref.borrow_mut() = Some(fiber.handle());
+        *self.fiber.borrow_mut() = Some(fiber);
+        self.initialised.set(true);
+        TEARDOWN_AT_EXIT.with(|_| ());
+        // Start the hub fiber so that it is suspended inside its loop; every
+        // later switch to it is then a plain resume.
+        let hub_fiber = self.hub_ref();
+        *self.current.borrow_mut() = None;
+        hub_fiber.switch(0);
+    }
+
+    /// The event loop.
+    pub(crate) fn lp(&self) -> Rc<Loop> {
+        Rc::clone(
+            self.lp
+                .borrow()
+                .as_ref()
+                .expect("the hub's loop exists while it is initialised"),
+        )
+    }
+
+    /// The hub fiber, parent of every greenlet's fiber.
+    pub(crate) fn hub_fiber_ref(&self) -> FiberRef {
+        self.hub_ref()
+    }
+
+    fn hub_ref(&self) -> FiberRef {
+        self.hub_ref
+            .borrow()
+            .as_ref()
+            .expect("the hub fiber exists")
+            .clone()
+    }
+
+    pub(crate) fn main_core(&self) -> CoreRef {
+        Rc::clone(
+            self.main
+                .borrow()
+                .as_ref()
+                .expect("the main greenlet exists"),
+        )
+    }
+
+    /// The running greenlet, or `None` inside the hub (rawlinks, handlers).
+    pub(crate) fn current(&self) -> Option<CoreRef> {
+        self.current.borrow().clone()
+    }
+
+    /// The running greenlet; a clear panic if called from the hub itself,
+    /// where nothing may block.
+    #[track_caller]
+    pub(crate) fn current_for_blocking(&self) -> CoreRef {
+        match self.current() {
+            Some(core) => core,
+            None => panic!(
+                "green-core: a blocking call was made inside the hub (a rawlink callback or an \
+                 event-loop handler); these must not block: use link() or spawn a greenlet"
+            ),
+        }
+    }
+
+    pub(crate) fn next_link_id(&self) -> u64 {
+        let id = self.next_link.get();
+        self.next_link.set(id + 1);
+        id
+    }
+
+    // ===== stacks =====
+
+    /// A stack of `size` bytes (default if `None`), guarded or not.
+    pub(crate) fn take_stack(&self, size: Option<usize>, guarded: bool) -> std::io::Result<Stack> {
+        let size = size.unwrap_or(DEFAULT_STACK_SIZE);
+        if size == DEFAULT_STACK_SIZE && guarded {
+            if let Some(pool) = self.default_pool.borrow_mut().as_mut() {
+                return pool.get();
+            }
+        }
+        let mut pools = self.other_pools.borrow_mut();
+        let rounded = round_stack_size(size);
+        if let Some(pool) = pools
+            .iter_mut()
+            .find(|p| p.config().stack_size == rounded && p.config().guarded == guarded)
+        {
+            return pool.get();
+        }
+        let mut pool = StackPool::new(StackPoolConfig {
+            stack_size: size,
+            guarded,
+            ..StackPoolConfig::default()
+        });
+        let stack = pool.get();
+        pools.push(pool);
+        stack
+    }
+
+    fn give_back_stack(&self, stack: Stack) {
+        if stack.size() == DEFAULT_STACK_SIZE && stack.is_guarded() {
+            if let Some(pool) = self.default_pool.borrow_mut().as_mut() {
+                pool.put(stack);
+                return;
+            }
+        }
+        let mut pools = self.other_pools.borrow_mut();
+        if let Some(pool) = pools.iter_mut().find(|p| {
+            p.config().stack_size == stack.size() && p.config().guarded == stack.is_guarded()
+        }) {
+            pool.put(stack);
+        }
+    }
+
+    // ===== registry and idents =====
+
+    pub(crate) fn register_live(&self, core: &CoreRef) {
+        if core.core().live_key.get().is_none() {
+            let key = self.live.borrow_mut().insert(Rc::downgrade(core));
+            core.core().live_key.set(Some(key));
+        }
+    }
+
+    fn unregister_live(&self, core: &Core) {
+        if let Some(key) = core.live_key.take() {
+            self.live.borrow_mut().remove(key);
+        }
+    }
+
+    pub(crate) fn allocate_ident(&self) -> usize {
+        if let Some(Reverse(ident)) = self.free_idents.borrow_mut().pop() {
+            return ident;
+        }
+        let ident = self.next_ident.get();
+        self.next_ident.set(ident + 1);
+        ident
+    }
+
+    /// Makes a dead greenlet's ident available again; the dead greenlet
+    /// keeps reporting it.
+    fn release_ident(&self, core: &Core) {
+        if let Some(ident) = core.ident.get() {
+            self.free_idents.borrow_mut().push(Reverse(ident));
+        }
+    }
+
+    // ===== scheduling =====
+
+    /// Puts a greenlet at the back of the ready queue (S1: at most once).
+    pub(crate) fn schedule(&self, core: &CoreRef) {
+        let c = core.core();
+        if c.in_ready.get() || c.is_dead() {
+            return;
+        }
+        c.in_ready.set(true);
+        self.ready.borrow_mut().push_back(Rc::clone(core));
+    }
+
+    fn pop_ready(&self) -> Option<CoreRef> {
+        loop {
+            let next = self.ready.borrow_mut().pop_front()?;
+            next.core().in_ready.set(false);
+            if !next.core().is_dead() {
+                return Some(next);
+            }
+        }
+    }
+
+    /// Switches from the running context (a greenlet or the hub) to `next`.
+    fn switch_into(&self, next: CoreRef) {
+        let target = next.core().fref.clone();
+        if next.core().state.get() == State::Scheduled {
+            next.core().state.set(State::Running);
+        }
+        *self.current.borrow_mut() = Some(next);
+        target.switch(0);
+    }
+
+    /// Suspends the running greenlet until something schedules it.
+    ///
+    /// Returns `false` only when the wait cannot go on: the main greenlet
+    /// would block forever while it is already unwinding or while the hub is
+    /// tearing down. Otherwise, a pending kill or timeout (S2) is raised here,
+    /// and a main greenlet that would block forever panics with [`LoopExit`].
+    #[track_caller]
+    pub(crate) fn park(&self) -> bool {
+        let me = self.current_for_blocking();
+        let core = me.core();
+        core.state.set(State::Parked);
+        let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET {
+            self.pop_ready()
+        } else {
+            None
+        };
+        match next {
+            Some(next) => {
+                self.direct_switches.set(self.direct_switches.get() + 1);
+                self.switch_into(next);
+            }
+            None => {
+                *self.current.borrow_mut() = None;
+                self.hub_ref().switch(0);
+            }
+        }
+        // Whoever switched back to us made us current again.
+        core.state.set(State::Running);
+        if core.loop_exit.replace(false) {
+            if std::thread::panicking() || self.tearing_down.get() {
+                return false;
+            }
+            panic!("{}", LoopExit);
+        }
+        if core.uninterruptible.get() == 0 && !std::thread::panicking() {
+            if let Some(payload) = core.throw.take() {
+                panic::resume_unwind(payload);
+            }
+        }
+        true
+    }
+
+    /// Runs `f` with kills and timeouts held back (S2); they are raised at the
+    /// first blocking point after it returns.
+    #[allow(dead_code)] // The I/O layer's cancel-and-wait path (DESIGN §4) is its user.
+    pub(crate) fn uninterruptible<R>(&self, f: impl FnOnce() -> R) -> R {
+        let me = self.current_for_blocking();
+        let depth = &me.core().uninterruptible;
+        depth.set(depth.get() + 1);
+        struct Restore<'a>(&'a Cell<u32>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() - 1);
+            }
+        }
+        let _restore = Restore(depth);
+        f()
+    }
+
+    /// Yields to every greenlet already ready, then resumes.
+    #[track_caller]
+    pub(crate) fn yield_now(&self) {
+        let me = self.current_for_blocking();
+        self.schedule(&me);
+        self.park();
+    }
+
+    /// Parks until the loop has nothing else to do.
+    #[track_caller]
+    pub(crate) fn idle(&self) {
+        let me = self.current_for_blocking();
+        self.idle_waiters.borrow_mut().push_back(Rc::clone(&me));
+        struct Remove<'a>(&'a Hub, CoreRef);
+        impl Drop for Remove<'_> {
+            fn drop(&mut self) {
+                let id = self.1.core().id;
+                self.0
+                    .idle_waiters
+                    .borrow_mut()
+                    .retain(|c| c.core().id != id);
+            }
+        }
+        let _remove = Remove(self, me);
+        self.park();
+    }
+
+    // ===== the hub fiber =====
+
+    /// One round of the hub's work; returns after switching to a greenlet
+    /// that later switched back, or after polling the loop.
+    fn run_once(&self) {
+        self.reap_dead();
+        self.fire_pending_links();
+        if let Some(next) = self.pop_ready() {
+            if self.direct_switches.get() >= DIRECT_SWITCH_BUDGET {
+                self.poll(false);
+            }
+            self.direct_switches.set(0);
+            self.switch_into(next);
+            return;
+        }
+        if !self.dead.borrow().is_empty() || !self.pending_links.borrow().is_empty() {
+            return;
+        }
+        let lp = self.lp();
+        if !self.idle_waiters.borrow().is_empty() {
+            self.poll(false);
+            if self.ready.borrow().is_empty() {
+                let waiters: Vec<CoreRef> = self.idle_waiters.borrow_mut().drain(..).collect();
+                for w in &waiters {
+                    self.schedule(w);
+                }
+            }
+            return;
+        }
+        if !lp.is_alive() {
+            // Nothing referenced can ever wake anyone: the main greenlet's
+            // blocking call fails with LoopExit; others stay suspended.
+            let main = self.main_core();
+            if main.core().state.get() == State::Parked {
+                main.core().loop_exit.set(true);
+                self.schedule(&main);
+                return;
+            }
+        }
+        self.poll(true);
+    }
+
+    fn poll(&self, block: bool) {
+        let lp = self.lp();
+        if let Err(e) = lp.run_once(block) {
+            tracing::error!(error = %e, "green-core: the event loop failed an iteration");
+            eprintln!("green-core: the event loop failed an iteration: {e}");
+        }
+        self.direct_switches.set(0);
+    }
+
+    /// Gives finished greenlets' stacks back to the pool.
+    fn reap_dead(&self) {
+        loop {
+            let Some(core) = self.dead.borrow_mut().pop() else {
+                return;
+            };
+            let fiber = core.core().fiber.borrow_mut().take();
+            if let Some(fiber) = fiber {
+                if let Some(stack) = fiber.take_stack() {
+                    self.give_back_stack(stack);
+                }
+            }
+        }
+    }
+
+    /// Fires the links of greenlets that died (S4).
+    fn fire_pending_links(&self) {
+        loop {
+            let Some(core) = self.pending_links.borrow_mut().pop_front() else {
+                return;
+            };
+            core.core().links_queued.set(false);
+            let successful = core.core().successful();
+            loop {
+                let link = {
+                    let mut links = core.core().links.borrow_mut();
+                    if links.is_empty() {
+                        break;
+                    }
+                    links.remove(0)
+                };
+                let fire = match link.filter {
+                    LinkFilter::Always => true,
+                    LinkFilter::OnSuccess => successful,
+                    LinkFilter::OnFailure => !successful,
+                };
+                if !fire {
+                    continue;
+                }
+                match link.action {
+                    LinkAction::Wake(waiter) => self.schedule(&waiter),
+                    LinkAction::Raw(f) => {
+                        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+                            report_failure(
+                                &format!("a rawlink of {}", core.core().display_name()),
+                                None,
+                                &payload_message(&*payload),
+                            );
+                        }
+                    }
+                    LinkAction::Green(f) => {
+                        crate::greenlet::spawn_raw_at(f, Location::caller());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a dead greenlet's links to fire from the hub.
+    pub(crate) fn queue_links(&self, core: &CoreRef) {
+        if !core.core().links_queued.replace(true) {
+            self.pending_links.borrow_mut().push_back(Rc::clone(core));
+        }
+    }
+
+    /// Records a greenlet's death: ident released, links queued, stack to be
+    /// reaped once we are off it.
+    pub(crate) fn on_death(&self, core: &CoreRef) {
+        let c = core.core();
+        c.state.set(State::Dead);
+        self.release_ident(c);
+        self.unregister_live(c);
+        if let Some(wake) = c.start_timer.borrow_mut().take() {
+            self.cancel_wake(&wake);
+        }
+        self.queue_links(core);
+        self.dead.borrow_mut().push(Rc::clone(core));
+    }
+
+    /// A finished greenlet's last act: go to the hub (its fiber's parent).
+    pub(crate) fn leave_finished(&self) {
+        *self.current.borrow_mut() = None;
+    }
+
+    // ===== timers =====
+
+    /// Arms a timer that schedules `core` at `deadline`. When it fires, the
+    /// handler records the timer in `core.fired_timer`, so the sleeper can
+    /// tell its own wake-up from any other.
+    pub(crate) fn wake_at(&self, core: &CoreRef, deadline: Instant, referenced: bool) -> TimerWake {
+        let key = self.timer_waiters.borrow_mut().insert(TimerWaiter {
+            core: Rc::clone(core),
+        });
+        let lp = self.lp();
+        let timer = lp.add_timer(deadline, wake_timer_waiter, key as u64);
+        if !referenced {
+            lp.set_timer_ref(timer, false);
+        }
+        TimerWake { timer, key }
+    }
+
+    /// Disarms a timer from [`Hub::wake_at`] that may or may not have fired.
+    pub(crate) fn cancel_wake(&self, wake: &TimerWake) {
+        let lp = self.lp.borrow().clone();
+        if let Some(lp) = lp {
+            if lp.cancel_timer(wake.timer) {
+                self.timer_waiters.borrow_mut().remove(wake.key);
+            }
+        }
+    }
+
+    // ===== teardown =====
+
+    /// Unwinds every live greenlet with `GreenletExit`, then releases the
+    /// loop, the stacks and the hub fiber. Runs on the thread's own stack.
+    pub(crate) fn teardown(&self) {
+        if !self.initialised.get() || self.tearing_down.get() {
+            return;
+        }
+        if !FiberRef::current().is_root() {
+            panic!("green-core: the hub can only be torn down from the main greenlet");
+        }
+        self.tearing_down.set(true);
+        // Kill in rounds: a greenlet's destructors may spawn or wake others.
+        for _round in 0..8 {
+            let live: Vec<CoreRef> = self
+                .live
+                .borrow()
+                .iter()
+                .filter_map(|(_, w)| w.upgrade())
+                .collect();
+            let live: Vec<CoreRef> = live.into_iter().filter(|c| !c.core().is_dead()).collect();
+            if live.is_empty() {
+                break;
+            }
+            for core in &live {
+                crate::greenlet::kill_core(core, Box::new(crate::GreenletExit), false);
+            }
+            for core in &live {
+                if !crate::greenlet::join_core(core, None) {
+                    break; // nothing can make progress any more
+                }
+            }
+        }
+        self.reap_dead();
+        self.fire_pending_links();
+        self.reap_dead();
+        // Greenlets that refused to die are unwound by dropping their fibers
+        // (green-ctx's forced unwind), or leaked by green-ctx if they refuse
+        // even that.
+        let stragglers: Vec<CoreRef> = self
+            .live
+            .borrow()
+            .iter()
+            .filter_map(|(_, w)| w.upgrade())
+            .collect();
+        for core in stragglers {
+            let fiber = core.core().fiber.borrow_mut().take();
+            drop(fiber);
+        }
+        self.ready.borrow_mut().clear();
+        self.idle_waiters.borrow_mut().clear();
+        self.pending_links.borrow_mut().clear();
+        self.dead.borrow_mut().clear();
+        *self.live.borrow_mut() = Slab::new();
+        *self.timer_waiters.borrow_mut() = Slab::new();
+        *self.timeouts.borrow_mut() = Slab::new();
+        *self.current.borrow_mut() = None;
+        let hub_fiber = self.fiber.borrow_mut().take();
+        drop(hub_fiber);
+        *self.hub_ref.borrow_mut() = None;
+        *self.main.borrow_mut() = None;
+        *self.default_pool.borrow_mut() = None;
+        self.other_pools.borrow_mut().clear();
+        let lp = self.lp.borrow_mut().take();
+        drop(lp);
+        *self.free_idents.borrow_mut() = BinaryHeap::new();
+        self.next_ident.set(1);
+        self.direct_switches.set(0);
+        self.initialised.set(false);
+        self.tearing_down.set(false);
+    }
+}
+
+/// The body of the hub fiber.
+fn hub_main() -> usize {
+    let hub = existing_hub().expect("the hub fiber runs only for an initialised hub");
+    // First switch: hand control straight back to the thread's stack.
+    *hub.current.borrow_mut() = Some(hub.main_core());
+    FiberRef::root().switch(0);
+    loop {
+        hub.run_once();
+    }
+}
+
+/// Loop handler for [`Hub::wake_at`] timers.
+fn wake_timer_waiter(_lp: &Loop, timer: TimerId, key: u64) {
+    let Some(hub) = existing_hub() else { return };
+    let waiter = hub.timer_waiters.borrow_mut().remove(key as usize);
+    if let Some(waiter) = waiter {
+        waiter.core.core().fired_timer.set(Some(timer));
+        hub.schedule(&waiter.core);
+    }
+}
+
+/// Reports a greenlet's failure once, on stderr and as a tracing event, the
+/// way gevent prints a traceback and carries on.
+pub(crate) fn report_failure(who: &str, site: Option<&Location<'_>>, message: &str) {
+    match site {
+        Some(site) => {
+            tracing::error!(greenlet = who, spawned_at = %site, "greenlet failed: {message}");
+            eprintln!("green: {who} (spawned at {site}) failed: {message}");
+        }
+        None => {
+            tracing::error!(greenlet = who, "greenlet failed: {message}");
+            eprintln!("green: {who} failed: {message}");
+        }
+    }
+}
+
+/// Deadline `d` from now, saturating far in the future.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}

@@ -1,0 +1,76 @@
+//! A minimal slab: values stored at stable integer keys, freed keys reused, so
+//! that loop handlers can carry a `u64` instead of an allocation.
+
+/// Values at reusable integer keys.
+#[derive(Debug)]
+pub(crate) struct Slab<T> {
+    entries: Vec<Option<T>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl<T> Slab<T> {
+    pub(crate) fn new() -> Slab<T> {
+        Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Stores `value`; returns its key.
+    pub(crate) fn insert(&mut self, value: T) -> usize {
+        self.len += 1;
+        if let Some(key) = self.free.pop() {
+            self.entries[key] = Some(value);
+            key
+        } else {
+            self.entries.push(Some(value));
+            self.entries.len() - 1
+        }
+    }
+
+    /// Takes the value at `key`, if any.
+    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+        let value = self.entries.get_mut(key)?.take()?;
+        self.free.push(key);
+        self.len -= 1;
+        Some(value)
+    }
+
+    pub(crate) fn get(&self, key: usize) -> Option<&T> {
+        self.entries.get(key)?.as_ref()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Occupied entries with their keys.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slab;
+
+    #[test]
+    fn keys_are_reused_after_removal() {
+        let mut slab = Slab::new();
+        let a = slab.insert("a");
+        let b = slab.insert("b");
+        assert_eq!(slab.remove(a), Some("a"));
+        assert_eq!(slab.remove(a), None);
+        let c = slab.insert("c");
+        assert_eq!(c, a);
+        assert_eq!(slab.get(b), Some(&"b"));
+        assert_eq!(slab.len(), 2);
+        assert_eq!(slab.iter().count(), 2);
+    }
+}

@@ -1,0 +1,78 @@
+//! Sleeping and yielding.
+
+use std::time::Duration;
+
+use crate::hub::{deadline_after, existing_hub, hub, TimerWake};
+
+/// Suspends the running greenlet for at least `duration`, letting others and
+/// I/O run. `sleep(Duration::ZERO)` is [`yield_now`].
+///
+/// # Panics
+/// Inside the hub (a rawlink callback).
+///
+/// # Kill safety
+/// Interruptible: a kill or timeout unwinds out of it and cancels the timer.
+#[track_caller]
+pub fn sleep(duration: Duration) {
+    if duration.is_zero() {
+        yield_now();
+    } else {
+        sleep_inner(duration, true);
+    }
+}
+
+/// Like [`sleep`], but the timer does not keep the loop alive (gevent's
+/// `sleep(s, ref=False)`): if nothing else is left, the main greenlet's
+/// `sleep_unref` fails with [`LoopExit`](crate::LoopExit).
+///
+/// # Kill safety
+/// As [`sleep`].
+#[track_caller]
+pub fn sleep_unref(duration: Duration) {
+    sleep_inner(duration, false);
+}
+
+#[track_caller]
+fn sleep_inner(duration: Duration, referenced: bool) {
+    let hub = hub();
+    let me = hub.current_for_blocking();
+    me.core().fired_timer.set(None);
+    let wake = hub.wake_at(&me, deadline_after(duration), referenced);
+    let cancel = CancelWake(wake);
+    while !cancel.0.fired_for(me.core()) {
+        if !hub.park() {
+            return;
+        }
+    }
+}
+
+/// Cancels a wake-up timer however the wait ends.
+struct CancelWake(TimerWake);
+
+impl Drop for CancelWake {
+    fn drop(&mut self) {
+        if let Some(hub) = existing_hub() {
+            hub.cancel_wake(&self.0);
+        }
+    }
+}
+
+/// Yields to every greenlet already runnable, then resumes without waiting
+/// for I/O (gevent's `sleep(0)`). A greenlet looping on it does not starve
+/// timers or I/O: the hub polls the loop every few dozen switches.
+///
+/// # Kill safety
+/// Interruptible.
+#[track_caller]
+pub fn yield_now() {
+    hub().yield_now();
+}
+
+/// Suspends until the loop has nothing else to do (gevent's `idle()`).
+///
+/// # Kill safety
+/// Interruptible.
+#[track_caller]
+pub fn idle() {
+    hub().idle();
+}

@@ -1,0 +1,246 @@
+//! `Timeout`: raise into the greenlet that started it, at its next blocking
+//! point, once a duration has passed (gevent's `Timeout`).
+//!
+//! A timeout fires by unwinding: the greenlet's pending blocking call panics
+//! with the `Timeout` itself as the payload (`std::panic::resume_unwind`, so no
+//! panic message is printed). [`Timeout::run`] is the `with Timeout(...)`
+//! block: it catches its own timeout and lets any other (an outer one, a kill)
+//! keep unwinding, which is gevent's `if t is not timeout: raise`.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use green_loop::{Loop, TimerId};
+
+use crate::greenlet::state::State;
+use crate::hub::{deadline_after, existing_hub, hub, TimeoutEntry};
+
+static NEXT_TIMEOUT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A timeout: once started, it raises itself in the greenlet that started it
+/// at that greenlet's next blocking point after `duration`, unless cancelled
+/// first. Dropping a started `Timeout` cancels it.
+///
+/// `Timeout::new(None)` never fires. A zero duration fires at the next loop
+/// iteration.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use green_core::{sleep, Timeout};
+///
+/// let r = Timeout::run(Duration::from_millis(10), || sleep(Duration::from_secs(5)));
+/// assert!(r.is_err());
+/// let r = Timeout::run(Duration::from_secs(5), || 7);
+/// assert_eq!(r.unwrap(), 7);
+/// ```
+pub struct Timeout {
+    id: u64,
+    duration: Option<Duration>,
+    /// While started: the loop timer and the hub's timeout-slab key.
+    armed: Cell<Option<(TimerId, usize)>>,
+}
+
+impl Timeout {
+    /// A timeout of `duration` (`None`: never), not started.
+    pub fn new(duration: impl Into<Option<Duration>>) -> Timeout {
+        Timeout {
+            id: NEXT_TIMEOUT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            duration: duration.into(),
+            armed: Cell::new(None),
+        }
+    }
+
+    /// A started timeout (gevent's `Timeout.start_new`).
+    #[track_caller]
+    pub fn start_new(duration: impl Into<Option<Duration>>) -> Timeout {
+        let t = Timeout::new(duration);
+        t.start();
+        t
+    }
+
+    /// The duration given.
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration
+    }
+
+    /// Starts the countdown in the running greenlet. A `None` duration does
+    /// nothing.
+    ///
+    /// # Panics
+    /// If already pending, or when called inside the hub (no greenlet runs
+    /// there to raise into).
+    #[track_caller]
+    pub fn start(&self) {
+        if self.pending() {
+            panic!("green-core: {self} is already started");
+        }
+        let Some(duration) = self.duration else {
+            return;
+        };
+        let hub = hub();
+        let me = hub.current_for_blocking();
+        let key = hub.timeouts.borrow_mut().insert(TimeoutEntry {
+            core: Rc::downgrade(&me),
+            id: self.id,
+            duration: self.duration,
+        });
+        let timer = hub
+            .lp()
+            .add_timer(deadline_after(duration), fire_timeout, key as u64);
+        self.armed.set(Some((timer, key)));
+    }
+
+    /// Whether it is started and has neither fired nor been cancelled.
+    pub fn pending(&self) -> bool {
+        let Some((_, key)) = self.armed.get() else {
+            return false;
+        };
+        let Some(hub) = existing_hub() else {
+            return false;
+        };
+        let timeouts = hub.timeouts.borrow();
+        timeouts.get(key).is_some_and(|e| e.id == self.id)
+    }
+
+    /// Stops it. If it fired but its greenlet has not raised it yet (it was
+    /// in an uninterruptible wait), the raise is withdrawn too.
+    pub fn cancel(&self) {
+        let Some((timer, key)) = self.armed.take() else {
+            return;
+        };
+        let Some(hub) = existing_hub() else { return };
+        let lp = hub.lp();
+        if lp.cancel_timer(timer) {
+            hub.timeouts.borrow_mut().remove(key);
+        }
+        if let Some(me) = hub.current() {
+            let throw = me.core().throw.take();
+            match throw {
+                Some(p) if p.downcast_ref::<Timeout>().is_some_and(|t| t.id == self.id) => {}
+                other => me.core().throw.set(other),
+            }
+        }
+    }
+
+    /// Whether a panic payload is this timeout.
+    pub fn is(&self, payload: &(dyn Any + Send)) -> bool {
+        payload
+            .downcast_ref::<Timeout>()
+            .is_some_and(|t| t.id == self.id)
+    }
+
+    /// Runs `f` under a timeout of `duration` (the `with Timeout(d):` block).
+    ///
+    /// # Errors
+    /// This scope's own `Timeout` if it fired inside `f`. Any other unwind,
+    /// including an outer timeout, passes through.
+    ///
+    /// # Kill safety
+    /// The timer is cancelled however `f` ends.
+    #[track_caller]
+    pub fn run<T>(
+        duration: impl Into<Option<Duration>>,
+        f: impl FnOnce() -> T,
+    ) -> Result<T, Timeout> {
+        let timeout = Timeout::start_new(duration);
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        timeout.cancel();
+        match result {
+            Ok(value) => Ok(value),
+            Err(payload) => match payload.downcast::<Timeout>() {
+                Ok(fired) if fired.id == timeout.id => Err(*fired),
+                Ok(other) => panic::resume_unwind(other),
+                Err(payload) => panic::resume_unwind(payload),
+            },
+        }
+    }
+}
+
+/// gevent's `with_timeout`: `f` under a timeout, `Err` if it fired.
+///
+/// # Errors
+/// The timeout, if it fired inside `f`.
+#[track_caller]
+pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Timeout> {
+    Timeout::run(duration, f)
+}
+
+/// gevent's `with_timeout(..., timeout_value=fallback)`: `f` under a
+/// timeout, or `fallback` if it fired.
+#[track_caller]
+pub fn with_timeout_or<T>(duration: Duration, fallback: T, f: impl FnOnce() -> T) -> T {
+    Timeout::run(duration, f).unwrap_or(fallback)
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl Clone for Timeout {
+    /// A copy with the same identity (it matches the same payloads) that is
+    /// not itself started.
+    fn clone(&self) -> Self {
+        Timeout {
+            id: self.id,
+            duration: self.duration,
+            armed: Cell::new(None),
+        }
+    }
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.duration {
+            Some(d) => write!(f, "timeout after {d:?}"),
+            None => f.write_str("timeout (never fires)"),
+        }
+    }
+}
+
+impl fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("id", &self.id)
+            .field("duration", &self.duration)
+            .field("started", &self.armed.get().is_some())
+            .finish()
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+/// Loop handler: the timeout fired; raise it in its greenlet (S2).
+fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
+    let Some(hub) = existing_hub() else { return };
+    let Some(entry) = hub.timeouts.borrow_mut().remove(key as usize) else {
+        return;
+    };
+    let Some(core) = entry.core.upgrade() else {
+        return;
+    };
+    let c = core.core();
+    if c.is_dead() {
+        return;
+    }
+    let pending = c.throw.take();
+    let payload = match pending {
+        // A kill already waiting wins; it is delivered once.
+        Some(p) => p,
+        None => Box::new(Timeout {
+            id: entry.id,
+            duration: entry.duration,
+            armed: Cell::new(None),
+        }),
+    };
+    c.throw.set(Some(payload));
+    if c.state.get() == State::Parked {
+        hub.schedule(&core);
+    }
+}
