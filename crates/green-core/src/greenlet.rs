@@ -855,8 +855,8 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
         State::New | State::Scheduled => {
             // S3: it never runs. Its links still fire, later.
             let fiber = c.fiber.borrow_mut().take();
-            if let Some(fiber) = fiber {
-                drop(fiber.take_stack());
+            if let Some(stack) = fiber.and_then(|f| f.take_stack()) {
+                hub.give_back_stack(stack);
             }
             *c.outcome.borrow_mut() = Some(outcome_of(c, payload));
             hub.on_death(core);

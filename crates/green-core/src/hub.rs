@@ -299,7 +299,7 @@ impl Hub {
         stack
     }
 
-    fn give_back_stack(&self, stack: Stack) {
+    pub(crate) fn give_back_stack(&self, stack: Stack) {
         if stack.size() == DEFAULT_STACK_SIZE && stack.is_guarded() {
             if let Some(pool) = self.default_pool.borrow_mut().as_mut() {
                 pool.put(stack);
