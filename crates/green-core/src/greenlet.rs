@@ -541,6 +541,9 @@ impl<T: 'static> Greenlet<T> {
     /// The `minimal_ident` of the greenlet that spawned it, if any and alive.
     pub fn parent_ident(&self) -> Option<usize> {
         let parent = self.inner.core.parent.as_ref()?.upgrade()?;
+        if parent.core().is_dead() {
+            return None;
+        }
         Some(minimal_ident(parent.core()))
     }
 
@@ -741,8 +744,13 @@ fn minimal_ident(core: &Core) -> usize {
     if let Some(ident) = core.ident.get() {
         return ident;
     }
-    let ident = hub().allocate_ident();
+    let hub = hub();
+    let ident = hub.allocate_ident();
     core.ident.set(Some(ident));
+    if core.is_dead() {
+        // Asked for after death: it is free for the next greenlet at once.
+        hub.release_ident(core);
+    }
     ident
 }
 
@@ -790,7 +798,6 @@ pub(crate) fn unlink(core: &Core, id: LinkId) -> bool {
 fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     let hub = hub();
     let core = &me.core;
-    core.started.set(true);
     core.state.set(State::Running);
     let parent_died = core.needs_live_parent.get()
         && core
@@ -801,6 +808,7 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
         drop(f);
         Err(Box::new(GreenletExit))
     } else {
+        core.started.set(true);
         panic::catch_unwind(AssertUnwindSafe(f))
     };
     let outcome = match result {

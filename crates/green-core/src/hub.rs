@@ -340,7 +340,7 @@ impl Hub {
 
     /// Makes a dead greenlet's ident available again; the dead greenlet
     /// keeps reporting it.
-    fn release_ident(&self, core: &Core) {
+    pub(crate) fn release_ident(&self, core: &Core) {
         if let Some(ident) = core.ident.get() {
             self.free_idents.borrow_mut().push(Reverse(ident));
         }
@@ -395,6 +395,11 @@ impl Hub {
             None
         };
         match next {
+            // `yield_now` with nothing else ready: we are next; no switch.
+            Some(next) if next.core().id == core.id => {
+                self.direct_switches.set(self.direct_switches.get() + 1);
+                *self.current.borrow_mut() = Some(next);
+            }
             Some(next) => {
                 self.direct_switches.set(self.direct_switches.get() + 1);
                 self.switch_into(next);

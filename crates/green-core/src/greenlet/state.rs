@@ -185,9 +185,12 @@ impl Core {
         self.state.get() == State::Dead
     }
 
-    /// Started and not dead (gevent's `bool(greenlet)`).
+    /// Started (`start()` called) and not dead (gevent's `bool(greenlet)`).
     pub(crate) fn is_alive(&self) -> bool {
-        matches!(self.state.get(), State::Running | State::Parked)
+        matches!(
+            self.state.get(),
+            State::Scheduled | State::Running | State::Parked
+        )
     }
 
     /// Whether its entry began running (the main greenlet always has).

@@ -18,7 +18,9 @@ impl DropCounter {
 
     /// A value whose drop is counted.
     pub fn token(&self) -> DropToken {
-        DropToken { drops: Rc::clone(&self.drops) }
+        DropToken {
+            drops: Rc::clone(&self.drops),
+        }
     }
 
     pub fn drops(&self) -> usize {
