@@ -226,6 +226,16 @@ pub(crate) fn spawn_raw_at(f: Box<dyn FnOnce()>, site: &'static Location<'static
     g.start();
 }
 
+/// Makes a started greenlet that is not in the ready queue, for the hub to
+/// switch into at once (a `link` callback starts before the next link fires).
+pub(crate) fn start_unqueued(f: Box<dyn FnOnce()>, site: &'static Location<'static>) -> CoreRef {
+    let g = Greenlet::new_at(f, site);
+    g.inner.core.state.set(State::Scheduled);
+    let core = g.core_ref();
+    hub().register_live(&core);
+    core
+}
+
 /// eventlet's `spawn_after_local`: like [`spawn_later`], but the greenlet
 /// does not run if the greenlet that spawned it has died by then.
 #[track_caller]
@@ -731,7 +741,7 @@ pub fn current() -> GreenletRef {
 
 // ===== shared machinery =====
 
-fn display_name(core: &Core) -> String {
+pub(crate) fn display_name(core: &Core) -> String {
     match &*core.name.borrow() {
         Some(name) => return name.to_string(),
         None if core.is_main => return "main".to_string(),

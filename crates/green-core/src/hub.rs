@@ -564,14 +564,24 @@ impl Hub {
                     LinkAction::Raw(f) => {
                         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
                             report_failure(
-                                &format!("a rawlink of {}", core.core().display_name()),
+                                &format!(
+                                    "a rawlink of {}",
+                                    crate::greenlet::display_name(core.core())
+                                ),
                                 None,
                                 &payload_message(&*payload),
                             );
                         }
                     }
                     LinkAction::Green(f) => {
-                        crate::greenlet::spawn_raw_at(f, Location::caller());
+                        if self.current.borrow().is_none() {
+                            // In the hub: start it now, so that links run in
+                            // registration order whatever their kind.
+                            let g = crate::greenlet::start_unqueued(f, Location::caller());
+                            self.switch_into(g);
+                        } else {
+                            crate::greenlet::spawn_raw_at(f, Location::caller());
+                        }
                     }
                 }
             }

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::GreenletError;
 use crate::greenlet::state::{LinkAction, LinkFilter};
@@ -56,6 +56,9 @@ pub struct Iwait<'a> {
     links: Vec<Option<LinkId>>,
     ready: Rc<RefCell<VecDeque<usize>>>,
     yielded: usize,
+    /// When the wait ends; checked against the clock, because the consumer's
+    /// own sleeps between `next` calls reuse its timer-wake slot.
+    deadline: Option<Instant>,
     wake: Option<TimerWake>,
     timed_out: bool,
 }
@@ -77,13 +80,14 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
             }
         }))));
     }
-    me.core().fired_timer.set(None);
-    let wake = timeout.map(|d| hub.wake_at(&me, deadline_after(d), true));
+    let deadline = timeout.map(deadline_after);
+    let wake = deadline.map(|at| hub.wake_at(&me, at, true));
     Iwait {
         objects,
         links,
         ready,
         yielded: 0,
+        deadline,
         wake,
         timed_out: false,
     }
@@ -97,18 +101,15 @@ impl Iterator for Iwait<'_> {
             return None;
         }
         let hub = hub();
-        let me = hub.current_for_blocking();
         loop {
             if let Some(i) = self.ready.borrow_mut().pop_front() {
                 self.links[i] = None;
                 self.yielded += 1;
                 return Some(i);
             }
-            if let Some(wake) = &self.wake {
-                if wake.fired_for(me.core()) {
-                    self.timed_out = true;
-                    return None;
-                }
+            if self.deadline.is_some_and(|at| Instant::now() >= at) {
+                self.timed_out = true;
+                return None;
             }
             if !hub.park() {
                 self.timed_out = true;

@@ -65,6 +65,19 @@ pub(crate) enum State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(pub(crate) u64);
 
+impl LinkId {
+    /// Wraps a number, for [`Waitable`](crate::Waitable) implementations
+    /// outside this crate that keep their own link tables.
+    pub fn from_raw(raw: u64) -> LinkId {
+        LinkId(raw)
+    }
+
+    /// The number inside.
+    pub fn as_raw(self) -> u64 {
+        self.0
+    }
+}
+
 /// Which outcomes a link fires for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LinkFilter {
@@ -196,15 +209,6 @@ impl Core {
     /// Whether its entry began running (the main greenlet always has).
     pub(crate) fn has_started(&self) -> bool {
         self.started.get()
-    }
-
-    /// The name given, or gevent's default `Greenlet-<ident>`.
-    pub(crate) fn display_name(&self) -> String {
-        match &*self.name.borrow() {
-            Some(name) => name.to_string(),
-            None if self.is_main => "main".to_string(),
-            None => format!("Greenlet-{}", self.id),
-        }
     }
 
     pub(crate) fn successful(&self) -> bool {
