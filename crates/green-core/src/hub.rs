@@ -395,10 +395,19 @@ impl Hub {
             None
         };
         match next {
-            // `yield_now` with nothing else ready: we are next; no switch.
+            // `yield_now` with nothing else ready: poll the loop once without
+            // blocking (a yield is a loop iteration: due timers and
+            // completions run), then resume at once if still alone.
             Some(next) if next.core().id == core.id => {
-                self.direct_switches.set(self.direct_switches.get() + 1);
-                *self.current.borrow_mut() = Some(next);
+                self.schedule(&next);
+                self.poll(false);
+                match self.pop_ready() {
+                    Some(next) if next.core().id == core.id => {
+                        *self.current.borrow_mut() = Some(next);
+                    }
+                    Some(other) => self.switch_into(other),
+                    None => unreachable!("the yielding greenlet was just scheduled"),
+                }
             }
             Some(next) => {
                 self.direct_switches.set(self.direct_switches.get() + 1);
@@ -476,12 +485,15 @@ impl Hub {
     fn run_once(&self) {
         self.reap_dead();
         self.fire_pending_links();
-        if let Some(next) = self.pop_ready() {
+        if !self.ready.borrow().is_empty() {
             if self.direct_switches.get() >= DIRECT_SWITCH_BUDGET {
+                // Fairness: poll before switching on, so timers and I/O run.
                 self.poll(false);
             }
             self.direct_switches.set(0);
-            self.switch_into(next);
+            if let Some(next) = self.pop_ready() {
+                self.switch_into(next);
+            }
             return;
         }
         if !self.dead.borrow().is_empty() || !self.pending_links.borrow().is_empty() {
@@ -494,6 +506,20 @@ impl Hub {
                 let waiters: Vec<CoreRef> = self.idle_waiters.borrow_mut().drain(..).collect();
                 for w in &waiters {
                     self.schedule(w);
+                }
+            }
+            return;
+        }
+        if self.tearing_down.get() {
+            // Teardown never waits on timers or I/O: a greenlet that survives
+            // its GreenletExit and blocks again is given up on (the main
+            // greenlet's join sees LoopExit) and force-unwound.
+            self.poll(false);
+            if self.ready.borrow().is_empty() {
+                let main = self.main_core();
+                if main.core().state.get() == State::Parked {
+                    main.core().loop_exit.set(true);
+                    self.schedule(&main);
                 }
             }
             return;

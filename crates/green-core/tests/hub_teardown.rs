@@ -1,0 +1,451 @@
+//! Hub teardown: at the end of `run`, at `shutdown()` and at thread exit,
+//! every live greenlet (parked, ready, scheduled but not started) is unwound
+//! with `GreenletExit` so its destructors run exactly once, without hanging
+//! or aborting, even when a greenlet catches the exit and blocks again.
+//!
+//! Scenarios that could hang run under a watchdog thread; the one that could
+//! abort runs in a child process (this binary run again with
+//! `GREEN_CORE_TEARDOWN_CHILD` naming it).
+
+#[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
+mod support;
+
+use std::cell::Cell;
+use std::io::Read;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use green_core::{sleep, spawn, spawn_later, yield_now, Greenlet, GreenletExit};
+use support::DropCounter;
+
+const FOREVER: Duration = Duration::from_secs(3600);
+const LIMIT: Duration = Duration::from_secs(20);
+const CHILD_ENV: &str = "GREEN_CORE_TEARDOWN_CHILD";
+
+fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    panic::catch_unwind(AssertUnwindSafe(f))
+}
+
+/// Runs `f` on a new thread (whose exit also tears its hub down) and fails if
+/// the thread has not ended within `limit`.
+fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let handle = thread::spawn(f);
+    let start = Instant::now();
+    while !handle.is_finished() {
+        assert!(
+            start.elapsed() < limit,
+            "the scenario still runs after {limit:?}: teardown hangs"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    match handle.join() {
+        Ok(r) => r,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+/// Like the shared `DropToken`, but `Send`: for hubs on other threads.
+struct SendToken(Arc<AtomicUsize>);
+
+impl Drop for SendToken {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Sleeps "forever"; records whether it was unwound by `GreenletExit`.
+fn sleep_recording_exit(saw_exit: &Cell<bool>) {
+    if let Err(p) = catch(|| sleep(FOREVER)) {
+        saw_exit.set(p.is::<GreenletExit>());
+        panic::resume_unwind(p);
+    }
+}
+
+#[test]
+fn end_of_run_unwinds_a_parked_greenlet_with_greenlet_exit() {
+    let counter = DropCounter::new();
+    let saw_exit = Rc::new(Cell::new(false));
+    let (c, s) = (counter.clone(), Rc::clone(&saw_exit));
+    let g = green_core::run(move || {
+        let g = spawn(move || {
+            let _t = c.token();
+            sleep_recording_exit(&s);
+        });
+        yield_now(); // It starts and parks on its timer.
+        assert!(g.is_alive());
+        g
+    });
+    assert!(saw_exit.get(), "it was unwound by GreenletExit");
+    assert_eq!(counter.drops(), 1);
+    assert!(g.dead());
+    assert!(g.successful(), "GreenletExit counts as success");
+}
+
+#[test]
+fn end_of_run_unwinds_a_ready_greenlet() {
+    let counter = DropCounter::new();
+    let c = counter.clone();
+    let spins = Rc::new(Cell::new(0u32));
+    let s = Rc::clone(&spins);
+    green_core::run(move || {
+        spawn(move || {
+            let _t = c.token();
+            // Bounded, so that a teardown that cannot stop it still ends.
+            while s.get() < 1_000_000 {
+                s.set(s.get() + 1);
+                yield_now();
+            }
+        });
+        yield_now();
+        yield_now();
+        // The spinner is now in the ready queue.
+    });
+    assert_eq!(counter.drops(), 1);
+    assert!(
+        spins.get() < 1_000_000,
+        "it was unwound, not run to its end"
+    );
+}
+
+#[test]
+fn end_of_run_drops_a_scheduled_greenlet_that_never_ran() {
+    let counter = DropCounter::new();
+    let ran = Rc::new(Cell::new(false));
+    let r = Rc::clone(&ran);
+    let token = counter.token();
+    let g = green_core::run(move || {
+        spawn(move || {
+            let _t = token;
+            r.set(true);
+        })
+    });
+    assert!(!ran.get(), "a greenlet killed before it started never runs");
+    assert_eq!(counter.drops(), 1, "its closure was dropped once");
+    assert!(g.dead());
+    assert!(g.successful());
+}
+
+#[test]
+fn end_of_run_drops_a_spawn_later_greenlet_that_never_ran() {
+    let counter = DropCounter::new();
+    let ran = Rc::new(Cell::new(false));
+    let r = Rc::clone(&ran);
+    let token = counter.token();
+    let start = Instant::now();
+    let g = green_core::run(move || {
+        spawn_later(FOREVER, move || {
+            let _t = token;
+            r.set(true);
+        })
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "teardown did not wait for the timer"
+    );
+    assert!(!ran.get());
+    assert_eq!(counter.drops(), 1);
+    assert!(g.dead());
+}
+
+#[test]
+fn end_of_run_unwinds_greenlets_in_every_state_once() {
+    let counter = DropCounter::new();
+    let c = counter.clone();
+    let gs = green_core::run(move || {
+        let mut gs: Vec<Greenlet<()>> = Vec::new();
+        let never: Greenlet<()> = Greenlet::new(|| ());
+        for _ in 0..4 {
+            let (captured, c) = (c.token(), c.clone());
+            gs.push(spawn(move || {
+                let _captured = captured;
+                let _local = c.token();
+                sleep(FOREVER);
+            }));
+        }
+        for _ in 0..3 {
+            let (captured, c, never) = (c.token(), c.clone(), never.clone());
+            gs.push(spawn(move || {
+                let _captured = captured;
+                let _local = c.token();
+                never.join();
+            }));
+        }
+        for _ in 0..3 {
+            let (captured, c) = (c.token(), c.clone());
+            gs.push(spawn(move || {
+                let _captured = captured;
+                let _local = c.token();
+                for _ in 0..1_000_000 {
+                    yield_now();
+                }
+            }));
+        }
+        yield_now(); // Everything so far starts: parked or ready.
+        for _ in 0..3 {
+            let captured = c.token();
+            gs.push(spawn(move || drop(captured)));
+        }
+        for _ in 0..2 {
+            let captured = c.token();
+            gs.push(spawn_later(FOREVER, move || drop(captured)));
+        }
+        assert_eq!(c.drops(), 0);
+        gs
+    });
+    // 10 started greenlets with two tokens each, 5 unstarted with one.
+    assert_eq!(counter.drops(), 25, "every value dropped exactly once");
+    assert!(gs.iter().all(|g| g.dead() && g.successful()));
+}
+
+#[test]
+fn greenlet_spawned_by_a_destructor_during_teardown_is_torn_down_too() {
+    struct SpawnOnDrop(Option<support::DropToken>);
+    impl Drop for SpawnOnDrop {
+        fn drop(&mut self) {
+            let token = self.0.take();
+            spawn(move || {
+                let _t = token;
+                sleep(FOREVER);
+            });
+        }
+    }
+    within(LIMIT, || {
+        let counter = DropCounter::new();
+        let c = counter.clone();
+        green_core::run(move || {
+            spawn(move || {
+                let _guard = SpawnOnDrop(Some(c.token()));
+                sleep(FOREVER);
+            });
+            yield_now();
+        });
+        assert_eq!(
+            counter.drops(),
+            1,
+            "the late greenlet's closure was dropped once"
+        );
+    });
+}
+
+#[test]
+fn shutdown_tears_the_lazy_hub_down_and_the_next_use_builds_a_new_one() {
+    // No `run`: this tests the lazy hub and explicit shutdown.
+    let counter = DropCounter::new();
+    let saw_exit = Rc::new(Cell::new(false));
+    let (c, s) = (counter.clone(), Rc::clone(&saw_exit));
+    let g = spawn(move || {
+        let _t = c.token();
+        sleep_recording_exit(&s);
+    });
+    yield_now();
+    assert!(g.is_alive());
+    green_core::shutdown();
+    assert!(g.dead());
+    assert!(saw_exit.get());
+    assert_eq!(counter.drops(), 1);
+
+    assert_eq!(spawn(|| 9).get().unwrap(), 9, "a fresh hub works");
+    let c = counter.clone();
+    spawn(move || {
+        let _t = c.token();
+        sleep(FOREVER);
+    });
+    yield_now();
+    green_core::shutdown();
+    assert_eq!(counter.drops(), 2);
+}
+
+#[test]
+fn greenlet_that_catches_exit_and_blocks_forever_does_not_hang_teardown() {
+    within(LIMIT, || {
+        let counter = DropCounter::new();
+        let caught = Rc::new(Cell::new(0u32));
+        let (c, k) = (counter.clone(), Rc::clone(&caught));
+        green_core::run(move || {
+            let never: Greenlet<()> = Greenlet::new(|| ());
+            spawn(move || {
+                let _t = c.token();
+                for _ in 0..1000 {
+                    match catch(|| never.join()) {
+                        Err(p) if p.is::<GreenletExit>() => k.set(k.get() + 1),
+                        Err(p) => panic::resume_unwind(p),
+                        Ok(()) => return,
+                    }
+                }
+            });
+            yield_now();
+        });
+        assert!(caught.get() >= 1, "teardown delivered GreenletExit");
+        assert_eq!(
+            counter.drops(),
+            1,
+            "the forced unwind ran its destructors once"
+        );
+    });
+}
+
+#[test]
+fn greenlet_that_catches_exit_and_sleeps_again_does_not_hang_teardown() {
+    within(LIMIT, || {
+        let counter = DropCounter::new();
+        let caught = Rc::new(Cell::new(0u32));
+        let (c, k) = (counter.clone(), Rc::clone(&caught));
+        green_core::run(move || {
+            spawn(move || {
+                let _t = c.token();
+                for _ in 0..1000 {
+                    match catch(|| sleep(FOREVER)) {
+                        Err(p) if p.is::<GreenletExit>() => k.set(k.get() + 1),
+                        Err(p) => panic::resume_unwind(p),
+                        Ok(()) => return,
+                    }
+                }
+            });
+            yield_now();
+        });
+        assert!(caught.get() >= 1, "teardown delivered GreenletExit");
+        assert_eq!(
+            counter.drops(),
+            1,
+            "the forced unwind ran its destructors once"
+        );
+    });
+}
+
+#[test]
+fn thread_exit_unwinds_live_greenlets_of_the_lazy_hub() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let exits = Arc::new(AtomicUsize::new(0));
+    let (d, e) = (Arc::clone(&drops), Arc::clone(&exits));
+    within(LIMIT, move || {
+        // No `run`: the hub is built on first use and dropped at thread exit.
+        let never: Greenlet<()> = Greenlet::new(|| ());
+        let record_exit = |p: Box<dyn std::any::Any + Send>, e: &AtomicUsize| {
+            if p.is::<GreenletExit>() {
+                e.fetch_add(1, Ordering::SeqCst);
+            }
+            panic::resume_unwind(p)
+        };
+        let (t, e1) = (SendToken(Arc::clone(&d)), Arc::clone(&e));
+        spawn(move || {
+            let _t = t;
+            if let Err(p) = catch(|| sleep(FOREVER)) {
+                record_exit(p, &e1);
+            }
+        });
+        let (t, e2) = (SendToken(Arc::clone(&d)), Arc::clone(&e));
+        spawn(move || {
+            let _t = t;
+            if let Err(p) = catch(|| never.join()) {
+                record_exit(p, &e2);
+            }
+        });
+        yield_now(); // Both park.
+        let t = SendToken(Arc::clone(&d));
+        spawn(move || drop(t)); // Scheduled, never started.
+        assert_eq!(d.load(Ordering::SeqCst), 0);
+    });
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        3,
+        "every value dropped exactly once"
+    );
+    assert_eq!(
+        exits.load(Ordering::SeqCst),
+        2,
+        "both parked greenlets saw GreenletExit"
+    );
+}
+
+/// Not a test of its own: the body the child processes run.
+#[test]
+fn child() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    match mode.as_str() {
+        "thread_exit_catch_and_block" => {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let caught = Arc::new(AtomicBool::new(false));
+            let (d, k) = (Arc::clone(&drops), Arc::clone(&caught));
+            let t = thread::spawn(move || {
+                let never: Greenlet<()> = Greenlet::new(|| ());
+                let token = SendToken(d);
+                spawn(move || {
+                    let _t = token;
+                    for _ in 0..1000 {
+                        match catch(|| never.join()) {
+                            Err(p) if p.is::<GreenletExit>() => k.store(true, Ordering::SeqCst),
+                            Err(p) => panic::resume_unwind(p),
+                            Ok(()) => return,
+                        }
+                    }
+                });
+                yield_now();
+            });
+            let joined = t.join().is_ok();
+            println!(
+                "JOINED {joined} DROPS {} CAUGHT {}",
+                drops.load(Ordering::SeqCst),
+                caught.load(Ordering::SeqCst)
+            );
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+/// Runs this binary's `child` test with `mode`; kills it after `limit`.
+fn run_child(mode: &str, limit: Duration) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child test process");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child '{mode}' still runs after {limit:?}: thread-exit teardown hangs");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, out, err)
+}
+
+#[test]
+fn thread_exit_with_a_greenlet_that_catches_exit_and_blocks_again_neither_hangs_nor_aborts() {
+    let (status, out, err) = run_child("thread_exit_catch_and_block", LIMIT);
+    assert!(
+        status.success(),
+        "child died: {status:?}\nstdout: {out}\nstderr: {err}"
+    );
+    assert!(
+        out.contains("JOINED true DROPS 1 CAUGHT true"),
+        "stdout: {out}\nstderr: {err}"
+    );
+}
