@@ -89,9 +89,15 @@ impl Timeout {
             id: self.id,
             duration: self.duration,
         });
-        let timer = hub
-            .lp()
-            .add_timer(deadline_after(duration), fire_timeout, key as u64);
+        let lp = hub.lp();
+        // A zero timeout is due at once: the loop's own clock makes it fire
+        // at the next iteration rather than at the next millisecond tick.
+        let deadline = if duration.is_zero() {
+            lp.now()
+        } else {
+            deadline_after(duration)
+        };
+        let timer = lp.add_timer(deadline, fire_timeout, key as u64);
         self.armed.set(Some((timer, key)));
     }
 

@@ -98,6 +98,11 @@ pub(crate) struct Wheel {
     due_pos: usize,
     seq: u64,
     referenced: usize,
+    /// The `now` of the last `advance`: a timer inserted with a deadline at
+    /// or before it is already due and fires at the next advance, instead of
+    /// waiting for the next millisecond boundary (`Timeout(0)`, `sleep` of a
+    /// deadline that has passed).
+    last_now: Instant,
 }
 
 impl Wheel {
@@ -115,6 +120,7 @@ impl Wheel {
             due_pos: 0,
             seq: 0,
             referenced: 0,
+            last_now: origin,
         }
     }
 
@@ -145,7 +151,11 @@ impl Wheel {
     }
 
     pub(crate) fn insert(&mut self, deadline: Instant, handler: TimerHandler) -> TimerId {
-        let when = self.tick_ceil(deadline);
+        let when = if deadline <= self.last_now {
+            self.elapsed
+        } else {
+            self.tick_ceil(deadline)
+        };
         self.seq += 1;
         let key = self.entries.insert(Entry {
             when,
@@ -305,6 +315,7 @@ impl Wheel {
     /// Moves every timer due at `now` into the due buffer, in firing order.
     pub(crate) fn advance(&mut self, now: Instant) {
         let now_tick = self.tick_floor(now);
+        self.last_now = self.last_now.max(now);
         // Compact what is left of a previous batch (normally nothing).
         if self.due_pos > 0 {
             self.due.drain(..self.due_pos);
