@@ -425,18 +425,12 @@ impl Loop {
     /// Queues `f` to run in this or the next iteration (FIFO). Boxes the
     /// closure (a zero-sized closure does not allocate).
     pub fn run_callback(&self, f: impl FnOnce(&Loop) + 'static) -> CallbackId {
-        self.inner
-            .callbacks
-            .borrow_mut()
-            .push(CallbackHandler::Closure(Box::new(f)))
+        self.inner.callbacks.borrow_mut().push_closure(Box::new(f))
     }
 
     /// Queues `f(loop, data)` (FIFO). Never allocates in steady state.
     pub fn run_callback_fn(&self, f: fn(&Loop, u64), data: u64) -> CallbackId {
-        self.inner
-            .callbacks
-            .borrow_mut()
-            .push(CallbackHandler::Fn(f, data))
+        self.inner.callbacks.borrow_mut().push_fn(f, data)
     }
 
     /// Cancels a queued callback; false if it already ran or was cancelled.

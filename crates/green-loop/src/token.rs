@@ -1,13 +1,17 @@
 //! Tokens: generation-checked slab indices handed to callers.
 //!
-//! Every op, timer and callback lives in a [`Slab`] entry. Its public id
-//! ([`OpId`], [`TimerId`], [`CallbackId`]) packs the entry's index (low 32
-//! bits) and the entry's generation (next 31 bits). The generation changes
+//! Every op and timer lives in a [`Slab`] entry. Its public id ([`OpId`],
+//! [`TimerId`]) packs the entry's index (low 32 bits) and the entry's
+//! generation (next 31 bits). The generation changes
 //! each time an entry is freed, so a stale id (a timer that already fired, an
 //! op whose completion was delivered) never reaches the entry's next tenant.
 //! The top bit of a packed key is always clear: io_uring `user_data` values
 //! with the top bit set are reserved for the loop's own SQEs
 //! (see `backend/uring.rs`).
+//!
+//! A [`CallbackId`] is not a slab key but the callback's sequence number in
+//! the loop's FIFO (see `callback.rs`): callbacks run in queue order, so a
+//! ring buffer indexed by sequence number does the slab's job for less.
 //!
 //! The slab never shrinks, so once it has grown to the program's high-water
 //! mark, inserting and removing allocate nothing.
@@ -175,15 +179,23 @@ macro_rules! id_type {
             }
 
             /// Rebuilds an id from [`Self::as_u64`]. A forged or stale value is
-            /// harmless: the loop checks the generation and treats it as unknown.
+            /// harmless: the loop checks it (a slab generation, or a callback's
+            /// sequence number) and treats it as unknown.
             pub fn from_u64(v: u64) -> Self {
                 Self(v)
             }
+        }
+    };
+}
 
+/// Ids that name a [`Slab`] entry.
+macro_rules! slab_id {
+    ($($name:ident),*) => {
+        $(impl $name {
             pub(crate) fn key(self) -> Key {
                 Key::unpack(self.0)
             }
-        }
+        })*
     };
 }
 
@@ -199,3 +211,4 @@ id_type!(
     /// Identifies a queued callback until it runs or is cancelled.
     CallbackId
 );
+slab_id!(OpId, TimerId);
