@@ -124,3 +124,22 @@ fn stop_ends_run() {
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(lp.cancel_timer(keep));
 }
+
+#[test]
+fn a_timer_already_due_fires_at_the_next_iteration() {
+    each_backend(|lp| {
+        take();
+        // Let one iteration set the loop's clock, then arm timers at and
+        // before it: they must not wait for the next millisecond tick.
+        lp.run_once(false).unwrap();
+        let now = lp.now();
+        lp.add_timer(now, fired, 1);
+        lp.add_timer(now - Duration::from_millis(5), fired, 0);
+        lp.run_once(false).unwrap();
+        assert_eq!(
+            take(),
+            vec![0, 1],
+            "both fire in deadline order on the very next iteration"
+        );
+    });
+}
