@@ -809,6 +809,8 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     let hub = hub();
     let core = &me.core;
     core.state.set(State::Running);
+    // The greenlet that finished just before us may have switched here.
+    hub.reap_dead();
     let parent_died = core.needs_live_parent.get()
         && core
             .parent
@@ -835,7 +837,7 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     *core.outcome.borrow_mut() = Some(outcome);
     let me_ref: CoreRef = me;
     hub.on_death(&me_ref);
-    hub.leave_finished();
+    hub.leave_finished(me_ref.core());
 }
 
 /// Classifies what a greenlet died of, reporting failures once.

@@ -418,8 +418,10 @@ impl Hub {
                 self.hub_ref().switch(0);
             }
         }
-        // Whoever switched back to us made us current again.
+        // Whoever switched back to us made us current again. A greenlet that
+        // finished may have switched straight here: give its stack back.
         core.state.set(State::Running);
+        self.reap_dead();
         if core.loop_exit.replace(false) {
             if std::thread::panicking() || self.tearing_down.get() {
                 return false;
@@ -547,7 +549,7 @@ impl Hub {
     }
 
     /// Gives finished greenlets' stacks back to the pool.
-    fn reap_dead(&self) {
+    pub(crate) fn reap_dead(&self) {
         loop {
             let Some(core) = self.dead.borrow_mut().pop() else {
                 return;
@@ -631,13 +633,61 @@ impl Hub {
         if let Some(wake) = c.start_timer.borrow_mut().take() {
             self.cancel_wake(&wake);
         }
-        self.queue_links(core);
-        self.dead.borrow_mut().push(Rc::clone(core));
+        if !self.wake_joiners_now(c) {
+            self.queue_links(core);
+        }
+        if c.fiber.borrow().is_some() {
+            self.dead.borrow_mut().push(Rc::clone(core));
+        }
     }
 
-    /// A finished greenlet's last act: go to the hub (its fiber's parent).
-    pub(crate) fn leave_finished(&self) {
-        *self.current.borrow_mut() = None;
+    /// When every link of a dead greenlet only wakes a waiter (`join`,
+    /// `get`, `wait`), schedules the waiters now, in registration order, and
+    /// returns `true`: nothing else observes the difference from firing them
+    /// in the hub. Any callback link leaves all of them to the hub (S4).
+    fn wake_joiners_now(&self, c: &Core) -> bool {
+        let mut links = c.links.borrow_mut();
+        if !links.iter().all(|l| matches!(l.action, LinkAction::Wake(_))) {
+            return false;
+        }
+        for link in links.drain(..) {
+            if let LinkAction::Wake(waiter) = link.action {
+                self.schedule(&waiter);
+            }
+        }
+        true
+    }
+
+    /// A finished greenlet's last act: pick where its fiber's final switch
+    /// goes. Straight to the next ready greenlet when nothing needs the hub
+    /// (no links to fire, fairness budget left); else to the hub fiber.
+    pub(crate) fn leave_finished(&self, core: &Core) {
+        let hub_needed = !self.pending_links.borrow().is_empty()
+            || self.direct_switches.get() >= DIRECT_SWITCH_BUDGET;
+        let next = if hub_needed { None } else { self.pop_ready() };
+        let fiber = core.fiber.borrow();
+        match (next, fiber.as_ref()) {
+            (Some(next), Some(fiber)) => {
+                self.direct_switches.set(self.direct_switches.get() + 1);
+                fiber.set_parent(&next.core().fref);
+                if next.core().state.get() == State::Scheduled {
+                    next.core().state.set(State::Running);
+                }
+                *self.current.borrow_mut() = Some(next);
+            }
+            (next, fiber) => {
+                if let Some(next) = next {
+                    // No fiber to redirect (cannot happen for a running
+                    // greenlet): let the hub run it.
+                    next.core().in_ready.set(true);
+                    self.ready.borrow_mut().push_front(next);
+                }
+                if let Some(fiber) = fiber {
+                    fiber.set_parent(&self.hub_ref());
+                }
+                *self.current.borrow_mut() = None;
+            }
+        }
     }
 
     // ===== timers =====

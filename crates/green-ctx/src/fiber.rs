@@ -510,10 +510,19 @@ fn fiber_finish(slot: &Slot, ret: usize) -> ! {
     unreachable!("F5: a finished fiber is never resumed");
 }
 
-/// The slot a finishing fiber switches to: its parent if suspended, else root.
+/// The slot a finishing fiber switches to: its parent if it can be switched
+/// to (suspended, or never started: the final switch then starts it), else
+/// the root.
 fn pick_final_target(slot: &Slot) -> Rc<Slot> {
     match slot.parent.take() {
-        Some(parent) if parent.state() == FiberState::Suspended => parent,
+        Some(parent)
+            if matches!(
+                parent.state(),
+                FiberState::Suspended | FiberState::NotStarted
+            ) =>
+        {
+            parent
+        }
         _ => root_rc(),
     }
 }
@@ -656,7 +665,11 @@ impl Fiber {
     }
 
     /// Chooses where control goes when the entry returns or unwinds. Without
-    /// it, that is the context that first switched into the fiber.
+    /// it, that is the context that first switched into the fiber. It may be
+    /// called from inside the fiber itself, up to its last moment: a
+    /// scheduler picks the next fiber to run as the current one finishes. A
+    /// parent that is neither suspended nor unstarted by then is replaced by
+    /// the root.
     pub fn set_parent(&self, parent: &FiberRef) {
         self.slot.parent.set(Some(Rc::clone(&parent.slot)));
     }

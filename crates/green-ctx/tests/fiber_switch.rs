@@ -174,3 +174,27 @@ fn many_fibers_take_turns() {
         }
     }
 }
+
+#[test]
+fn a_finishing_fiber_can_start_an_unstarted_parent() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = Rc::clone(&log);
+    let second = Fiber::new(stack(), move |w| {
+        l.borrow_mut().push(format!("second started with {w}"));
+        w + 1
+    });
+    let l = Rc::clone(&log);
+    let second_ref = second.handle();
+    let first = Fiber::new(stack(), move |w| {
+        l.borrow_mut().push("first ran".to_string());
+        w * 10
+    });
+    // The first fiber's final switch starts the second, whose own final
+    // switch goes to its default parent: the context that first switched
+    // into it (the finished first fiber), so the root takes over.
+    first.set_parent(&second_ref);
+    assert_eq!(first.switch(4), 41);
+    assert_eq!(*log.borrow(), ["first ran", "second started with 40"]);
+    assert_eq!(first.state(), FiberState::Finished);
+    assert_eq!(second.state(), FiberState::Finished);
+}
