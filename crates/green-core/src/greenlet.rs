@@ -304,7 +304,7 @@ impl<T: 'static> Greenlet<T> {
                 site,
                 false,
             );
-            core.name = RefCell::new(builder.name.clone());
+            core.name = RefCell::new(builder.name.clone().map(Box::new));
             Inner {
                 core,
                 value: RefCell::new(None),
@@ -351,7 +351,7 @@ impl<T: 'static> Greenlet<T> {
         let me = self.core_ref();
         hub.register_live(&me);
         let wake = hub.wake_at(&me, deadline_after(delay), true);
-        *core.start_timer.borrow_mut() = Some(wake);
+        core.start_timer.set(Some(wake));
     }
 
     /// eventlet's `cancel`: kills the greenlet only if it has not started
@@ -402,12 +402,10 @@ impl<T: 'static> Greenlet<T> {
     /// Takes the payload it died of (a panic's, a kill's), once. Payloads are
     /// not `Clone`; [`Greenlet::exception`] describes it any number of times.
     pub fn take_exception_payload(&self) -> Option<Payload> {
-        self.inner
-            .core
-            .outcome
-            .borrow_mut()
-            .as_mut()
-            .and_then(|o| o.payload.take())
+        if !self.inner.core.is_dead() {
+            return None;
+        }
+        self.inner.core.throw.take()
     }
 
     /// Takes the value it returned, leaving `None`.
@@ -534,7 +532,7 @@ impl<T: 'static> Greenlet<T> {
         if let Some(fiber) = self.inner.core.fiber.borrow().as_ref() {
             fiber.set_name(name.clone());
         }
-        *self.inner.core.name.borrow_mut() = Some(name);
+        *self.inner.core.name.borrow_mut() = Some(Box::new(name));
     }
 
     /// A small number, given on first request, sequential and reused after
@@ -661,7 +659,7 @@ impl GreenletRef {
         if let Some(fiber) = self.core.core().fiber.borrow().as_ref() {
             fiber.set_name(name.clone());
         }
-        *self.core.core().name.borrow_mut() = Some(name);
+        *self.core.core().name.borrow_mut() = Some(Box::new(name));
     }
 
     /// See [`Greenlet::minimal_ident`].
@@ -751,12 +749,12 @@ pub(crate) fn display_name(core: &Core) -> String {
 }
 
 fn minimal_ident(core: &Core) -> usize {
-    if let Some(ident) = core.ident.get() {
+    if let Some(ident) = core.ident() {
         return ident;
     }
     let hub = hub();
     let ident = hub.allocate_ident();
-    core.ident.set(Some(ident));
+    core.set_ident(ident);
     if core.is_dead() {
         // Asked for after death: it is free for the next greenlet at once.
         hub.release_ident(core);
@@ -826,10 +824,11 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     let outcome = match result {
         Ok(value) => {
             *me.value.borrow_mut() = Some(value);
+            // A kill or timeout that never got delivered dies with it.
+            drop(core.throw.take());
             Outcome {
                 successful: true,
                 error: None,
-                payload: None,
             }
         }
         Err(payload) => outcome_of(core, payload),
@@ -843,10 +842,10 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
 /// Classifies what a greenlet died of, reporting failures once.
 fn outcome_of(core: &Core, payload: Payload) -> Outcome {
     if payload.is::<GreenletExit>() || payload.is::<ForcedUnwind>() {
+        core.throw.set(Some(payload));
         return Outcome {
             successful: true,
             error: Some(GreenletError::from_payload(&GreenletExit)),
-            payload: Some(payload),
         };
     }
     let error = GreenletError::from_payload(&*payload);
@@ -855,10 +854,10 @@ fn outcome_of(core: &Core, payload: Payload) -> Outcome {
         Some(core.spawn_site),
         error.message(),
     );
+    core.throw.set(Some(payload));
     Outcome {
         successful: false,
         error: Some(error),
-        payload: Some(payload),
     }
 }
 

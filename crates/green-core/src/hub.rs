@@ -81,15 +81,10 @@ pub(crate) fn existing_hub() -> Option<&'static Hub> {
     HUB.with(Cell::get).filter(|h| h.initialised.get())
 }
 
-/// A timer waiter: the greenlet to schedule when the timer fires.
-pub(crate) struct TimerWaiter {
-    pub(crate) core: CoreRef,
-}
-
 /// A timer armed by [`Hub::wake_at`].
+#[derive(Clone, Copy)]
 pub(crate) struct TimerWake {
     pub(crate) timer: TimerId,
-    key: usize,
 }
 
 impl TimerWake {
@@ -136,7 +131,6 @@ pub(crate) struct Hub {
     other_pools: RefCell<Vec<StackPool>>,
     /// Started or scheduled greenlets, for teardown.
     live: RefCell<Slab<WeakCore>>,
-    pub(crate) timer_waiters: RefCell<Slab<TimerWaiter>>,
     pub(crate) timeouts: RefCell<Slab<TimeoutEntry>>,
     free_idents: RefCell<BinaryHeap<Reverse<usize>>>,
     next_ident: Cell<usize>,
@@ -167,7 +161,6 @@ impl Hub {
             default_pool: RefCell::new(None),
             other_pools: RefCell::new(Vec::new()),
             live: RefCell::new(Slab::new()),
-            timer_waiters: RefCell::new(Slab::new()),
             timeouts: RefCell::new(Slab::new()),
             free_idents: RefCell::new(BinaryHeap::new()),
             next_ident: Cell::new(1),
@@ -316,16 +309,21 @@ impl Hub {
 
     // ===== registry and idents =====
 
-    pub(crate) fn register_live(&self, core: &CoreRef) {
-        if core.core().live_key.get().is_none() {
-            let key = self.live.borrow_mut().insert(Rc::downgrade(core));
-            core.core().live_key.set(Some(key));
+    /// Enters a greenlet in the registry of live greenlets (teardown kills
+    /// them; timers find them by key); returns its key.
+    pub(crate) fn register_live(&self, core: &CoreRef) -> u32 {
+        if let Some(key) = core.core().live_key.get() {
+            return key;
         }
+        let key = self.live.borrow_mut().insert(Rc::downgrade(core));
+        let key = u32::try_from(key).expect("fewer than 2^32 live greenlets");
+        core.core().live_key.set(Some(key));
+        key
     }
 
     fn unregister_live(&self, core: &Core) {
         if let Some(key) = core.live_key.take() {
-            self.live.borrow_mut().remove(key);
+            self.live.borrow_mut().remove(key as usize);
         }
     }
 
@@ -341,7 +339,7 @@ impl Hub {
     /// Makes a dead greenlet's ident available again; the dead greenlet
     /// keeps reporting it.
     pub(crate) fn release_ident(&self, core: &Core) {
-        if let Some(ident) = core.ident.get() {
+        if let Some(ident) = core.ident() {
             self.free_idents.borrow_mut().push(Reverse(ident));
         }
     }
@@ -630,7 +628,7 @@ impl Hub {
         c.state.set(State::Dead);
         self.release_ident(c);
         self.unregister_live(c);
-        if let Some(wake) = c.start_timer.borrow_mut().take() {
+        if let Some(wake) = c.start_timer.take() {
             self.cancel_wake(&wake);
         }
         if !self.wake_joiners_now(c) {
@@ -692,28 +690,26 @@ impl Hub {
 
     // ===== timers =====
 
-    /// Arms a timer that schedules `core` at `deadline`. When it fires, the
-    /// handler records the timer in `core.fired_timer`, so the sleeper can
-    /// tell its own wake-up from any other.
+    /// Arms a timer that schedules `core` at `deadline`. The timer carries
+    /// the greenlet's key in the registry of live greenlets, so arming one
+    /// allocates nothing; when it fires, the handler records the timer in
+    /// `core.fired_timer`, so the sleeper can tell its own wake-up from any
+    /// other.
     pub(crate) fn wake_at(&self, core: &CoreRef, deadline: Instant, referenced: bool) -> TimerWake {
-        let key = self.timer_waiters.borrow_mut().insert(TimerWaiter {
-            core: Rc::clone(core),
-        });
+        let key = self.register_live(core);
         let lp = self.lp();
-        let timer = lp.add_timer(deadline, wake_timer_waiter, key as u64);
+        let timer = lp.add_timer(deadline, wake_timer_waiter, u64::from(key));
         if !referenced {
             lp.set_timer_ref(timer, false);
         }
-        TimerWake { timer, key }
+        TimerWake { timer }
     }
 
     /// Disarms a timer from [`Hub::wake_at`] that may or may not have fired.
     pub(crate) fn cancel_wake(&self, wake: &TimerWake) {
         let lp = self.lp.borrow().clone();
         if let Some(lp) = lp {
-            if lp.cancel_timer(wake.timer) {
-                self.timer_waiters.borrow_mut().remove(wake.key);
-            }
+            lp.cancel_timer(wake.timer);
         }
     }
 
@@ -737,7 +733,10 @@ impl Hub {
                 .iter()
                 .filter_map(|(_, w)| w.upgrade())
                 .collect();
-            let live: Vec<CoreRef> = live.into_iter().filter(|c| !c.core().is_dead()).collect();
+            let live: Vec<CoreRef> = live
+                .into_iter()
+                .filter(|c| !c.core().is_dead() && !c.core().is_main)
+                .collect();
             if live.is_empty() {
                 break;
             }
@@ -771,7 +770,6 @@ impl Hub {
         self.pending_links.borrow_mut().clear();
         self.dead.borrow_mut().clear();
         *self.live.borrow_mut() = Slab::new();
-        *self.timer_waiters.borrow_mut() = Slab::new();
         *self.timeouts.borrow_mut() = Slab::new();
         *self.current.borrow_mut() = None;
         let hub_fiber = self.fiber.borrow_mut().take();
@@ -801,13 +799,15 @@ fn hub_main() -> usize {
     }
 }
 
-/// Loop handler for [`Hub::wake_at`] timers.
+/// Loop handler for [`Hub::wake_at`] timers. A key whose greenlet died and
+/// was replaced can at worst wake the new one early; every wait re-checks
+/// its condition (and dying greenlets cancel their timers first).
 fn wake_timer_waiter(_lp: &Loop, timer: TimerId, key: u64) {
     let Some(hub) = existing_hub() else { return };
-    let waiter = hub.timer_waiters.borrow_mut().remove(key as usize);
-    if let Some(waiter) = waiter {
-        waiter.core.core().fired_timer.set(Some(timer));
-        hub.schedule(&waiter.core);
+    let core = hub.live.borrow().get(key as usize).and_then(|w| w.upgrade());
+    if let Some(core) = core {
+        core.core().fired_timer.set(Some(timer));
+        hub.schedule(&core);
     }
 }
 

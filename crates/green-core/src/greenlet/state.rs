@@ -102,14 +102,12 @@ pub(crate) struct Link {
     pub(crate) action: LinkAction,
 }
 
-/// How a greenlet ended.
+/// How a greenlet ended. The payload it died of is kept in `Core::throw`.
 pub(crate) struct Outcome {
     /// gevent's `successful()`: returned a value or died of `GreenletExit`.
     pub(crate) successful: bool,
     /// Set unless it returned a value.
     pub(crate) error: Option<GreenletError>,
-    /// The payload, kept once (payloads are not `Clone`).
-    pub(crate) payload: Option<Payload>,
 }
 
 /// Type-erased access to a greenlet's record.
@@ -133,26 +131,29 @@ pub(crate) struct Core {
     pub(crate) state: Cell<State>,
     /// S1: in the hub's ready queue.
     pub(crate) in_ready: Cell<bool>,
-    /// S2: payload to raise at the next blocking point.
+    /// S2: payload to raise at the next blocking point. After death: the
+    /// payload it died of, kept once (payloads are not `Clone`).
     pub(crate) throw: Cell<Option<Payload>>,
     /// S2: nesting depth of uninterruptible waits.
     pub(crate) uninterruptible: Cell<u32>,
     /// Main greenlet only: the hub found nothing left that could wake it.
     pub(crate) loop_exit: Cell<bool>,
-    pub(crate) name: RefCell<Option<Cow<'static, str>>>,
-    pub(crate) ident: Cell<Option<usize>>,
-    pub(crate) links: RefCell<SmallVec<[Link; 2]>>,
+    /// Boxed: most greenlets have none, and the record stays small.
+    pub(crate) name: RefCell<Option<Box<Cow<'static, str>>>>,
+    /// `minimal_ident`, 0 until asked for.
+    ident: Cell<u32>,
+    pub(crate) links: RefCell<SmallVec<[Link; 1]>>,
     /// Queued in the hub's pending-links list (S4).
     pub(crate) links_queued: Cell<bool>,
     pub(crate) outcome: RefCell<Option<Outcome>>,
     pub(crate) parent: Option<WeakCore>,
     pub(crate) spawn_site: &'static Location<'static>,
     /// `start_later` / `spawn_later`: the timer that will start it.
-    pub(crate) start_timer: RefCell<Option<TimerWake>>,
+    pub(crate) start_timer: Cell<Option<TimerWake>>,
     /// `spawn_after_local`: do not start if the parent died meanwhile.
     pub(crate) needs_live_parent: Cell<bool>,
     /// Key in the hub's registry of live greenlets (for teardown).
-    pub(crate) live_key: Cell<Option<usize>>,
+    pub(crate) live_key: Cell<Option<u32>>,
     /// The last timer from `Hub::wake_at` that woke it.
     pub(crate) fired_timer: Cell<Option<TimerId>>,
     /// Its entry began running.
@@ -179,13 +180,13 @@ impl Core {
             uninterruptible: Cell::new(0),
             loop_exit: Cell::new(false),
             name: RefCell::new(None),
-            ident: Cell::new(None),
+            ident: Cell::new(0),
             links: RefCell::new(SmallVec::new()),
             links_queued: Cell::new(false),
             outcome: RefCell::new(None),
             parent: parent.map(Rc::downgrade),
             spawn_site,
-            start_timer: RefCell::new(None),
+            start_timer: Cell::new(None),
             needs_live_parent: Cell::new(false),
             live_key: Cell::new(None),
             fired_timer: Cell::new(None),
@@ -209,6 +210,15 @@ impl Core {
     /// Whether its entry began running (the main greenlet always has).
     pub(crate) fn has_started(&self) -> bool {
         self.started.get()
+    }
+
+    /// Its `minimal_ident`, if one was given.
+    pub(crate) fn ident(&self) -> Option<usize> {
+        (self.ident.get() != 0).then(|| self.ident.get() as usize)
+    }
+
+    pub(crate) fn set_ident(&self, ident: usize) {
+        self.ident.set(u32::try_from(ident).expect("fewer than 2^32 greenlet idents"));
     }
 
     pub(crate) fn successful(&self) -> bool {
