@@ -17,7 +17,7 @@ use green_ctx::{Fiber, ForcedUnwind, Payload};
 use crate::error::{payload_message, ErrorKind, GreenletError, GreenletExit};
 use crate::hub::{deadline_after, hub, next_greenlet_id, report_failure};
 use crate::timeout::Timeout;
-use state::{AsCore, Core, CoreRef, Link, LinkAction, LinkFilter, Outcome, State};
+use state::{AsCore, Core, CoreRef, Link, LinkAction, LinkFilter, State};
 
 pub use state::LinkId;
 
@@ -296,7 +296,7 @@ impl<T: 'static> Greenlet<T> {
             }
             fiber.set_spawn_site(site);
             let fref = fiber.handle();
-            let mut core = Core::new(
+            let core = Core::new(
                 next_greenlet_id(),
                 Some(fiber),
                 fref,
@@ -304,7 +304,9 @@ impl<T: 'static> Greenlet<T> {
                 site,
                 false,
             );
-            core.name = RefCell::new(builder.name.clone().map(Box::new));
+            if let Some(name) = &builder.name {
+                core.set_name(name.clone());
+            }
             Inner {
                 core,
                 value: RefCell::new(None),
@@ -312,9 +314,8 @@ impl<T: 'static> Greenlet<T> {
         });
         // The hub fiber is every greenlet's parent: a finished greenlet
         // switches there, and the hub reaps its stack.
-        if let Some(fiber) = inner.core.fiber.borrow().as_ref() {
-            fiber.set_parent(&hub.hub_fiber_ref());
-        }
+        let hub_fiber = hub.hub_fiber_ref();
+        inner.core.with_fiber(|fiber| fiber.set_parent(&hub_fiber));
         Ok(Greenlet { inner })
     }
 
@@ -351,7 +352,7 @@ impl<T: 'static> Greenlet<T> {
         let me = self.core_ref();
         hub.register_live(&me);
         let wake = hub.wake_at(&me, deadline_after(delay), true);
-        core.start_timer.set(Some(wake));
+        core.set_start_timer(wake);
     }
 
     /// eventlet's `cancel`: kills the greenlet only if it has not started
@@ -529,10 +530,10 @@ impl<T: 'static> Greenlet<T> {
     /// Renames it.
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
         let name = name.into();
-        if let Some(fiber) = self.inner.core.fiber.borrow().as_ref() {
-            fiber.set_name(name.clone());
-        }
-        *self.inner.core.name.borrow_mut() = Some(Box::new(name));
+        self.inner
+            .core
+            .with_fiber(|fiber| fiber.set_name(name.clone()));
+        self.inner.core.set_name(name);
     }
 
     /// A small number, given on first request, sequential and reused after
@@ -656,10 +657,10 @@ impl GreenletRef {
     /// Renames it.
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
         let name = name.into();
-        if let Some(fiber) = self.core.core().fiber.borrow().as_ref() {
-            fiber.set_name(name.clone());
-        }
-        *self.core.core().name.borrow_mut() = Some(Box::new(name));
+        self.core
+            .core()
+            .with_fiber(|fiber| fiber.set_name(name.clone()));
+        self.core.core().set_name(name);
     }
 
     /// See [`Greenlet::minimal_ident`].
@@ -740,7 +741,7 @@ pub fn current() -> GreenletRef {
 // ===== shared machinery =====
 
 pub(crate) fn display_name(core: &Core) -> String {
-    match &*core.name.borrow() {
+    match core.name() {
         Some(name) => return name.to_string(),
         None if core.is_main => return "main".to_string(),
         None => {}
@@ -784,7 +785,7 @@ pub(crate) fn add_link(core: &CoreRef, filter: LinkFilter, action: LinkAction) -
     core.core()
         .links
         .borrow_mut()
-        .push(Link { id, filter, action });
+        .push(Link::new(id, filter, action));
     if core.core().is_dead() {
         hub().queue_links(core);
     }
@@ -793,7 +794,7 @@ pub(crate) fn add_link(core: &CoreRef, filter: LinkFilter, action: LinkAction) -
 
 pub(crate) fn unlink(core: &Core, id: LinkId) -> bool {
     let mut links = core.links.borrow_mut();
-    match links.iter().position(|l| l.id == id) {
+    match links.iter().position(|l| l.id() == id) {
         Some(i) => {
             links.remove(i);
             true
@@ -821,32 +822,27 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
         core.started.set(true);
         panic::catch_unwind(AssertUnwindSafe(f))
     };
-    let outcome = match result {
+    match result {
         Ok(value) => {
             *me.value.borrow_mut() = Some(value);
             // A kill or timeout that never got delivered dies with it.
             drop(core.throw.take());
-            Outcome {
-                successful: true,
-                error: None,
-            }
+            core.set_outcome(true, None);
         }
-        Err(payload) => outcome_of(core, payload),
-    };
-    *core.outcome.borrow_mut() = Some(outcome);
+        Err(payload) => record_death(core, payload),
+    }
     let me_ref: CoreRef = me;
     hub.on_death(&me_ref);
     hub.leave_finished(me_ref.core());
 }
 
-/// Classifies what a greenlet died of, reporting failures once.
-fn outcome_of(core: &Core, payload: Payload) -> Outcome {
+/// Records what a greenlet died of (keeping the payload once, in `throw`),
+/// reporting failures once.
+fn record_death(core: &Core, payload: Payload) {
     if payload.is::<GreenletExit>() || payload.is::<ForcedUnwind>() {
         core.throw.set(Some(payload));
-        return Outcome {
-            successful: true,
-            error: Some(GreenletError::from_payload(&GreenletExit)),
-        };
+        core.set_outcome(true, Some(GreenletError::from_payload(&GreenletExit)));
+        return;
     }
     let error = GreenletError::from_payload(&*payload);
     report_failure(
@@ -855,10 +851,7 @@ fn outcome_of(core: &Core, payload: Payload) -> Outcome {
         error.message(),
     );
     core.throw.set(Some(payload));
-    Outcome {
-        successful: false,
-        error: Some(error),
-    }
+    core.set_outcome(false, Some(error));
 }
 
 /// Delivers `payload` to a greenlet (S2, S3); with `block`, waits for death.
@@ -873,11 +866,11 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
         State::Dead => return,
         State::New | State::Scheduled => {
             // S3: it never runs. Its links still fire, later.
-            let fiber = c.fiber.borrow_mut().take();
+            let fiber = c.take_fiber();
             if let Some(stack) = fiber.and_then(|f| f.take_stack()) {
                 hub.give_back_stack(stack);
             }
-            *c.outcome.borrow_mut() = Some(outcome_of(c, payload));
+            record_death(c, payload);
             hub.on_death(core);
             return;
         }

@@ -90,7 +90,7 @@ pub(crate) struct TimerWake {
 impl TimerWake {
     /// Whether this timer is what woke `core`.
     pub(crate) fn fired_for(&self, core: &Core) -> bool {
-        core.fired_timer.get() == Some(self.timer)
+        core.fired_timer() == Some(self.timer)
     }
 }
 
@@ -312,17 +312,21 @@ impl Hub {
     /// Enters a greenlet in the registry of live greenlets (teardown kills
     /// them; timers find them by key); returns its key.
     pub(crate) fn register_live(&self, core: &CoreRef) -> u32 {
-        if let Some(key) = core.core().live_key.get() {
+        if let Some(key) = core.core().live_key() {
             return key;
         }
         let key = self.live.borrow_mut().insert(Rc::downgrade(core));
-        let key = u32::try_from(key).expect("fewer than 2^32 live greenlets");
-        core.core().live_key.set(Some(key));
+        let key = u32::try_from(key)
+            .ok()
+            .filter(|&k| k != u32::MAX)
+            .expect("fewer than 2^32 - 1 live greenlets");
+        core.core().set_live_key(Some(key));
         key
     }
 
     fn unregister_live(&self, core: &Core) {
-        if let Some(key) = core.live_key.take() {
+        if let Some(key) = core.live_key() {
+            core.set_live_key(None);
             self.live.borrow_mut().remove(key as usize);
         }
     }
@@ -552,7 +556,7 @@ impl Hub {
             let Some(core) = self.dead.borrow_mut().pop() else {
                 return;
             };
-            let fiber = core.core().fiber.borrow_mut().take();
+            let fiber = core.core().take_fiber();
             if let Some(fiber) = fiber {
                 if let Some(stack) = fiber.take_stack() {
                     self.give_back_stack(stack);
@@ -577,7 +581,7 @@ impl Hub {
                     }
                     links.remove(0)
                 };
-                let fire = match link.filter {
+                let fire = match link.filter() {
                     LinkFilter::Always => true,
                     LinkFilter::OnSuccess => successful,
                     LinkFilter::OnFailure => !successful,
@@ -628,13 +632,13 @@ impl Hub {
         c.state.set(State::Dead);
         self.release_ident(c);
         self.unregister_live(c);
-        if let Some(wake) = c.start_timer.take() {
+        if let Some(wake) = c.take_start_timer() {
             self.cancel_wake(&wake);
         }
         if !self.wake_joiners_now(c) {
             self.queue_links(core);
         }
-        if c.fiber.borrow().is_some() {
+        if c.with_fiber(|_| ()).is_some() {
             self.dead.borrow_mut().push(Rc::clone(core));
         }
     }
@@ -645,7 +649,10 @@ impl Hub {
     /// in the hub. Any callback link leaves all of them to the hub (S4).
     fn wake_joiners_now(&self, c: &Core) -> bool {
         let mut links = c.links.borrow_mut();
-        if !links.iter().all(|l| matches!(l.action, LinkAction::Wake(_))) {
+        if !links
+            .iter()
+            .all(|l| matches!(l.action, LinkAction::Wake(_)))
+        {
             return false;
         }
         for link in links.drain(..) {
@@ -663,26 +670,27 @@ impl Hub {
         let hub_needed = !self.pending_links.borrow().is_empty()
             || self.direct_switches.get() >= DIRECT_SWITCH_BUDGET;
         let next = if hub_needed { None } else { self.pop_ready() };
-        let fiber = core.fiber.borrow();
-        match (next, fiber.as_ref()) {
-            (Some(next), Some(fiber)) => {
+        match next {
+            Some(next)
+                if core
+                    .with_fiber(|f| f.set_parent(&next.core().fref))
+                    .is_some() =>
+            {
                 self.direct_switches.set(self.direct_switches.get() + 1);
-                fiber.set_parent(&next.core().fref);
                 if next.core().state.get() == State::Scheduled {
                     next.core().state.set(State::Running);
                 }
                 *self.current.borrow_mut() = Some(next);
             }
-            (next, fiber) => {
+            next => {
                 if let Some(next) = next {
                     // No fiber to redirect (cannot happen for a running
                     // greenlet): let the hub run it.
                     next.core().in_ready.set(true);
                     self.ready.borrow_mut().push_front(next);
                 }
-                if let Some(fiber) = fiber {
-                    fiber.set_parent(&self.hub_ref());
-                }
+                let hub_fiber = self.hub_ref();
+                core.with_fiber(|f| f.set_parent(&hub_fiber));
                 *self.current.borrow_mut() = None;
             }
         }
@@ -762,7 +770,7 @@ impl Hub {
             .filter_map(|(_, w)| w.upgrade())
             .collect();
         for core in stragglers {
-            let fiber = core.core().fiber.borrow_mut().take();
+            let fiber = core.core().take_fiber();
             drop(fiber);
         }
         self.ready.borrow_mut().clear();
@@ -804,9 +812,13 @@ fn hub_main() -> usize {
 /// its condition (and dying greenlets cancel their timers first).
 fn wake_timer_waiter(_lp: &Loop, timer: TimerId, key: u64) {
     let Some(hub) = existing_hub() else { return };
-    let core = hub.live.borrow().get(key as usize).and_then(|w| w.upgrade());
+    let core = hub
+        .live
+        .borrow()
+        .get(key as usize)
+        .and_then(|w| w.upgrade());
     if let Some(core) = core {
-        core.core().fired_timer.set(Some(timer));
+        core.core().set_fired_timer(Some(timer));
         hub.schedule(&core);
     }
 }

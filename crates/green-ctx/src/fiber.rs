@@ -157,19 +157,59 @@ pub(crate) struct Slot {
     stack: Cell<Option<Stack>>,
     /// Cached stack facts for the overflow handler, which must not touch the
     /// `Cell<Option<Stack>>` (it may be mid-update when a fault lands).
+    /// Lowest address of the guard page (one page), or 0 when unguarded.
     pub(crate) guard_lo: Cell<usize>,
-    pub(crate) guard_hi: Cell<usize>,
     pub(crate) stack_size: Cell<usize>,
-    panic: Cell<Option<Payload>>,
+    /// The panic payload and the self-reference of a dropped running fiber:
+    /// rare, so boxed on first use to keep the slot small.
+    rare: Cell<Option<Box<Rare>>>,
     parent: Cell<Option<Rc<Slot>>>,
-    pub(crate) name: RefCell<Cow<'static, str>>,
+    /// Boxed: most fibers are never named, and the record stays small.
+    pub(crate) name: RefCell<Option<Box<Cow<'static, str>>>>,
     /// Where the layer above created it, for the overflow report.
     pub(crate) site: Cell<Option<&'static std::panic::Location<'static>>>,
+}
+
+/// Slot fields that most fibers never use.
+#[derive(Default)]
+struct Rare {
+    /// The payload of the panic (or unwind) that finished the fiber.
+    panic: Option<Payload>,
     /// F4: set when the owner drops the handle of a running fiber.
-    keep_alive: Cell<Option<Rc<Slot>>>,
+    keep_alive: Option<Rc<Slot>>,
 }
 
 impl Slot {
+    /// Updates the rare fields, boxing them on first use.
+    fn with_rare<R>(&self, f: impl FnOnce(&mut Rare) -> R) -> R {
+        let mut rare = self.rare.take().unwrap_or_default();
+        let result = f(&mut rare);
+        self.rare.set(Some(rare));
+        result
+    }
+
+    fn set_panic(&self, payload: Payload) {
+        self.with_rare(|r| r.panic = Some(payload));
+    }
+
+    fn take_panic(&self) -> Option<Payload> {
+        let mut rare = self.rare.take()?;
+        let payload = rare.panic.take();
+        self.rare.set(Some(rare));
+        payload
+    }
+
+    fn set_keep_alive(&self, me: Rc<Slot>) {
+        self.with_rare(|r| r.keep_alive = Some(me));
+    }
+
+    fn take_keep_alive(&self) -> Option<Rc<Slot>> {
+        let mut rare = self.rare.take()?;
+        let me = rare.keep_alive.take();
+        self.rare.set(Some(rare));
+        me
+    }
+
     fn new(phase: Phase) -> Slot {
         Slot {
             ctx: Cell::new(None),
@@ -177,13 +217,11 @@ impl Slot {
             entry: Cell::new(None),
             stack: Cell::new(None),
             guard_lo: Cell::new(0),
-            guard_hi: Cell::new(0),
             stack_size: Cell::new(0),
-            panic: Cell::new(None),
+            rare: Cell::new(None),
             parent: Cell::new(None),
-            name: RefCell::new(Cow::Borrowed("")),
+            name: RefCell::new(None),
             site: Cell::new(None),
-            keep_alive: Cell::new(None),
         }
     }
 
@@ -414,7 +452,7 @@ unsafe fn accept(t: Transfer) -> (usize, Option<Payload>) {
 /// # Safety
 /// * `from` is a finished slot that switched to us for the last time.
 unsafe fn finished_sender(from: &Slot) {
-    if let Some(last_ref) = from.keep_alive.take() {
+    if let Some(last_ref) = from.take_keep_alive() {
         drop(last_ref);
     }
 }
@@ -444,7 +482,7 @@ extern "C" fn fiber_main<F: FnOnce(usize) -> usize>(t: Transfer) -> ! {
             match panic::catch_unwind(AssertUnwindSafe(move || entry(data))) {
                 Ok(ret) => ret,
                 Err(payload) => {
-                    slot.panic.set(Some(payload));
+                    slot.set_panic(payload);
                     0
                 }
             }
@@ -485,7 +523,7 @@ unsafe fn fiber_start(t: Transfer) -> (&'static Slot, usize) {
     if let Some(payload) = unwind {
         // Killed before it ran: the entry never runs.
         slot.drop_entry();
-        slot.panic.set(Some(payload));
+        slot.set_panic(payload);
     }
     (slot, data)
 }
@@ -606,7 +644,7 @@ impl Fiber {
             );
             Context::new(&raw, fiber_main::<F>)
         };
-        let (guard_lo, guard_hi) = stack.guard_range().unwrap_or((0, 0));
+        let guard_lo = stack.guard_range().map_or(0, |(lo, _)| lo);
         let slot = Slot {
             ctx: Cell::new(Some(ctx)),
             entry: Cell::new(Some(EntryRef {
@@ -614,7 +652,6 @@ impl Fiber {
                 drop: drop_entry_in_place::<F>,
             })),
             guard_lo: Cell::new(guard_lo),
-            guard_hi: Cell::new(guard_hi),
             stack_size: Cell::new(stack.size()),
             stack: Cell::new(Some(stack)),
             ..Slot::new(Phase::NotStarted)
@@ -650,7 +687,7 @@ impl Fiber {
 
     /// Names the fiber, for the stack-overflow report.
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
-        *self.slot.name.borrow_mut() = name.into();
+        *self.slot.name.borrow_mut() = Some(Box::new(name.into()));
     }
 
     /// Records where the fiber was created (for example a greenlet's spawn
@@ -661,7 +698,11 @@ impl Fiber {
 
     /// The name given by [`Fiber::set_name`] (empty by default).
     pub fn name(&self) -> String {
-        self.slot.name.borrow().to_string()
+        self.slot
+            .name
+            .borrow()
+            .as_deref()
+            .map_or(String::new(), |n| n.to_string())
     }
 
     /// Chooses where control goes when the entry returns or unwinds. Without
@@ -676,7 +717,7 @@ impl Fiber {
 
     /// The payload of the panic (or unwind) that finished the fiber, once.
     pub fn take_panic(&self) -> Option<Payload> {
-        self.slot.panic.take()
+        self.slot.take_panic()
     }
 
     /// The fiber's stack, once it is finished or if it never started (then it
@@ -713,7 +754,7 @@ impl Drop for Fiber {
                 switch_unwind_to(slot, Box::new(ForcedUnwind(())));
                 if slot.phase.get() == Phase::Finished {
                     drop(slot.stack.take());
-                    drop(slot.panic.take());
+                    drop(slot.take_panic());
                 } else {
                     leak_unfinished(slot);
                 }
@@ -721,7 +762,7 @@ impl Drop for Fiber {
             FiberState::Running => {
                 // Dropped from inside itself: it lives on until its final
                 // switch, after which the receiver releases it (F4).
-                slot.keep_alive.set(Some(Rc::clone(slot)));
+                slot.set_keep_alive(Rc::clone(slot));
             }
         }
     }
@@ -731,9 +772,13 @@ impl Drop for Fiber {
 /// freed safely: its stack is still in use. Keep it forever and say so.
 #[cold]
 fn leak_unfinished(slot: &Rc<Slot>) {
-    let name = slot.name.borrow().to_string();
+    let name = slot
+        .name
+        .borrow()
+        .as_deref()
+        .map_or(String::new(), |n| n.to_string());
     tracing_free_warning(&name);
-    slot.keep_alive.set(Some(Rc::clone(slot)));
+    slot.set_keep_alive(Rc::clone(slot));
 }
 
 fn tracing_free_warning(name: &str) {
@@ -811,7 +856,7 @@ impl FiberRef {
 impl fmt::Debug for Fiber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fiber")
-            .field("name", &*self.slot.name.borrow())
+            .field("name", &self.slot.name.borrow().as_deref())
             .field("state", &self.slot.state())
             .finish()
     }

@@ -169,7 +169,8 @@ extern "C" fn on_fault(signum: libc::c_int, info: *mut libc::siginfo_t, uctx: *m
         // SAFETY: the running slot is alive while its code runs (fiber F4); we
         // only read plain cells (O1).
         let slot = unsafe { &*slot };
-        let (lo, hi) = (slot.guard_lo.get(), slot.guard_hi.get());
+        let lo = slot.guard_lo.get();
+        let hi = lo + crate::stack::guard_size();
         if lo != 0 && addr >= lo && addr < hi {
             report_and_abort(slot);
         }
@@ -188,8 +189,8 @@ fn report_and_abort(slot: &fiber::Slot) -> ! {
         len += n;
     };
     put(b"\nfiber '");
-    match slot.name.try_borrow() {
-        Ok(name) if !name.is_empty() => put(name.as_bytes()),
+    match slot.name.try_borrow().as_deref() {
+        Ok(Some(name)) if !name.is_empty() => put(name.as_bytes()),
         _ => put(b"<unnamed>"),
     }
     put(b"'");

@@ -51,6 +51,9 @@ use smallvec::SmallVec;
 use crate::error::GreenletError;
 use crate::hub::TimerWake;
 
+/// `Core::live_key` value for "not registered".
+const NO_LIVE_KEY: u32 = u32::MAX;
+
 /// Where a greenlet is in its life; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -96,18 +99,45 @@ pub(crate) enum LinkAction {
     Green(Box<dyn FnOnce()>),
 }
 
+/// One link: its id and filter packed in one word (`id << 2 | filter`), so
+/// that a greenlet's single inline link slot stays small.
 pub(crate) struct Link {
-    pub(crate) id: LinkId,
-    pub(crate) filter: LinkFilter,
+    packed: u64,
     pub(crate) action: LinkAction,
 }
 
-/// How a greenlet ended. The payload it died of is kept in `Core::throw`.
-pub(crate) struct Outcome {
-    /// gevent's `successful()`: returned a value or died of `GreenletExit`.
-    pub(crate) successful: bool,
-    /// Set unless it returned a value.
-    pub(crate) error: Option<GreenletError>,
+impl Link {
+    pub(crate) fn new(id: LinkId, filter: LinkFilter, action: LinkAction) -> Link {
+        let bits = match filter {
+            LinkFilter::Always => 0,
+            LinkFilter::OnSuccess => 1,
+            LinkFilter::OnFailure => 2,
+        };
+        Link {
+            packed: id.0 << 2 | bits,
+            action,
+        }
+    }
+
+    pub(crate) fn id(&self) -> LinkId {
+        LinkId(self.packed >> 2)
+    }
+
+    pub(crate) fn filter(&self) -> LinkFilter {
+        match self.packed & 3 {
+            0 => LinkFilter::Always,
+            1 => LinkFilter::OnSuccess,
+            _ => LinkFilter::OnFailure,
+        }
+    }
+}
+
+/// Fields most greenlets never use, boxed on first use.
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub(crate) name: Option<Cow<'static, str>>,
+    /// `start_later` / `spawn_later`: the timer that will start it.
+    pub(crate) start_timer: Option<TimerWake>,
 }
 
 /// Type-erased access to a greenlet's record.
@@ -125,7 +155,7 @@ pub(crate) struct Core {
     pub(crate) id: u64,
     /// Its fiber; `None` for the main greenlet (the thread's own stack) and
     /// once a dead greenlet's stack went back to the pool.
-    pub(crate) fiber: RefCell<Option<Fiber>>,
+    fiber: Cell<Option<Fiber>>,
     /// Where to switch to run it.
     pub(crate) fref: FiberRef,
     pub(crate) state: Cell<State>,
@@ -138,24 +168,27 @@ pub(crate) struct Core {
     pub(crate) uninterruptible: Cell<u32>,
     /// Main greenlet only: the hub found nothing left that could wake it.
     pub(crate) loop_exit: Cell<bool>,
-    /// Boxed: most greenlets have none, and the record stays small.
-    pub(crate) name: RefCell<Option<Box<Cow<'static, str>>>>,
+    /// Rarely used fields (name, start timer), boxed on first use.
+    pub(crate) extra: RefCell<Option<Box<Extra>>>,
     /// `minimal_ident`, 0 until asked for.
     ident: Cell<u32>,
     pub(crate) links: RefCell<SmallVec<[Link; 1]>>,
     /// Queued in the hub's pending-links list (S4).
     pub(crate) links_queued: Cell<bool>,
-    pub(crate) outcome: RefCell<Option<Outcome>>,
+    /// How it failed (or, for `GreenletExit`, was killed); `None` after a
+    /// normal return. Meaningful once dead.
+    pub(crate) error: RefCell<Option<GreenletError>>,
+    /// gevent's `successful()`: returned a value or died of `GreenletExit`.
+    pub(crate) succeeded: Cell<bool>,
     pub(crate) parent: Option<WeakCore>,
     pub(crate) spawn_site: &'static Location<'static>,
-    /// `start_later` / `spawn_later`: the timer that will start it.
-    pub(crate) start_timer: Cell<Option<TimerWake>>,
     /// `spawn_after_local`: do not start if the parent died meanwhile.
     pub(crate) needs_live_parent: Cell<bool>,
     /// Key in the hub's registry of live greenlets (for teardown).
-    pub(crate) live_key: Cell<Option<u32>>,
+    live_key: Cell<u32>,
     /// The last timer from `Hub::wake_at` that woke it.
-    pub(crate) fired_timer: Cell<Option<TimerId>>,
+    /// `TimerId::as_u64() + 1` of that timer; 0 for none (keeps the record small).
+    fired_timer: Cell<u64>,
     /// Its entry began running.
     pub(crate) started: Cell<bool>,
     pub(crate) is_main: bool,
@@ -172,24 +205,24 @@ impl Core {
     ) -> Core {
         Core {
             id,
-            fiber: RefCell::new(fiber),
+            fiber: Cell::new(fiber),
             fref,
             state: Cell::new(if is_main { State::Running } else { State::New }),
             in_ready: Cell::new(false),
             throw: Cell::new(None),
             uninterruptible: Cell::new(0),
             loop_exit: Cell::new(false),
-            name: RefCell::new(None),
+            extra: RefCell::new(None),
             ident: Cell::new(0),
             links: RefCell::new(SmallVec::new()),
             links_queued: Cell::new(false),
-            outcome: RefCell::new(None),
+            error: RefCell::new(None),
+            succeeded: Cell::new(false),
             parent: parent.map(Rc::downgrade),
             spawn_site,
-            start_timer: Cell::new(None),
             needs_live_parent: Cell::new(false),
-            live_key: Cell::new(None),
-            fired_timer: Cell::new(None),
+            live_key: Cell::new(NO_LIVE_KEY),
+            fired_timer: Cell::new(0),
             started: Cell::new(is_main),
             is_main,
         }
@@ -212,20 +245,88 @@ impl Core {
         self.started.get()
     }
 
+    /// Calls `f` with its fiber, if it still has one. `f` must not reach the
+    /// fiber through this core again (it is out of the cell meanwhile).
+    pub(crate) fn with_fiber<R>(&self, f: impl FnOnce(&Fiber) -> R) -> Option<R> {
+        let fiber = self.fiber.take()?;
+        let result = f(&fiber);
+        self.fiber.set(Some(fiber));
+        Some(result)
+    }
+
+    /// Takes its fiber out (a dead or never-started greenlet's, to reclaim
+    /// the stack).
+    pub(crate) fn take_fiber(&self) -> Option<Fiber> {
+        self.fiber.take()
+    }
+
+    /// Its key in the hub's registry of live greenlets, if registered.
+    pub(crate) fn live_key(&self) -> Option<u32> {
+        (self.live_key.get() != NO_LIVE_KEY).then(|| self.live_key.get())
+    }
+
+    pub(crate) fn set_live_key(&self, key: Option<u32>) {
+        self.live_key.set(key.unwrap_or(NO_LIVE_KEY));
+    }
+
+    /// The last timer from `Hub::wake_at` that woke it.
+    pub(crate) fn fired_timer(&self) -> Option<TimerId> {
+        let raw = self.fired_timer.get();
+        (raw != 0).then(|| TimerId::from_u64(raw.wrapping_sub(1)))
+    }
+
+    pub(crate) fn set_fired_timer(&self, timer: Option<TimerId>) {
+        self.fired_timer
+            .set(timer.map_or(0, |t| t.as_u64().wrapping_add(1)));
+    }
+
     /// Its `minimal_ident`, if one was given.
     pub(crate) fn ident(&self) -> Option<usize> {
         (self.ident.get() != 0).then(|| self.ident.get() as usize)
     }
 
     pub(crate) fn set_ident(&self, ident: usize) {
-        self.ident.set(u32::try_from(ident).expect("fewer than 2^32 greenlet idents"));
+        self.ident
+            .set(u32::try_from(ident).expect("fewer than 2^32 greenlet idents"));
+    }
+
+    /// The name given, if any.
+    pub(crate) fn name(&self) -> Option<Cow<'static, str>> {
+        self.extra.borrow().as_ref().and_then(|e| e.name.clone())
+    }
+
+    pub(crate) fn set_name(&self, name: Cow<'static, str>) {
+        self.extra
+            .borrow_mut()
+            .get_or_insert_with(Box::default)
+            .name = Some(name);
+    }
+
+    pub(crate) fn set_start_timer(&self, wake: TimerWake) {
+        self.extra
+            .borrow_mut()
+            .get_or_insert_with(Box::default)
+            .start_timer = Some(wake);
+    }
+
+    pub(crate) fn take_start_timer(&self) -> Option<TimerWake> {
+        self.extra
+            .borrow_mut()
+            .as_mut()
+            .and_then(|e| e.start_timer.take())
+    }
+
+    /// Records how it ended.
+    pub(crate) fn set_outcome(&self, successful: bool, error: Option<GreenletError>) {
+        self.succeeded.set(successful);
+        *self.error.borrow_mut() = error;
     }
 
     pub(crate) fn successful(&self) -> bool {
-        self.outcome.borrow().as_ref().is_some_and(|o| o.successful)
+        self.is_dead() && self.succeeded.get()
     }
 
     pub(crate) fn error(&self) -> Option<GreenletError> {
-        self.outcome.borrow().as_ref().and_then(|o| o.error.clone())
+        self.error.borrow().clone()
     }
 }
