@@ -23,7 +23,9 @@ pub use state::LinkId;
 
 // ===== typed records =====
 
-/// A greenlet's record together with its value slot.
+/// A greenlet's record together with its value slot (`repr(C)`: the record's
+/// hot first line comes first).
+#[repr(C)]
 struct Inner<T> {
     core: Core,
     value: RefCell<Option<T>>,

@@ -64,15 +64,20 @@ impl Drop for ExitGuard {
 pub(crate) fn hub() -> &'static Hub {
     let hub = match HUB.with(Cell::get) {
         Some(hub) => hub,
-        None => {
-            let hub: &'static Hub = Box::leak(Box::new(Hub::empty()));
-            HUB.with(|slot| slot.set(Some(hub)));
-            hub
-        }
+        None => new_hub(),
     };
     if !hub.initialised.get() {
         hub.initialise();
     }
+    hub
+}
+
+/// Allocates this thread's hub record (once per thread).
+#[cold]
+#[inline(never)]
+fn new_hub() -> &'static Hub {
+    let hub: &'static Hub = Box::leak(Box::new(Hub::empty()));
+    HUB.with(|slot| slot.set(Some(hub)));
     hub
 }
 
@@ -172,7 +177,12 @@ impl Hub {
         self.initialised.get()
     }
 
-    /// Builds the loop, the main greenlet and the hub fiber.
+    /// Builds the loop, the main greenlet and the hub fiber. Kept out of
+    /// line: inlined into `hub()`, the loop's large setup frame would make
+    /// every `hub()` call on a greenlet's small stack probe (and so commit)
+    /// extra stack pages.
+    #[cold]
+    #[inline(never)]
     fn initialise(&'static self) {
         if !FiberRef::current().is_root() {
             panic!("green-core: the hub must be created from the thread's own stack, not from inside a fiber");
