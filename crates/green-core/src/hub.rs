@@ -218,6 +218,15 @@ impl Hub {
         hub_fiber.switch(0);
     }
 
+    /// Runs `f` with the event loop, without taking a reference to it.
+    /// `f` must not tear the hub down.
+    #[inline]
+    pub(crate) fn with_loop<R>(&self, f: impl FnOnce(&Loop) -> R) -> R {
+        let lp = self.lp.borrow();
+        f(lp.as_ref()
+            .expect("the hub's loop exists while it is initialised"))
+    }
+
     /// The event loop.
     pub(crate) fn lp(&self) -> Rc<Loop> {
         Rc::clone(
@@ -255,16 +264,32 @@ impl Hub {
         self.current.borrow().clone()
     }
 
+    /// A weak reference to the running greenlet; panics like
+    /// [`Hub::current_for_blocking`] inside the hub.
+    #[track_caller]
+    pub(crate) fn current_weak_for_blocking(&self) -> WeakCore {
+        match &*self.current.borrow() {
+            Some(core) => Rc::downgrade(core),
+            None => self.current_for_blocking_failed(),
+        }
+    }
+
+    #[cold]
+    #[track_caller]
+    fn current_for_blocking_failed(&self) -> ! {
+        panic!(
+            "green-core: a blocking call was made inside the hub (a rawlink callback or an \
+             event-loop handler); these must not block: use link() or spawn a greenlet"
+        )
+    }
+
     /// The running greenlet; a clear panic if called from the hub itself,
     /// where nothing may block.
     #[track_caller]
     pub(crate) fn current_for_blocking(&self) -> CoreRef {
         match self.current() {
             Some(core) => core,
-            None => panic!(
-                "green-core: a blocking call was made inside the hub (a rawlink callback or an \
-                 event-loop handler); these must not block: use link() or spawn a greenlet"
-            ),
+            None => self.current_for_blocking_failed(),
         }
     }
 
@@ -399,6 +424,11 @@ impl Hub {
     #[track_caller]
     pub(crate) fn park(&self) -> bool {
         let me = self.current_for_blocking();
+        self.park_as(&me)
+    }
+
+    /// [`Hub::park`] for a caller that already holds the current greenlet.
+    fn park_as(&self, me: &CoreRef) -> bool {
         let core = me.core();
         core.state.set(State::Parked);
         let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET {
@@ -470,7 +500,7 @@ impl Hub {
     pub(crate) fn yield_now(&self) {
         let me = self.current_for_blocking();
         self.schedule(&me);
-        self.park();
+        self.park_as(&me);
     }
 
     /// Parks until the loop has nothing else to do.

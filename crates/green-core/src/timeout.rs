@@ -11,7 +11,6 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
 use std::time::Duration;
 
 use green_loop::{Loop, TimerId};
@@ -19,7 +18,24 @@ use green_loop::{Loop, TimerId};
 use crate::greenlet::state::State;
 use crate::hub::{deadline_after, existing_hub, hub, TimeoutEntry};
 
-static NEXT_TIMEOUT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// Timeout ids are unique in the process: each thread takes a block of 2^32
+/// from a global counter once, then counts within it without atomics.
+static NEXT_ID_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+fn next_timeout_id() -> u64 {
+    NEXT_ID.with(|next| {
+        let mut id = next.get();
+        if id & 0xffff_ffff == 0 {
+            id = NEXT_ID_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32 | 1;
+        }
+        next.set(id + 1);
+        id
+    })
+}
 
 /// A timeout: once started, it raises itself in the greenlet that started it
 /// at that greenlet's next blocking point after `duration`, unless cancelled
@@ -49,7 +65,7 @@ impl Timeout {
     /// A timeout of `duration` (`None`: never), not started.
     pub fn new(duration: impl Into<Option<Duration>>) -> Timeout {
         Timeout {
-            id: NEXT_TIMEOUT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: next_timeout_id(),
             duration: duration.into(),
             armed: Cell::new(None),
         }
@@ -83,21 +99,21 @@ impl Timeout {
             return;
         };
         let hub = hub();
-        let me = hub.current_for_blocking();
         let key = hub.timeouts.borrow_mut().insert(TimeoutEntry {
-            core: Rc::downgrade(&me),
+            core: hub.current_weak_for_blocking(),
             id: self.id,
             duration: self.duration,
         });
-        let lp = hub.lp();
-        // A zero timeout is due at once: the loop's own clock makes it fire
-        // at the next iteration rather than at the next millisecond tick.
-        let deadline = if duration.is_zero() {
-            lp.now()
-        } else {
-            deadline_after(duration)
-        };
-        let timer = lp.add_timer(deadline, fire_timeout, key as u64);
+        let timer = hub.with_loop(|lp| {
+            // A zero timeout is due at once: the loop's own clock makes it
+            // fire at the next iteration rather than at the next millisecond.
+            let deadline = if duration.is_zero() {
+                lp.now()
+            } else {
+                deadline_after(duration)
+            };
+            lp.add_timer(deadline, fire_timeout, key as u64)
+        });
         self.armed.set(Some((timer, key)));
     }
 
@@ -120,10 +136,11 @@ impl Timeout {
             return;
         };
         let Some(hub) = existing_hub() else { return };
-        let lp = hub.lp();
-        if lp.cancel_timer(timer) {
+        if hub.with_loop(|lp| lp.cancel_timer(timer)) {
             hub.timeouts.borrow_mut().remove(key);
+            return;
         }
+        // It fired: withdraw its raise if the greenlet has not seen it yet.
         if let Some(me) = hub.current() {
             let throw = me.core().throw.take();
             match throw {
