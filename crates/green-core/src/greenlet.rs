@@ -538,8 +538,8 @@ impl<T: 'static> Greenlet<T> {
         self.inner.core.set_name(name);
     }
 
-    /// A small number, given on first request, sequential and reused after
-    /// death (gevent's `minimal_ident`).
+    /// A small number, given when it is started (or on first request),
+    /// sequential, and reused after death (gevent's `minimal_ident`).
     pub fn minimal_ident(&self) -> usize {
         minimal_ident(&self.inner.core)
     }

@@ -350,6 +350,11 @@ impl Hub {
         if let Some(key) = core.core().live_key() {
             return key;
         }
+        // Its minimal ident is given now, so that it keeps one number for
+        // life (and after death, while that number may go to a newcomer).
+        if core.core().ident().is_none() {
+            core.core().set_ident(self.allocate_ident());
+        }
         let key = self.live.borrow_mut().insert(Rc::downgrade(core));
         let key = u32::try_from(key)
             .ok()
