@@ -11,7 +11,7 @@
 //!    clobbers
 //! 5. green-loop's and green-core's suites again on the epoll backend
 //!    (`GREEN_LOOP_BACKEND=epoll`, debug)
-//! 6. with `--valgrind`: green-ctx's test binaries under
+//! 6. with `--valgrind`: green-ctx's and green-core's test binaries under
 //!    `valgrind --error-exitcode=1`, if valgrind is installed
 //! 7. the tidy test (`cargo test -p xtask`, see `tidy.rs`)
 //!
@@ -25,7 +25,7 @@ use crate::util::{cargo_cmd, have_program, run, run_tests, Result, TestCounts};
 /// Options of `cargo xtask test`.
 #[derive(Debug, Default)]
 pub(crate) struct TestOptions {
-    /// Also run green-ctx's tests under valgrind.
+    /// Also run green-ctx's and green-core's tests under valgrind.
     pub(crate) valgrind: bool,
 }
 
@@ -107,6 +107,14 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
                 &mut vg,
                 counts,
             )?;
+            // green-core's suites switch greenlets on every blocking call:
+            // the same registration must hold there, one test at a time.
+            let mut vg_core = cargo_cmd(["test", "-p", "green-core", "--tests"]);
+            vg_core.args(["--", "--test-threads=1"]).env(
+                "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+                "valgrind --error-exitcode=1 --quiet",
+            );
+            run_tests("green-core tests under valgrind", &mut vg_core, counts)?;
         } else {
             eprintln!("\n==> valgrind: not installed, skipping the valgrind run (apt-get install valgrind)");
         }
