@@ -232,9 +232,7 @@ pub(crate) fn spawn_raw_at(f: Box<dyn FnOnce()>, site: &'static Location<'static
 /// switch into at once (a `link` callback starts before the next link fires).
 pub(crate) fn start_unqueued(f: Box<dyn FnOnce()>, site: &'static Location<'static>) -> CoreRef {
     let g = Greenlet::new_at(f, site);
-    g.inner.core.state.set(State::Scheduled);
-    let core = g.core_ref();
-    hub().register_live(&core);
+    let (_, core) = g.mark_scheduled().expect("a new greenlet");
     core
 }
 
@@ -332,29 +330,31 @@ impl<T: 'static> Greenlet<T> {
     /// Schedules the start for this loop iteration. Does nothing if already
     /// started, scheduled or dead.
     pub fn start(&self) {
-        let core = &self.inner.core;
-        if core.state.get() != State::New {
-            return;
+        if let Some((hub, me)) = self.mark_scheduled() {
+            hub.schedule(&me);
         }
-        core.state.set(State::Scheduled);
-        let hub = hub();
-        let me = self.core_ref();
-        hub.register_live(&me);
-        hub.schedule(&me);
     }
 
-    /// Schedules the start after `delay`.
+    /// Schedules the start after `delay`. Does nothing if already started,
+    /// scheduled or dead.
     pub fn start_later(&self, delay: Duration) {
+        if let Some((hub, me)) = self.mark_scheduled() {
+            let wake = hub.wake_at(&me, deadline_after(delay), true);
+            self.inner.core.set_start_timer(wake);
+        }
+    }
+
+    /// New -> Scheduled, entered in the hub's registry; `None` if it was not new.
+    fn mark_scheduled(&self) -> Option<(&'static crate::hub::Hub, CoreRef)> {
         let core = &self.inner.core;
         if core.state.get() != State::New {
-            return;
+            return None;
         }
         core.state.set(State::Scheduled);
         let hub = hub();
         let me = self.core_ref();
         hub.register_live(&me);
-        let wake = hub.wake_at(&me, deadline_after(delay), true);
-        core.set_start_timer(wake);
+        Some((hub, me))
     }
 
     /// eventlet's `cancel`: kills the greenlet only if it has not started
