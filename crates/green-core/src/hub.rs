@@ -187,6 +187,7 @@ impl Hub {
         if !FiberRef::current().is_root() {
             panic!("green-core: the hub must be created from the thread's own stack, not from inside a fiber");
         }
+        green_ctx::set_number_prefix("Greenlet");
         let lp = Loop::new().unwrap_or_else(|e| {
             panic!("green-core: cannot create the event loop for this thread's hub: {e}")
         });
@@ -353,7 +354,10 @@ impl Hub {
         // Its minimal ident is given now, so that it keeps one number for
         // life (and after death, while that number may go to a newcomer).
         if core.core().ident().is_none() {
-            core.core().set_ident(self.allocate_ident());
+            let ident = self.allocate_ident();
+            core.core().set_ident(ident);
+            // The overflow report names an unnamed greenlet `Greenlet-<ident>`.
+            core.core().with_fiber(|f| f.set_number(ident as u32));
         }
         let key = self.live.borrow_mut().insert(Rc::downgrade(core));
         let key = u32::try_from(key)

@@ -151,6 +151,9 @@ pub(crate) struct Slot {
     /// F1: the saved context while `NotStarted`/`Suspended`.
     ctx: Cell<Option<Context>>,
     phase: Cell<Phase>,
+    /// A number the layer above gives an unnamed fiber (a greenlet's
+    /// minimal ident), for the overflow report; 0 = none.
+    pub(crate) number: Cell<u32>,
     /// F5: the entry closure until it is moved out or dropped.
     entry: Cell<Option<EntryRef>>,
     /// The fiber's stack; `None` for the root or once taken back.
@@ -214,6 +217,7 @@ impl Slot {
         Slot {
             ctx: Cell::new(None),
             phase: Cell::new(phase),
+            number: Cell::new(0),
             entry: Cell::new(None),
             stack: Cell::new(None),
             guard_lo: Cell::new(0),
@@ -690,6 +694,13 @@ impl Fiber {
         *self.slot.name.borrow_mut() = Some(Box::new(name.into()));
     }
 
+    /// Gives an unnamed fiber a number for the stack-overflow report, which
+    /// then reads `fiber '<prefix>-<number>'` (setting it allocates nothing,
+    /// unlike a name); the prefix is [`set_number_prefix`]'s, or `fiber`.
+    pub fn set_number(&self, number: u32) {
+        self.slot.number.set(number);
+    }
+
     /// Records where the fiber was created (for example a greenlet's spawn
     /// site); the stack-overflow report prints it after the name.
     pub fn set_spawn_site(&self, site: &'static std::panic::Location<'static>) {
@@ -870,6 +881,19 @@ impl fmt::Debug for FiberRef {
             .field("state", &self.slot.state())
             .finish()
     }
+}
+
+// ===== overflow report labels =====
+
+/// The label before an unnamed fiber's number in overflow reports.
+pub(crate) static NUMBER_PREFIX: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Sets, once per process, the label the overflow report puts before the
+/// number of an unnamed fiber ([`Fiber::set_number`]): green-core says
+/// `"Greenlet"`, so the report names `Greenlet-7` as the greenlet's own
+/// default name does. Later calls are ignored.
+pub fn set_number_prefix(prefix: &'static str) {
+    let _ = NUMBER_PREFIX.set(prefix);
 }
 
 // ===== what the switch preserves =====

@@ -189,12 +189,21 @@ fn report_and_abort(slot: &fiber::Slot) -> ! {
         len += n;
     };
     put(b"\nfiber '");
+    let mut digits = [0u8; 20];
     match slot.name.try_borrow().as_deref() {
         Ok(Some(name)) if !name.is_empty() => put(name.as_bytes()),
+        _ if slot.number.get() != 0 => {
+            put(fiber::NUMBER_PREFIX
+                .get()
+                .copied()
+                .unwrap_or("fiber")
+                .as_bytes());
+            put(b"-");
+            put(decimal(slot.number.get() as usize, &mut digits));
+        }
         _ => put(b"<unnamed>"),
     }
     put(b"'");
-    let mut digits = [0u8; 20];
     if let Some(site) = slot.site.get() {
         put(b" (spawned at ");
         put(site.file().as_bytes());
