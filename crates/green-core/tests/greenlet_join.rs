@@ -6,21 +6,12 @@
 mod support;
 
 use std::cell::Cell;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use green_core::{current, sleep, spawn, ErrorKind, Greenlet, LoopExit, Timeout};
-use support::{panic_message, DropCounter, Log};
-
-const MS: Duration = Duration::from_millis(1);
-
-fn sleeper(d: Duration) -> Greenlet<u64> {
-    spawn(move || {
-        sleep(d);
-        d.as_millis() as u64
-    })
-}
+use support::{catch, panic_message, sleeper, DropCounter, Log, MS};
 
 // ===== join =====
 
@@ -101,7 +92,7 @@ fn join_from_inside_a_greenlet() {
 fn join_on_an_unstarted_greenlet_from_main_is_loop_exit_not_a_hang() {
     green_core::run(|| {
         let g = Greenlet::new(|| 1);
-        let r = panic::catch_unwind(AssertUnwindSafe(|| g.join()));
+        let r = catch(|| g.join());
         let message = panic_message(&*r.expect_err("nothing can ever finish it"));
         assert!(
             message.contains("would block forever") || message == LoopExit::MESSAGE,
@@ -289,8 +280,8 @@ fn a_greenlet_getting_its_own_result_panics_clearly() {
             let slot = Rc::clone(&slot);
             spawn(move || {
                 let me = slot.take().expect("handle stored before it ran");
-                let r = panic::catch_unwind(AssertUnwindSafe(|| me.get()));
-                let timeout = panic::catch_unwind(AssertUnwindSafe(|| me.join_timeout(MS)));
+                let r = catch(|| me.get());
+                let timeout = catch(|| me.join_timeout(MS));
                 format!(
                     "{} / {}",
                     panic_message(&*r.expect_err("get on oneself")),

@@ -6,28 +6,13 @@
 mod support;
 
 use std::cell::{Cell, RefCell};
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use green_core::{current, sleep, spawn, yield_now, Builder, Greenlet, GreenletRef, LinkId};
-use support::{panic_message, DropCounter, Log};
-
-const MS: Duration = Duration::from_millis(1);
-
-/// Sleeps in small steps until `cond` holds; fails after 5 s instead of
-/// hanging.
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
-        sleep(2 * MS);
-    }
-}
+use support::{catch, panic_message, wait_for, DropCounter, Log, MS};
 
 /// Lets the hub run for a while (several loop iterations and timers).
 /// Uses timed sleeps only: `yield_now` with nothing else ready is not what
@@ -47,6 +32,12 @@ fn bump(c: &Rc<Cell<usize>>) -> impl FnOnce(&Greenlet<i32>) + 'static {
     move |_| c.set(c.get() + 1)
 }
 
+/// A link callback that logs `entry`.
+fn push(log: &Log, entry: &'static str) -> impl FnOnce(&Greenlet<i32>) + 'static {
+    let log = log.clone();
+    move |_| log.push(entry)
+}
+
 // ===== firing after death, in order =====
 
 #[test]
@@ -60,8 +51,7 @@ fn rawlinks_fire_after_death_in_registration_order() {
             1
         });
         for name in ["r1", "r2", "r3"] {
-            let log = log.clone();
-            g.rawlink(move |_| log.push(name));
+            g.rawlink(push(&log, name));
         }
         sleep(5 * MS);
         assert!(log.snapshot().is_empty(), "no link fires while it lives");
@@ -82,8 +72,7 @@ fn green_links_fire_after_death_in_registration_order() {
             1
         });
         for name in ["l1", "l2", "l3", "l4"] {
-            let log = log.clone();
-            g.link(move |_| log.push(name));
+            g.link(push(&log, name));
         }
         sleep(5 * MS);
         assert!(log.snapshot().is_empty(), "no link fires while it lives");
@@ -101,22 +90,10 @@ fn mixed_link_kinds_fire_in_registration_order() {
     green_core::run(|| {
         let log = Log::new();
         let g = spawn(|| 1);
-        {
-            let log = log.clone();
-            g.link(move |_| log.push("link-a"));
-        }
-        {
-            let log = log.clone();
-            g.rawlink(move |_| log.push("raw-b"));
-        }
-        {
-            let log = log.clone();
-            g.link_value(move |_| log.push("value-c"));
-        }
-        {
-            let log = log.clone();
-            g.rawlink(move |_| log.push("raw-d"));
-        }
+        g.link(push(&log, "link-a"));
+        g.rawlink(push(&log, "raw-b"));
+        g.link_value(push(&log, "value-c"));
+        g.rawlink(push(&log, "raw-d"));
         g.join();
         wait_for("four links", || log.snapshot().len() == 4);
         assert_eq!(log.take(), ["link-a", "raw-b", "value-c", "raw-d"]);
@@ -294,7 +271,7 @@ fn blocking_calls_in_a_rawlink_panic_with_a_message_about_the_hub() {
                     ("join", Box::new(move || other.join())),
                 ];
                 for (what, call) in calls {
-                    let r = panic::catch_unwind(AssertUnwindSafe(call));
+                    let r = catch(call);
                     let message = match r {
                         Ok(()) => "<returned>".to_string(),
                         Err(p) => panic_message(&*p),
@@ -369,14 +346,8 @@ fn a_blocking_rawlink_is_reported_and_the_later_links_still_run() {
                 .spawn(|| 1)
                 .expect("spawn");
             g.rawlink(|_| sleep(10 * MS));
-            {
-                let log = log.clone();
-                g.rawlink(move |_| log.push("raw after"));
-            }
-            {
-                let log = log.clone();
-                g.link(move |_| log.push("link after"));
-            }
+            g.rawlink(push(&log, "raw after"));
+            g.link(push(&log, "link after"));
             g.join();
             wait_for("the later links", || log.snapshot().len() == 2);
             // The hub keeps running.
@@ -498,10 +469,7 @@ fn a_blocking_link_does_not_delay_the_next_link() {
                 log.push("slow end");
             });
         }
-        {
-            let log = log.clone();
-            g.link(move |_| log.push("quick"));
-        }
+        g.link(push(&log, "quick"));
         g.join();
         wait_for("three entries", || log.snapshot().len() == 3);
         assert_eq!(log.take(), ["slow start", "quick", "slow end"]);
@@ -561,20 +529,11 @@ fn a_panic_in_one_link_does_not_stop_the_others() {
     green_core::run(|| {
         let log = Log::new();
         let g = spawn(|| 1);
-        {
-            let log = log.clone();
-            g.rawlink(move |_| log.push("raw 1"));
-        }
+        g.rawlink(push(&log, "raw 1"));
         g.rawlink(|_| panic!("raw link panics"));
-        {
-            let log = log.clone();
-            g.rawlink(move |_| log.push("raw 3"));
-        }
+        g.rawlink(push(&log, "raw 3"));
         g.link(|_| panic!("green link panics"));
-        {
-            let log = log.clone();
-            g.link(move |_| log.push("link 5"));
-        }
+        g.link(push(&log, "link 5"));
         g.join();
         wait_for("the surviving links", || log.snapshot().len() == 3);
         settle();
@@ -630,43 +589,44 @@ fn link_value_fires_only_on_success_and_link_exception_only_on_failure() {
     });
 }
 
+/// Kills a parked greenlet with `kill`; returns how many times its
+/// `link_value` and its `link_exception` callbacks fired, once one has and
+/// the hub has settled.
+fn value_and_exception_links_after(kill: impl FnOnce(&Greenlet<i32>)) -> (usize, usize) {
+    let value = counter();
+    let exception = counter();
+    let g = spawn(|| {
+        sleep(Duration::from_secs(10));
+        1
+    });
+    g.link_value(bump(&value));
+    g.link_exception(bump(&exception));
+    yield_now();
+    kill(&g);
+    wait_for("a link", || value.get() + exception.get() >= 1);
+    settle();
+    (value.get(), exception.get())
+}
+
 #[test]
 fn a_greenlet_killed_with_greenlet_exit_fires_link_value_not_link_exception() {
     green_core::run(|| {
-        let value = counter();
-        let exception = counter();
-        let g = spawn(|| {
-            sleep(Duration::from_secs(10));
-            1
+        let fired = value_and_exception_links_after(|g| {
+            g.kill();
+            assert!(g.successful());
         });
-        g.link_value(bump(&value));
-        g.link_exception(bump(&exception));
-        yield_now();
-        g.kill();
-        assert!(g.successful());
-        wait_for("link_value", || value.get() == 1);
-        settle();
-        assert_eq!((value.get(), exception.get()), (1, 0));
+        assert_eq!(fired, (1, 0));
     });
 }
 
 #[test]
 fn a_greenlet_killed_with_another_payload_fires_link_exception() {
     green_core::run(|| {
-        let value = counter();
-        let exception = counter();
-        let g = spawn(|| {
-            sleep(Duration::from_secs(10));
-            1
+        let fired = value_and_exception_links_after(|g| {
+            g.kill_with("stop now");
+            assert!(!g.successful());
         });
-        g.link_value(bump(&value));
-        g.link_exception(bump(&exception));
-        yield_now();
-        g.kill_with("stop now");
-        assert!(!g.successful());
-        wait_for("link_exception", || exception.get() == 1);
-        settle();
-        assert_eq!((value.get(), exception.get()), (0, 1));
+        assert_eq!(fired, (0, 1));
     });
 }
 

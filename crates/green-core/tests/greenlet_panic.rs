@@ -9,13 +9,13 @@
 mod support;
 
 use std::panic;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use green_core::{sleep, spawn, spawn_raw, yield_now, Builder, ErrorKind, GreenletExit};
-use support::DropCounter;
+use support::{stdout_value, DropCounter, CHILD_LIMIT};
 
 const CHILD_ENV: &str = "GREEN_CORE_PANIC_CHILD";
 
@@ -192,31 +192,18 @@ fn child() {
     }
 }
 
-fn run_child(mode: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("spawn the child test process")
-}
-
-/// What follows `key ` on the child's stdout line holding it (the test
-/// harness may have printed `test child ... ` before it).
-fn stdout_value(out: &Output, key: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .find_map(|l| l.split_once(&format!("{key} ")).map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("no {key} line in stdout: {stdout}"))
-        .to_string()
+/// Runs the child scenario `mode`, which must succeed; returns its output
+/// and its stderr.
+fn run_child(mode: &str) -> (Output, String) {
+    let out = support::run_child(CHILD_ENV, mode, CHILD_LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "child failed: {stderr}");
+    (out, stderr)
 }
 
 #[test]
 fn panic_is_reported_once_on_stderr_with_name_and_spawn_site() {
-    let out = run_child("named_panic");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {stderr}");
+    let (out, stderr) = run_child("named_panic");
     assert_eq!(stdout_value(&out, "CHILD"), "DONE");
     let site = stdout_value(&out, "SITE");
     assert!(site.contains("greenlet_panic.rs:"), "site: {site}");
@@ -235,9 +222,7 @@ fn panic_is_reported_once_on_stderr_with_name_and_spawn_site() {
 
 #[test]
 fn unnamed_greenlet_is_reported_under_its_default_name() {
-    let out = run_child("unnamed_panic");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {stderr}");
+    let (out, stderr) = run_child("unnamed_panic");
     let site = stdout_value(&out, "SITE");
     let name = stdout_value(&out, "NAME");
     assert!(name.starts_with("Greenlet-"), "name: {name}");
@@ -251,9 +236,7 @@ fn unnamed_greenlet_is_reported_under_its_default_name() {
 
 #[test]
 fn greenlet_exit_is_not_reported() {
-    let out = run_child("greenlet_exit");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {stderr}");
+    let (out, stderr) = run_child("greenlet_exit");
     assert_eq!(stdout_value(&out, "CHILD"), "DONE");
     assert!(
         !stderr.contains("green: "),

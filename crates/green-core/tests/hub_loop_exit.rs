@@ -8,39 +8,18 @@
 #[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
 mod support;
 
-use std::panic::{self, AssertUnwindSafe};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use green_core::{sleep, sleep_unref, spawn, Greenlet, LoopExit};
-use support::DropCounter;
+use support::{catch, within, DropCounter};
 
 const BLOCK_FOREVER: &str = "this operation would block forever";
-
-/// Runs `f` on a new thread and fails if it has not finished within `limit`
-/// (the thread is then left behind, still stuck).
-fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let handle = thread::spawn(f);
-    let start = Instant::now();
-    while !handle.is_finished() {
-        assert!(
-            start.elapsed() < limit,
-            "the scenario still runs after {limit:?}: it hangs"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-    match handle.join() {
-        Ok(r) => r,
-        Err(payload) => panic::resume_unwind(payload),
-    }
-}
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `f`, expecting it to fail with `LoopExit`; returns the message.
 fn expect_loop_exit(f: impl FnOnce()) -> String {
-    let payload = panic::catch_unwind(AssertUnwindSafe(f))
-        .expect_err("the call would block forever, so it must fail");
+    let payload = catch(f).expect_err("the call would block forever, so it must fail");
     let msg = support::panic_message(&*payload);
     assert!(msg.contains(BLOCK_FOREVER), "message: {msg}");
     msg

@@ -11,9 +11,7 @@
 mod support;
 
 use std::cell::Cell;
-use std::io::Read;
-use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Stdio};
+use std::panic;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,33 +19,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use green_core::{sleep, spawn, spawn_later, yield_now, Greenlet, GreenletExit};
-use support::DropCounter;
+use support::{catch, run_child, within, DropCounter};
 
 const FOREVER: Duration = Duration::from_secs(3600);
 const LIMIT: Duration = Duration::from_secs(20);
 const CHILD_ENV: &str = "GREEN_CORE_TEARDOWN_CHILD";
-
-fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    panic::catch_unwind(AssertUnwindSafe(f))
-}
-
-/// Runs `f` on a new thread (whose exit also tears its hub down) and fails if
-/// the thread has not ended within `limit`.
-fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let handle = thread::spawn(f);
-    let start = Instant::now();
-    while !handle.is_finished() {
-        assert!(
-            start.elapsed() < limit,
-            "the scenario still runs after {limit:?}: teardown hangs"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-    match handle.join() {
-        Ok(r) => r,
-        Err(payload) => panic::resume_unwind(payload),
-    }
-}
 
 /// Like the shared `DropToken`, but `Send`: for hubs on other threads.
 struct SendToken(Arc<AtomicUsize>);
@@ -260,9 +236,22 @@ fn shutdown_tears_the_lazy_hub_down_and_the_next_use_builds_a_new_one() {
     assert_eq!(counter.drops(), 2);
 }
 
-#[test]
-fn greenlet_that_catches_exit_and_blocks_forever_does_not_hang_teardown() {
-    within(LIMIT, || {
+/// Runs `block` until it returns, catching each `GreenletExit` (and calling
+/// `caught`) and blocking again, at most 1000 times.
+fn block_catching_exits(block: impl Fn(), caught: impl Fn()) {
+    for _ in 0..1000 {
+        match catch(&block) {
+            Err(p) if p.is::<GreenletExit>() => caught(),
+            Err(p) => panic::resume_unwind(p),
+            Ok(()) => return,
+        }
+    }
+}
+
+/// A greenlet that catches the exit and blocks again with `block` (given a
+/// greenlet that never starts) must not hang the end of `run`.
+fn teardown_of_a_greenlet_that_catches_exit_and_blocks_again(block: fn(&Greenlet<()>)) {
+    within(LIMIT, move || {
         let counter = DropCounter::new();
         let caught = Rc::new(Cell::new(0u32));
         let (c, k) = (counter.clone(), Rc::clone(&caught));
@@ -270,13 +259,7 @@ fn greenlet_that_catches_exit_and_blocks_forever_does_not_hang_teardown() {
             let never: Greenlet<()> = Greenlet::new(|| ());
             spawn(move || {
                 let _t = c.token();
-                for _ in 0..1000 {
-                    match catch(|| never.join()) {
-                        Err(p) if p.is::<GreenletExit>() => k.set(k.get() + 1),
-                        Err(p) => panic::resume_unwind(p),
-                        Ok(()) => return,
-                    }
-                }
+                block_catching_exits(|| block(&never), || k.set(k.get() + 1));
             });
             yield_now();
         });
@@ -290,31 +273,13 @@ fn greenlet_that_catches_exit_and_blocks_forever_does_not_hang_teardown() {
 }
 
 #[test]
+fn greenlet_that_catches_exit_and_blocks_forever_does_not_hang_teardown() {
+    teardown_of_a_greenlet_that_catches_exit_and_blocks_again(|never| never.join());
+}
+
+#[test]
 fn greenlet_that_catches_exit_and_sleeps_again_does_not_hang_teardown() {
-    within(LIMIT, || {
-        let counter = DropCounter::new();
-        let caught = Rc::new(Cell::new(0u32));
-        let (c, k) = (counter.clone(), Rc::clone(&caught));
-        green_core::run(move || {
-            spawn(move || {
-                let _t = c.token();
-                for _ in 0..1000 {
-                    match catch(|| sleep(FOREVER)) {
-                        Err(p) if p.is::<GreenletExit>() => k.set(k.get() + 1),
-                        Err(p) => panic::resume_unwind(p),
-                        Ok(()) => return,
-                    }
-                }
-            });
-            yield_now();
-        });
-        assert!(caught.get() >= 1, "teardown delivered GreenletExit");
-        assert_eq!(
-            counter.drops(),
-            1,
-            "the forced unwind ran its destructors once"
-        );
-    });
+    teardown_of_a_greenlet_that_catches_exit_and_blocks_again(|_| sleep(FOREVER));
 }
 
 #[test]
@@ -378,13 +343,7 @@ fn child() {
                 let token = SendToken(d);
                 spawn(move || {
                     let _t = token;
-                    for _ in 0..1000 {
-                        match catch(|| never.join()) {
-                            Err(p) if p.is::<GreenletExit>() => k.store(true, Ordering::SeqCst),
-                            Err(p) => panic::resume_unwind(p),
-                            Ok(()) => return,
-                        }
-                    }
+                    block_catching_exits(|| never.join(), || k.store(true, Ordering::SeqCst));
                 });
                 yield_now();
             });
@@ -399,47 +358,12 @@ fn child() {
     }
 }
 
-/// Runs this binary's `child` test with `mode`; kills it after `limit`.
-fn run_child(mode: &str, limit: Duration) -> (std::process::ExitStatus, String, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child test process");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child '{mode}' still runs after {limit:?}: thread-exit teardown hangs");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status, out, err)
-}
-
 #[test]
 fn thread_exit_with_a_greenlet_that_catches_exit_and_blocks_again_neither_hangs_nor_aborts() {
-    let (status, out, err) = run_child("thread_exit_catch_and_block", LIMIT);
+    let child = run_child(CHILD_ENV, "thread_exit_catch_and_block", LIMIT);
+    let status = child.status;
+    let out = String::from_utf8_lossy(&child.stdout);
+    let err = String::from_utf8_lossy(&child.stderr);
     assert!(
         status.success(),
         "child died: {status:?}\nstdout: {out}\nstderr: {err}"

@@ -6,27 +6,12 @@
 mod support;
 
 use std::cell::Cell;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use green_core::{joinall, kill, killall, sleep, spawn, ErrorKind, Greenlet, GreenletExit};
-use support::{DropCounter, Log};
-
-const MS: Duration = Duration::from_millis(1);
-
-fn sleeper(d: Duration) -> Greenlet<u64> {
-    spawn(move || {
-        sleep(d);
-        d.as_millis() as u64
-    })
-}
-
-fn sleepers(ms: &[u64]) -> Vec<Greenlet<u64>> {
-    ms.iter()
-        .map(|&m| sleeper(Duration::from_millis(m)))
-        .collect()
-}
+use support::{catch, sleeper, sleepers, DropCounter, Log, MS};
 
 /// A greenlet that panics with `message` after `delay`.
 fn failer(delay: Duration, message: &'static str) -> Greenlet<u64> {
@@ -355,7 +340,7 @@ fn killall_of_dead_greenlets_is_a_no_op() {
 fn undead(shots: Rc<Cell<usize>>, stop: Rc<Cell<bool>>) -> Greenlet<()> {
     spawn(move || {
         while !stop.get() {
-            let r = panic::catch_unwind(AssertUnwindSafe(|| sleep(5 * MS)));
+            let r = catch(|| sleep(5 * MS));
             if let Err(payload) = r {
                 if payload.is::<GreenletExit>() {
                     shots.set(shots.get() + 1);

@@ -6,20 +6,15 @@
 mod support;
 
 use std::cell::Cell;
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use green_core::{idle, sleep, sleep_unref, spawn, yield_now, Timeout};
-use support::Log;
+use support::{catch, Log};
 
 /// A bound on spinning loops that should end long before it: if the hub
 /// starved timers, the loop gives up here instead of hanging the test.
 const SPIN_LIMIT: Duration = Duration::from_secs(10);
-
-fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    panic::catch_unwind(AssertUnwindSafe(f))
-}
 
 #[test]
 fn sleep_waits_at_least_the_duration() {
@@ -58,45 +53,38 @@ fn sleepers_wake_in_deadline_order() {
     });
 }
 
+/// Two greenlets that log three steps each, calling `switch` after each
+/// step; returns the log once both have finished.
+fn alternation(switch: fn()) -> Vec<String> {
+    let log = Log::new();
+    let make = |name: &'static str| {
+        let l = log.clone();
+        spawn(move || {
+            for i in 0..3 {
+                l.push(format!("{name}{i}"));
+                switch();
+            }
+        })
+    };
+    let a = make("a");
+    let b = make("b");
+    a.join();
+    b.join();
+    log.take()
+}
+
 #[test]
 fn two_greenlets_yielding_alternate() {
     green_core::run(|| {
-        let log = Log::new();
-        let make = |name: &'static str| {
-            let l = log.clone();
-            spawn(move || {
-                for i in 0..3 {
-                    l.push(format!("{name}{i}"));
-                    yield_now();
-                }
-            })
-        };
-        let a = make("a");
-        let b = make("b");
-        a.join();
-        b.join();
-        assert_eq!(log.take(), ["a0", "b0", "a1", "b1", "a2", "b2"]);
+        assert_eq!(alternation(yield_now), ["a0", "b0", "a1", "b1", "a2", "b2"]);
     });
 }
 
 #[test]
 fn sleep_zero_is_a_yield() {
     green_core::run(|| {
-        let log = Log::new();
-        let make = |name: &'static str| {
-            let l = log.clone();
-            spawn(move || {
-                for i in 0..3 {
-                    l.push(format!("{name}{i}"));
-                    sleep(Duration::ZERO);
-                }
-            })
-        };
-        let a = make("a");
-        let b = make("b");
-        a.join();
-        b.join();
-        assert_eq!(log.take(), ["a0", "b0", "a1", "b1", "a2", "b2"]);
+        let log = alternation(|| sleep(Duration::ZERO));
+        assert_eq!(log, ["a0", "b0", "a1", "b1", "a2", "b2"]);
     });
 }
 

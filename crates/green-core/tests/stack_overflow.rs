@@ -3,21 +3,26 @@
 //! child process: this binary run again with `GREEN_CORE_OVERFLOW_CHILD`
 //! naming the scenario.
 
+#[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
+mod support;
+
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use green_core::{spawn, Builder};
+use support::{stdout_value, CHILD_LIMIT};
 
 const CHILD_ENV: &str = "GREEN_CORE_OVERFLOW_CHILD";
 const SMALL_STACK: usize = 64 * 1024;
 
-fn run_child(mode: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("spawn the child test process")
+/// Runs the child scenario `mode`, which must abort; returns its output, its
+/// stderr and the spawn site it printed.
+fn run_child(mode: &str) -> (Output, String, String) {
+    let out = support::run_child(CHILD_ENV, mode, CHILD_LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "stderr: {stderr}");
+    let site = stdout_value(&out, "SITE");
+    (out, stderr, site)
 }
 
 #[inline(never)]
@@ -58,21 +63,9 @@ fn child() {
     });
 }
 
-fn stdout_value(out: &Output, key: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .find_map(|l| l.split_once(&format!("{key} ")).map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("no {key} line in stdout: {stdout}"))
-        .to_string()
-}
-
 #[test]
 fn overflow_aborts_with_a_report_naming_the_greenlet_and_its_spawn_site() {
-    let out = run_child("named");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "stderr: {stderr}");
-    let site = stdout_value(&out, "SITE");
+    let (out, stderr, site) = run_child("named");
     assert!(site.contains("stack_overflow.rs:"), "site: {site}");
     let report = format!("fiber 'deep-diver' (spawned at {site}) overflowed its stack");
     assert!(
@@ -89,12 +82,10 @@ fn overflow_aborts_with_a_report_naming_the_greenlet_and_its_spawn_site() {
 }
 
 #[test]
-fn overflow_of_an_unnamed_greenlet_names_its_spawn_site() {
-    let out = run_child("unnamed");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "stderr: {stderr}");
-    let site = stdout_value(&out, "SITE");
-    let report = format!("(spawned at {site}) overflowed its stack (64 KiB)");
+fn overflow_of_an_unnamed_greenlet_names_it_by_ident_and_spawn_site() {
+    let (_, stderr, site) = run_child("unnamed");
+    // Its default name, as `Greenlet::name` gives it.
+    let report = format!("fiber 'Greenlet-1' (spawned at {site}) overflowed its stack (64 KiB)");
     assert!(
         stderr.contains(&report),
         "expected: {report}\nstderr: {stderr}"

@@ -5,20 +5,15 @@
 #[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
 mod support;
 
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use green_core::{sleep, spawn, with_timeout, with_timeout_or, yield_now, ErrorKind, Timeout};
-use support::{DropCounter, Log};
+use support::{catch, DropCounter, Log};
 
 const SHORT: Duration = Duration::from_millis(20);
 const LONG: Duration = Duration::from_secs(10);
-
-/// Runs `f`, catching an unwind (a fired timeout is one).
-fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    panic::catch_unwind(AssertUnwindSafe(f))
-}
 
 /// Spins without blocking until `d` has passed, so that a timer expires while
 /// the running greenlet gives the hub no chance to act on it.

@@ -5,18 +5,14 @@
 #[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
 mod support;
 
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::time::{Duration, Instant};
 
 use green_core::{sleep, spawn, with_timeout, with_timeout_or, Timeout};
-use support::{DropCounter, Log};
+use support::{catch, DropCounter, Log};
 
 const SHORT: Duration = Duration::from_millis(20);
 const LONG: Duration = Duration::from_secs(10);
-
-fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    panic::catch_unwind(AssertUnwindSafe(f))
-}
 
 #[test]
 fn outer_shorter_timeout_passes_through_the_inner_scope() {

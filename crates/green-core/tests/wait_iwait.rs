@@ -5,43 +5,15 @@
 mod support;
 
 use std::cell::{Cell, RefCell};
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use green_core::{current, iwait, sleep, spawn, wait, Greenlet, LinkId, Timeout, Waitable};
-use support::{panic_message, DropCounter, Log};
-
-const MS: Duration = Duration::from_millis(1);
-
-/// A greenlet that sleeps `d`, then returns `d` in milliseconds.
-fn sleeper(d: Duration) -> Greenlet<u64> {
-    spawn(move || {
-        sleep(d);
-        d.as_millis() as u64
-    })
-}
-
-fn sleepers(ms: &[u64]) -> Vec<Greenlet<u64>> {
-    ms.iter()
-        .map(|&m| sleeper(Duration::from_millis(m)))
-        .collect()
-}
+use support::{catch, panic_message, sleeper, sleepers, wait_for, DropCounter, Log, MS};
 
 fn as_waitables<T: 'static>(gs: &[Greenlet<T>]) -> Vec<&dyn Waitable> {
     gs.iter().map(|g| g as &dyn Waitable).collect()
-}
-
-/// Sleeps in small steps until `cond` holds; fails after 5 s.
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
-        sleep(2 * MS);
-    }
 }
 
 /// Wraps a waitable and counts what a waiter does with it: links made,
@@ -482,7 +454,7 @@ fn a_greenlet_killed_inside_wait_unlinks_and_drops_its_locals_once() {
                 let spy = Spy::new(&target);
                 *spy_fired.borrow_mut() = Some(Rc::clone(&spy.fired));
                 let objects: [&dyn Waitable; 1] = [&spy];
-                let r = panic::catch_unwind(AssertUnwindSafe(|| wait(&objects, None, None)));
+                let r = catch(|| wait(&objects, None, None));
                 spy_unlinked.set(spy.unlinked.get());
                 match r {
                     Ok(done) => done,
@@ -515,7 +487,7 @@ fn iwait_inside_the_hub_is_a_clear_error() {
             let other = other.clone();
             g.rawlink(move |_| {
                 let objects: [&dyn Waitable; 1] = [&other];
-                let r = panic::catch_unwind(AssertUnwindSafe(|| wait(&objects, None, None)));
+                let r = catch(|| wait(&objects, None, None));
                 *message.borrow_mut() = Some(r.map_err(|p| panic_message(&*p)));
             });
         }

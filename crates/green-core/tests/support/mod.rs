@@ -2,7 +2,14 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::cell::{Cell, RefCell};
+use std::io::Read;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::{Command, Output, Stdio};
 use std::rc::Rc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use green_core::{sleep, spawn, Greenlet};
 
 /// Counts how many times its values were dropped: kill and unwind tests
 /// check that captured values and locals are dropped exactly once.
@@ -72,4 +79,119 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "<non-string payload>".to_string()
     }
+}
+
+/// A unit for short test durations: `30 * MS`.
+pub const MS: Duration = Duration::from_millis(1);
+
+/// Runs `f`, catching a panic (a `Timeout`, a `GreenletExit`, ...).
+pub fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    panic::catch_unwind(AssertUnwindSafe(f))
+}
+
+/// A greenlet that sleeps `d`, then returns `d` in milliseconds.
+pub fn sleeper(d: Duration) -> Greenlet<u64> {
+    spawn(move || {
+        sleep(d);
+        d.as_millis() as u64
+    })
+}
+
+/// One `sleeper` per entry of `ms` (milliseconds), in order.
+pub fn sleepers(ms: &[u64]) -> Vec<Greenlet<u64>> {
+    ms.iter()
+        .map(|&m| sleeper(Duration::from_millis(m)))
+        .collect()
+}
+
+/// Sleeps in small steps until `cond` holds; fails after 5 s instead of
+/// hanging.
+pub fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        sleep(2 * MS);
+    }
+}
+
+/// Runs `f` on a new thread (whose exit also tears its lazy hub down) and
+/// fails if the thread has not finished within `limit`; the thread is then
+/// left behind, still stuck.
+pub fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let handle = thread::spawn(f);
+    let start = Instant::now();
+    while !handle.is_finished() {
+        assert!(
+            start.elapsed() < limit,
+            "the scenario still runs after {limit:?}: it hangs"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    match handle.join() {
+        Ok(r) => r,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+// ===== child processes =====
+//
+// Tests that must see stderr, an abort or a hang at thread exit run this test
+// binary again, naming the scenario in an environment variable, and have its
+// `child` test (a no-op without the variable) run it.
+
+/// How long a child scenario that should end quickly may take.
+pub const CHILD_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs this binary's `child` test with `env` set to `mode` and returns its
+/// output; kills it and fails if it still runs after `limit`.
+pub fn run_child(env: &str, mode: &str, limit: Duration) -> Output {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(env, mode)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child test process");
+    // Read both pipes while waiting, so that a chatty child cannot block.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let mut pipe = pipe.unwrap();
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            pipe.read_to_end(&mut buf).map(|_| buf)
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child '{mode}' still runs after {limit:?}: it hangs");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap().unwrap(),
+        stderr: stderr.join().unwrap().unwrap(),
+    }
+}
+
+/// What follows `key ` on the child's stdout line holding it (the test
+/// harness may have printed `test child ... ` before it).
+pub fn stdout_value(out: &Output, key: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.split_once(&format!("{key} ")).map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no {key} line in stdout: {stdout}"))
+        .to_string()
 }
