@@ -7,3 +7,4 @@
 //! written against green-core's public API only, and contains no unsafe code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
