@@ -9,7 +9,7 @@
 //! ```text
 //!  level 5  [..64 slots of 2^30 ms..]      occupied: u64 bitmap per level
 //!  level 1  [..64 slots of 64 ms..]        each slot: intrusive doubly linked
-//!  level 0  [..64 slots of 1 ms..]         list of slab indices (O(1) unlink)
+//!  level 0  [..64 slots of 1 ms..]         list of slot indices (O(1) unlink)
 //! ```
 //!
 //! * Insert: compute the level from the highest bit in which the deadline
@@ -23,8 +23,28 @@
 //!   before firing, so timers with equal deadlines fire in insertion order even
 //!   when one of them went through a cascade and the other did not.
 //!
-//! Entries live in a [`Slab`]; the due buffer keeps its capacity; so in steady
-//! state inserting, cancelling and firing `fn`-pointer timers allocate nothing.
+//! A timer's storage is split in two, indexed alike, because what costs is cache lines, not instructions: a server cancels a
+//! timeout long after inserting it (and after 100 000 others), so the entries
+//! that cancel touches (its own and its two list neighbours) are cold.
+//!
+//! * `links`, a [`Slab`] of 16-byte entries (generation, list links,
+//!   location, flags): all that cancel reads or writes for an `fn`-pointer
+//!   timer. Four to a cache line, against one 80-byte entry spanning two
+//!   lines when the whole timer lived in the slab.
+//! * `timers`, a `Vec` indexed by slab index (40 bytes: deadline, sequence
+//!   number, handler), touched on insert, cascade and fire, and on cancel
+//!   only to drop a closure.
+//!
+//! The deadline is stored as nanoseconds from the wheel's origin, offset by
+//! 2^63 so that deadlines before the origin keep their order (saturating
+//! ~292 years either side, where ties fall back to insertion order); the
+//! tick is recomputed from it when cascading instead of being stored.
+//!
+//! Cancel unlinks and frees the slab entry at once (a new generation, so a
+//! stale [`TimerId`] never reaches the next tenant): a cancelled timer holds
+//! nothing until its wheel slot would have expired. Neither store shrinks
+//! and the due buffer keeps its capacity, so in steady state inserting,
+//! cancelling and firing `fn`-pointer timers allocate nothing.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +58,15 @@ const SLOT_MASK: u64 = (SLOTS as u64) - 1;
 /// Largest tick distance the wheel represents exactly.
 const MAX_DURATION: u64 = (1 << (SLOT_BITS as usize * LEVELS)) - 1;
 const NIL: u32 = u32::MAX;
+const NANOS_PER_TICK: u64 = 1_000_000;
+/// The stamp of the origin (see [`Wheel::stamp`]).
+const STAMP_ORIGIN: u64 = 1 << 63;
+
+/// `Link::loc` of a timer in `Wheel::overdue`; wheel slots are
+/// `level * SLOTS + slot`, below it.
+const LOC_OVERDUE: u16 = (LEVELS * SLOTS) as u16;
+/// `Link::loc` of a timer in the due buffer (in no list).
+const LOC_DUE: u16 = LOC_OVERDUE + 1;
 
 /// What a timer runs when it fires.
 pub(crate) enum TimerHandler {
@@ -47,21 +76,31 @@ pub(crate) enum TimerHandler {
     Closure(Box<dyn FnOnce(&Loop)>),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Loc {
-    Wheel { level: u8, slot: u8 },
-    Overdue,
-    Due,
-}
+/// The handler left in a freed slot: never called (the slot is vacant).
+fn vacant(_: &Loop, _: TimerId, _: u64) {}
 
-struct Entry {
-    when: u64,
-    deadline: Instant,
-    seq: u64,
+/// The hot half of a timer (see the module docs). 12 bytes, and its `bool`s
+/// leave the slab a niche for its vacant state: 16 bytes with the generation.
+#[derive(Clone, Copy)]
+struct Link {
     prev: u32,
     next: u32,
-    loc: Loc,
+    loc: u16,
+    /// Keeps the loop alive.
     referenced: bool,
+    /// The handler is a closure, to drop on cancel.
+    closure: bool,
+}
+
+// Growing `Link` past 12 bytes (or losing the `bool` niche) would undo the
+// split's gain; see the module docs.
+const _: () = assert!(std::mem::size_of::<Link>() == 12);
+
+/// The cold half of a timer.
+struct Timer {
+    /// See [`Wheel::stamp`].
+    deadline: u64,
+    seq: u64,
     handler: TimerHandler,
 }
 
@@ -91,18 +130,21 @@ pub(crate) struct Fired {
 pub(crate) struct Wheel {
     origin: Instant,
     elapsed: u64,
-    entries: Slab<Entry>,
+    links: Slab<Link>,
+    /// Indexed like `links`; an entry whose link is vacant holds a dead
+    /// `fn` handler (or none yet).
+    timers: Vec<Timer>,
     levels: [Level; LEVELS],
     overdue: List,
-    due: Vec<(Instant, u64, Key)>,
+    due: Vec<(u64, u64, Key)>,
     due_pos: usize,
     seq: u64,
     referenced: usize,
-    /// The `now` of the last `advance`: a timer inserted with a deadline at
-    /// or before it is already due and fires at the next advance, instead of
-    /// waiting for the next millisecond boundary (`Timeout(0)`, `sleep` of a
-    /// deadline that has passed).
-    last_now: Instant,
+    /// The stamp of the `now` of the last `advance`: a timer inserted with a
+    /// deadline at or before it is already due and fires at the next
+    /// advance, instead of waiting for the next millisecond boundary
+    /// (`Timeout(0)`, `sleep` of a deadline that has passed).
+    last_now: u64,
 }
 
 impl Wheel {
@@ -110,7 +152,8 @@ impl Wheel {
         Wheel {
             origin,
             elapsed: 0,
-            entries: Slab::new(),
+            links: Slab::new(),
+            timers: Vec::new(),
             levels: std::array::from_fn(|_| Level {
                 occupied: 0,
                 slots: [EMPTY; SLOTS],
@@ -120,7 +163,7 @@ impl Wheel {
             due_pos: 0,
             seq: 0,
             referenced: 0,
-            last_now: origin,
+            last_now: STAMP_ORIGIN,
         }
     }
 
@@ -131,17 +174,17 @@ impl Wheel {
 
     /// All timers not yet fired or cancelled.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.links.len()
     }
 
-    /// Deadline → tick, rounded up so a timer never fires early.
-    fn tick_ceil(&self, t: Instant) -> u64 {
-        let d = t.saturating_duration_since(self.origin);
-        let ms = d.as_millis() as u64;
-        if d > Duration::from_millis(ms) {
-            ms + 1
-        } else {
-            ms
+    /// An instant as a `u64` that orders like it: nanoseconds from the
+    /// origin plus 2^63 (saturating). One word instead of an `Instant`'s two
+    /// keeps the cold half of a slot small.
+    fn stamp(&self, t: Instant) -> u64 {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        match t.checked_duration_since(self.origin) {
+            Some(d) => STAMP_ORIGIN.saturating_add(nanos(d)),
+            None => STAMP_ORIGIN.saturating_sub(nanos(self.origin - t)),
         }
     }
 
@@ -151,101 +194,120 @@ impl Wheel {
     }
 
     pub(crate) fn insert(&mut self, deadline: Instant, handler: TimerHandler) -> TimerId {
+        let deadline = self.stamp(deadline);
         let when = if deadline <= self.last_now {
             self.elapsed
         } else {
-            self.tick_ceil(deadline)
+            tick_ceil(deadline)
         };
-        self.seq += 1;
-        let key = self.entries.insert(Entry {
-            when,
-            deadline,
-            seq: self.seq,
+        let key = self.links.insert(Link {
             prev: NIL,
             next: NIL,
-            loc: Loc::Overdue,
+            loc: LOC_DUE,
             referenced: true,
-            handler,
+            closure: matches!(handler, TimerHandler::Closure(_)),
         });
+        self.seq += 1;
+        let timer = Timer {
+            deadline,
+            seq: self.seq,
+            handler,
+        };
+        // The slab hands out indices densely, so a new one is the next.
+        if let Some(slot) = self.timers.get_mut(key.idx as usize) {
+            *slot = timer;
+        } else {
+            self.timers.push(timer);
+        }
         self.referenced += 1;
         self.place(key.idx, when);
         TimerId(key.pack())
     }
 
-    /// Links entry `idx` into the list its tick belongs to.
-    fn place(&mut self, idx: u32, when: u64) {
-        if when <= self.elapsed {
-            self.push_back(idx, Loc::Overdue);
-        } else {
-            let level = level_for(self.elapsed, when);
-            let slot = ((when >> (level as u32 * SLOT_BITS)) & SLOT_MASK) as u8;
-            self.push_back(
-                idx,
-                Loc::Wheel {
-                    level: level as u8,
-                    slot,
-                },
-            );
+    /// Frees the slab entry of a live, unlinked timer; returns its link.
+    fn release(&mut self, key: Key) -> Link {
+        let link = self.links.remove(key).expect("releasing a dead timer");
+        if link.referenced {
+            self.referenced -= 1;
         }
+        link
     }
 
-    fn entry(&mut self, idx: u32) -> &mut Entry {
+    fn link(&mut self, idx: u32) -> &mut Link {
         // Index-only access for list surgery: the entry is occupied whenever
         // it is linked (lists are updated before an entry is removed).
-        self.entries
+        self.links
             .get_mut_by_index(idx)
             .expect("timer list links a vacant entry")
     }
 
-    fn list(&mut self, loc: Loc) -> &mut List {
-        match loc {
-            Loc::Wheel { level, slot } => &mut self.levels[level as usize].slots[slot as usize],
-            Loc::Overdue => &mut self.overdue,
-            Loc::Due => unreachable!("the due buffer is not a list"),
+    /// Takes the handler out of slot `idx`, leaving one that is never run.
+    fn take_handler(&mut self, idx: u32) -> TimerHandler {
+        std::mem::replace(
+            &mut self.timers[idx as usize].handler,
+            TimerHandler::Fn(vacant, 0),
+        )
+    }
+
+    /// Links slot `idx` into the list its tick belongs to.
+    fn place(&mut self, idx: u32, when: u64) {
+        if when <= self.elapsed {
+            self.push_back(idx, LOC_OVERDUE);
+        } else {
+            let level = level_for(self.elapsed, when);
+            let slot = (when >> (level as u32 * SLOT_BITS)) & SLOT_MASK;
+            self.push_back(idx, (level * SLOTS) as u16 + slot as u16);
         }
     }
 
-    fn push_back(&mut self, idx: u32, loc: Loc) {
+    fn list(&mut self, loc: u16) -> &mut List {
+        if loc < LOC_OVERDUE {
+            let (level, slot) = (loc as usize / SLOTS, loc as usize % SLOTS);
+            &mut self.levels[level].slots[slot]
+        } else {
+            debug_assert_eq!(loc, LOC_OVERDUE, "the due buffer is not a list");
+            &mut self.overdue
+        }
+    }
+
+    fn push_back(&mut self, idx: u32, loc: u16) {
         let tail = self.list(loc).tail;
         {
-            let e = self.entry(idx);
-            e.prev = tail;
-            e.next = NIL;
-            e.loc = loc;
+            let link = self.link(idx);
+            link.prev = tail;
+            link.next = NIL;
+            link.loc = loc;
         }
         if tail == NIL {
             self.list(loc).head = idx;
         } else {
-            self.entry(tail).next = idx;
+            self.link(tail).next = idx;
         }
         self.list(loc).tail = idx;
-        if let Loc::Wheel { level, slot } = loc {
-            self.levels[level as usize].occupied |= 1 << slot;
+        if loc < LOC_OVERDUE {
+            self.levels[loc as usize / SLOTS].occupied |= 1 << (loc as usize % SLOTS);
         }
     }
 
     fn unlink(&mut self, idx: u32) {
-        let (prev, next, loc) = {
-            let e = self.entry(idx);
-            (e.prev, e.next, e.loc)
-        };
-        if loc == Loc::Due {
+        let Link {
+            prev, next, loc, ..
+        } = *self.link(idx);
+        if loc == LOC_DUE {
             return;
         }
         if prev == NIL {
             self.list(loc).head = next;
         } else {
-            self.entry(prev).next = next;
+            self.link(prev).next = next;
         }
         if next == NIL {
             self.list(loc).tail = prev;
         } else {
-            self.entry(next).prev = prev;
+            self.link(next).prev = prev;
         }
-        if let Loc::Wheel { level, slot } = loc {
-            if self.levels[level as usize].slots[slot as usize].head == NIL {
-                self.levels[level as usize].occupied &= !(1 << slot);
-            }
+        if loc < LOC_OVERDUE && prev == NIL && next == NIL {
+            self.levels[loc as usize / SLOTS].occupied &= !(1 << (loc as usize % SLOTS));
         }
     }
 
@@ -253,24 +315,25 @@ impl Wheel {
     /// cancelled (or the id is stale).
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
         let key = id.key();
-        if self.entries.get(key).is_none() {
+        if self.links.get(key).is_none() {
             return false;
         }
         self.unlink(key.idx);
-        let e = self.entries.remove(key).expect("checked above");
-        if e.referenced {
-            self.referenced -= 1;
+        if self.release(key).closure {
+            // Only a closure owns anything; an `fn` handler is left in place
+            // so that cancel does not touch the cold half at all.
+            drop(self.take_handler(key.idx));
         }
         true
     }
 
     /// Marks a timer as keeping (or not keeping) the loop alive.
     pub(crate) fn set_ref(&mut self, id: TimerId, referenced: bool) -> bool {
-        let Some(e) = self.entries.get_mut(id.key()) else {
+        let Some(link) = self.links.get_mut(id.key()) else {
             return false;
         };
-        if e.referenced != referenced {
-            e.referenced = referenced;
+        if link.referenced != referenced {
+            link.referenced = referenced;
             if referenced {
                 self.referenced += 1;
             } else {
@@ -315,7 +378,7 @@ impl Wheel {
     /// Moves every timer due at `now` into the due buffer, in firing order.
     pub(crate) fn advance(&mut self, now: Instant) {
         let now_tick = self.tick_floor(now);
-        self.last_now = self.last_now.max(now);
+        self.last_now = self.last_now.max(self.stamp(now));
         // Compact what is left of a previous batch (normally nothing).
         if self.due_pos > 0 {
             self.due.drain(..self.due_pos);
@@ -335,10 +398,10 @@ impl Wheel {
             self.levels[level].occupied &= !(1 << slot);
             let mut idx = list.head;
             while idx != NIL {
-                let (next, when) = {
-                    let e = self.entry(idx);
-                    (e.next, e.when)
-                };
+                let next = self.link(idx).next;
+                // Only timers placed in the wheel get here, and for those the
+                // tick is the deadline's, rounded up (see `insert`).
+                let when = tick_ceil(self.timers[idx as usize].deadline);
                 if when <= self.elapsed {
                     self.mark_due(idx);
                 } else {
@@ -355,13 +418,13 @@ impl Wheel {
     }
 
     fn mark_due(&mut self, idx: u32) {
-        let gen = self.entries.gen_of(idx);
-        let e = self.entry(idx);
-        e.loc = Loc::Due;
-        e.prev = NIL;
-        e.next = NIL;
-        let item = (e.deadline, e.seq, Key { idx, gen });
-        self.due.push(item);
+        let gen = self.links.gen_of(idx);
+        let link = self.link(idx);
+        link.loc = LOC_DUE;
+        link.prev = NIL;
+        link.next = NIL;
+        let t = &self.timers[idx as usize];
+        self.due.push((t.deadline, t.seq, Key { idx, gen }));
     }
 
     /// Takes the next due timer (skipping ones cancelled since `advance`).
@@ -369,13 +432,11 @@ impl Wheel {
         while self.due_pos < self.due.len() {
             let (_, _, key) = self.due[self.due_pos];
             self.due_pos += 1;
-            if let Some(e) = self.entries.remove(key) {
-                if e.referenced {
-                    self.referenced -= 1;
-                }
+            if self.links.get(key).is_some() {
+                self.release(key);
                 return Some(Fired {
                     id: TimerId(key.pack()),
-                    handler: e.handler,
+                    handler: self.take_handler(key.idx),
                 });
             }
         }
@@ -383,6 +444,11 @@ impl Wheel {
         self.due_pos = 0;
         None
     }
+}
+
+/// Deadline stamp → tick, rounded up so a timer never fires early.
+fn tick_ceil(stamp: u64) -> u64 {
+    stamp.saturating_sub(STAMP_ORIGIN).div_ceil(NANOS_PER_TICK)
 }
 
 /// The level a deadline `when` belongs to, seen from tick `elapsed`
