@@ -636,10 +636,8 @@ impl Fiber {
         // Stacks have at least `MIN_STACK_SIZE` usable bytes; the closure at
         // most `MAX_INLINE_ENTRY` plus alignment.
         debug_assert!(ctx_top >= stack.bottom() + crate::MIN_STACK_SIZE / 2);
-        // SAFETY: `[at, at + size_of::<F>())` lies inside the stack's usable
-        // region, is aligned for `F`, and nothing else uses it until the fiber
-        // starts; the slot's `entry` records it for exactly one move or drop
-        // (F5).
+        // SAFETY: `at` is in the usable stack, aligned for `F`, unused until the
+        // fiber starts, and `entry` records it for exactly one move or drop (F5).
         unsafe { ptr::write(at as *mut F, entry) };
         // SAFETY: `[bottom, ctx_top)` is usable stack below the closure, and
         // the stack is owned by the slot for as long as the context can run

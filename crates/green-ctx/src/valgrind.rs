@@ -25,10 +25,8 @@ const RUNNING_ON_VALGRIND: usize = 0x1001;
 fn client_request(default: usize, request: usize, args: [usize; 5]) -> usize {
     let block: [usize; 6] = [request, args[0], args[1], args[2], args[3], args[4]];
     let mut result = default;
-    // SAFETY: the instruction sequence only rotates `rdi` by a total of 128 bits
-    // (leaving it unchanged) and executes `xchg rbx, rbx` (a no-op); natively
-    // nothing is read or written. Under valgrind the request reads the six-word
-    // block that `rax` points to, which lives on this frame for the whole asm.
+    // SAFETY: natively the rotations (128 bits in all) and `xchg rbx, rbx` change
+    // nothing; under valgrind the request reads `block`, live for the whole asm.
     unsafe {
         core::arch::asm!(
             "rol rdi, 3",
