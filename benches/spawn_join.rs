@@ -15,6 +15,8 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/may_peer.rs"]
+mod may_peer;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -22,16 +24,6 @@ use std::time::Instant;
 use harness::Harness;
 
 const BENCH: &str = "core/spawn_join";
-
-/// Stack of may's driver coroutine, in words (may sizes stacks in `usize`s):
-/// 2 MiB, since it runs the harness (formatting, sorting, file output), not
-/// just a trivial closure.
-const MAY_DRIVER_STACK_WORDS: usize = 256 * 1024;
-
-/// Stack of may's spawned coroutines, in words: may's default (32 KiB),
-/// set explicitly because may's coroutine pool only recycles coroutines of
-/// the configured size.
-const MAY_STACK_WORDS: usize = 0x1000;
 
 fn main() {
     let h = Harness::from_env();
@@ -77,31 +69,8 @@ fn tokio(h: &Harness) {
 }
 
 fn may(h: &Harness) {
-    // One worker, so the driver and its children share a thread as green's
-    // and tokio's do. Pinning is off because the other subjects run on an
-    // unpinned main thread.
-    may::config()
-        .set_workers(1)
-        .set_stack_size(MAY_STACK_WORDS)
-        .set_worker_pin(false);
-
-    // The whole case, clock and harness included, runs in one driver
-    // coroutine on may's worker: a spawn from a plain thread and a join that
-    // parks it would time a cross-thread wake-up instead of a spawn.
     let h = h.clone();
-    let driver = may::coroutine::Builder::new()
-        .name("spawn_join driver".to_owned())
-        .stack_size(MAY_DRIVER_STACK_WORDS);
-    // SAFETY: may's spawn is unsafe for two reasons, neither of which
-    // applies. (1) A coroutine may migrate between worker threads, so a
-    // thread-local it borrowed could change under it: with one worker there
-    // is no other thread to migrate to, and the driver's only thread-locals
-    // are std's (stdout lock, panic count), used on that one thread.
-    // (2) Overflowing a coroutine's stack ends in a segfault: the driver gets
-    // 2 MiB for the harness's shallow calls.
-    let driver =
-        unsafe { driver.spawn(move || may_driver(&h)) }.expect("spawn may driver coroutine");
-    driver.join().expect("may driver coroutine");
+    may_peer::run_on_one_worker("spawn_join driver", move || may_driver(&h));
 }
 
 /// The may case, run by a coroutine on may's one worker.

@@ -18,6 +18,8 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/may_peer.rs"]
+mod may_peer;
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -33,13 +35,6 @@ const BENCH: &str = "core/yield_10k";
 
 /// Yielders alive at once.
 const LIVE: u64 = 10_000;
-
-/// Stack of may's driver coroutine, in words (may sizes stacks in `usize`s):
-/// 2 MiB, since it runs the harness, not just a loop.
-const MAY_DRIVER_STACK_WORDS: usize = 256 * 1024;
-
-/// Stack of may's yielders, in words: may's default (32 KiB), set explicitly.
-const MAY_STACK_WORDS: usize = 0x1000;
 
 fn main() {
     let h = Harness::from_env();
@@ -178,30 +173,8 @@ fn tokio(h: &Harness) {
 }
 
 fn may(h: &Harness) {
-    // One worker, so every coroutine shares one thread as green's greenlets
-    // and tokio's tasks do; unpinned, like the other subjects' main thread.
-    may::config()
-        .set_workers(1)
-        .set_stack_size(MAY_STACK_WORDS)
-        .set_worker_pin(false);
-
-    // The case runs in a driver coroutine on may's one worker: while the
-    // driver runs the harness between samples it does not yield, so the
-    // yielders stand still then, as green's and tokio's do outside the clock.
     let h = h.clone();
-    let driver = may::coroutine::Builder::new()
-        .name("yield driver".to_owned())
-        .stack_size(MAY_DRIVER_STACK_WORDS);
-    // SAFETY: may's spawn is unsafe for two reasons, neither of which
-    // applies. (1) A coroutine may migrate between worker threads, so a
-    // thread-local it borrowed could change under it: with one worker there
-    // is no other thread to migrate to, and the driver's only thread-locals
-    // are std's (stdout lock, panic count), used on that one thread.
-    // (2) Overflowing a coroutine's stack ends in a segfault: the driver gets
-    // 2 MiB for the harness's shallow calls.
-    let driver =
-        unsafe { driver.spawn(move || may_driver(&h)) }.expect("spawn may driver coroutine");
-    driver.join().expect("may driver coroutine");
+    may_peer::run_on_one_worker("yield driver", move || may_driver(&h));
 }
 
 /// The may case, run by a coroutine on may's one worker.
