@@ -411,8 +411,9 @@ impl Hub {
     fn pop_ready(&self) -> Option<CoreRef> {
         loop {
             let next = self.ready.borrow_mut().pop_front()?;
-            next.core().in_ready.set(false);
-            if !next.core().is_dead() {
+            let c = next.core();
+            c.in_ready.set(false);
+            if !c.is_dead() {
                 return Some(next);
             }
         }
@@ -421,9 +422,10 @@ impl Hub {
     /// Switches from the running context (a greenlet or the hub) to `next`.
     #[inline(always)]
     fn switch_into(&self, next: CoreRef) {
-        let target = next.core().fref.clone();
-        if next.core().state.get() == State::Scheduled {
-            next.core().state.set(State::Running);
+        let c = next.core();
+        let target = c.fref.clone();
+        if c.state.get() == State::Scheduled {
+            c.state.set(State::Running);
         }
         *self.current.borrow_mut() = Some(next);
         target.switch(0);
@@ -744,8 +746,9 @@ impl Hub {
                     .is_some() =>
             {
                 self.direct_switches.set(self.direct_switches.get() + 1);
-                if next.core().state.get() == State::Scheduled {
-                    next.core().state.set(State::Running);
+                let c = next.core();
+                if c.state.get() == State::Scheduled {
+                    c.state.set(State::Running);
                 }
                 *self.current.borrow_mut() = Some(next);
             }
