@@ -142,10 +142,19 @@ pub(crate) struct Hub {
     next_link: Cell<u64>,
 }
 
-static NEXT_GREENLET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+thread_local! {
+    static NEXT_GREENLET_ID: Cell<u64> = const { Cell::new(1) };
+}
 
+/// A greenlet id, unique on this thread. Ids are only ever compared between
+/// greenlets of one thread (handles are `!Send`), so a thread-local counter
+/// does, without an atomic on every spawn.
 pub(crate) fn next_greenlet_id() -> u64 {
-    NEXT_GREENLET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    NEXT_GREENLET_ID.with(|next| {
+        let id = next.get();
+        next.set(id + 1);
+        id
+    })
 }
 
 impl Hub {

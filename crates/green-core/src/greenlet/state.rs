@@ -161,7 +161,7 @@ pub(crate) struct Core {
     /// S2: payload to raise at the next blocking point. After death: the
     /// payload it died of, kept once (payloads are not `Clone`).
     pub(crate) throw: Cell<Option<Payload>>,
-    /// Unique for the life of the process.
+    /// Unique on its thread for the life of the thread.
     pub(crate) id: u64,
     /// S2: nesting depth of uninterruptible waits.
     pub(crate) uninterruptible: Cell<u32>,
