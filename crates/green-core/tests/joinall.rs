@@ -30,8 +30,8 @@ fn alive_count<T: 'static>(gs: &[Greenlet<T>]) -> usize {
 #[test]
 fn joinall_joins_every_greenlet() {
     green_core::run(|| {
-        let gs = sleepers(&[30, 10, 20]);
         let start = Instant::now();
+        let gs = sleepers(&[30, 10, 20]);
         let done = joinall(&gs, None, false, None).unwrap();
         assert_eq!(done, [1, 2, 0], "in finishing order");
         assert!(gs.iter().all(|g| g.dead()));

@@ -128,8 +128,8 @@ fn unlink_ready_stops_the_callback() {
 #[test]
 fn wait_returns_indices_in_the_order_they_became_ready() {
     green_core::run(|| {
-        let gs = sleepers(&[90, 10, 50]);
         let start = Instant::now();
+        let gs = sleepers(&[90, 10, 50]);
         let done = wait(&as_waitables(&gs), None, None);
         assert_eq!(done, [1, 2, 0]);
         assert!(start.elapsed() >= 90 * MS);

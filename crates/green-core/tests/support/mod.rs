@@ -97,10 +97,20 @@ pub fn sleeper(d: Duration) -> Greenlet<u64> {
     })
 }
 
-/// One `sleeper` per entry of `ms` (milliseconds), in order.
+/// One sleeper per entry of `ms` (milliseconds), in order, each returning
+/// its entry. Their deadlines count from one common instant, taken here, so
+/// the order in which they finish follows `ms` however long the greenlets
+/// take to start (a loaded machine, valgrind).
 pub fn sleepers(ms: &[u64]) -> Vec<Greenlet<u64>> {
+    let base = Instant::now();
     ms.iter()
-        .map(|&m| sleeper(Duration::from_millis(m)))
+        .map(|&m| {
+            let at = base + Duration::from_millis(m);
+            spawn(move || {
+                sleep(at.saturating_duration_since(Instant::now()));
+                m
+            })
+        })
         .collect()
 }
 
