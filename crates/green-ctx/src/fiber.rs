@@ -232,6 +232,14 @@ impl Slot {
         }
     }
 
+    /// Whether a parent was chosen (by `set_parent` or at the first switch).
+    fn has_parent(&self) -> bool {
+        let parent = self.parent.take();
+        let has = parent.is_some();
+        self.parent.set(parent);
+        has
+    }
+
     /// Whether a context is saved here (F1).
     #[inline]
     fn has_ctx(&self) -> bool {
@@ -507,26 +515,25 @@ extern "C" fn fiber_main<F: FnOnce(usize) -> usize>(t: Transfer) -> ! {
 /// # Safety
 /// As [`receive`], for the first jump into the current fiber.
 unsafe fn fiber_start(t: Transfer) -> (&'static Slot, usize) {
-    // SAFETY: F3: read everything before anything can switch.
-    let first_switcher = unsafe { (*(t.data as *const Message)).from };
-    // SAFETY: forwarded from our caller: the message is live (F3).
-    let (data, unwind) = unsafe { accept(t) };
     // SAFETY: F2/F4: the current slot is this fiber's own, alive while its
     // code runs; the trampoline never returns, so no use outlives it.
     let slot: &'static Slot = unsafe { &*current_ptr() };
-    slot.phase.set(Phase::Started);
-    if slot
-        .parent
-        .take()
-        .map(|p| slot.parent.set(Some(p)))
-        .is_none()
-    {
-        // Default parent: the context that first switched into us. It is
-        // suspended now and alive (F4).
-        // SAFETY: `first_switcher` sent the message we just read (F3, F4).
-        slot.parent
-            .set(Some(unsafe { rc_from_ptr(first_switcher) }));
+    // Default parent: the context that first switched into us, taken while
+    // the message is unread and so its sender certainly alive (F3). A sender
+    // that finished with this switch is no parent: `accept` may release it.
+    if !slot.has_parent() {
+        // SAFETY: F3: the message is live until `accept` below reads it.
+        let msg = unsafe { &*(t.data as *const Message) };
+        // SAFETY: the extras live beside the message, on the sender's stack (F3).
+        let sender_finished = !msg.extra.is_null() && unsafe { (*msg.extra).finished };
+        if !sender_finished {
+            // SAFETY: `msg.from` sent the message, so it is alive (F3, F4).
+            slot.parent.set(Some(unsafe { rc_from_ptr(msg.from) }));
+        }
     }
+    // SAFETY: forwarded from our caller: the message is live (F3).
+    let (data, unwind) = unsafe { accept(t) };
+    slot.phase.set(Phase::Started);
     if let Some(payload) = unwind {
         // Killed before it ran: the entry never runs.
         slot.drop_entry();

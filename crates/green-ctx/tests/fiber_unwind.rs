@@ -154,3 +154,48 @@ fn a_fiber_dropping_its_own_handle_is_freed_after_it_finishes() {
     assert_eq!(handle.state(), FiberState::Finished);
     assert_eq!(drops.get(), 1);
 }
+
+thread_local! {
+    static X_CELL: Cell<Option<Fiber>> = const { Cell::new(None) };
+    static Z_CELL: Cell<Option<Fiber>> = const { Cell::new(None) };
+}
+
+/// A fiber whose only owner is itself (it dropped its handle) finishes into
+/// a never-started fiber: the starting fiber must not adopt the finished one
+/// as its parent, since the finished one is released by that very switch.
+/// (Found by review; the old code read the freed record, which valgrind shows
+/// when `cargo xtask test --valgrind` runs this.)
+#[test]
+fn a_fiber_started_by_a_finishing_self_owned_fiber_does_not_adopt_it() {
+    let b_ran = Rc::new(Cell::new(false));
+    let ran = Rc::clone(&b_ran);
+    // B: never started, no parent set.
+    let b = Fiber::new(stack(), move |_| {
+        ran.set(true);
+        7
+    });
+    let x = Fiber::new(stack(), |_| {
+        // Drop our own owning handle while running.
+        drop(X_CELL.with(|c| c.take()));
+        FiberRef::root().switch(0);
+        // Resumed by Z's final switch; Z stops referring to us.
+        let z = Z_CELL.with(|c| c.take()).unwrap();
+        z.set_parent(&FiberRef::root());
+        Z_CELL.with(|c| c.set(Some(z)));
+        0 // final switch to our parent B, which starts it
+    });
+    x.set_parent(&b.handle());
+    let xr = x.handle();
+    X_CELL.with(|c| c.set(Some(x)));
+    xr.switch(0);
+    let z = Fiber::new(stack(), |_| 0);
+    z.set_parent(&xr);
+    drop(xr);
+    let zr = z.handle();
+    Z_CELL.with(|c| c.set(Some(z)));
+    // Z finishes into X, X finishes into B, B finishes into the root.
+    assert_eq!(zr.switch(0), 7);
+    assert!(b_ran.get());
+    assert_eq!(b.state(), FiberState::Finished);
+    drop(Z_CELL.with(|c| c.take()));
+}
