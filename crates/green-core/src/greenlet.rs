@@ -339,8 +339,8 @@ impl<T: 'static> Greenlet<T> {
     /// scheduled or dead.
     pub fn start_later(&self, delay: Duration) {
         if let Some((hub, me)) = self.mark_scheduled() {
-            let wake = hub.wake_at(&me, deadline_after(delay), true);
-            self.inner.core.set_start_timer(wake);
+            let start = hub.start_at(me, deadline_after(delay));
+            self.inner.core.set_start_timer(start);
         }
     }
 
@@ -932,7 +932,7 @@ pub(crate) fn join_core(core: &CoreRef, timeout: Option<Duration>) -> bool {
             return true;
         }
         if let Some(wake) = &cleanup.wake {
-            if wake.fired_for(me.core()) {
+            if wake.fired(hub) {
                 return false;
             }
         }

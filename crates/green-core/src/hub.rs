@@ -86,6 +86,14 @@ pub(crate) fn existing_hub() -> Option<&'static Hub> {
     HUB.with(Cell::get).filter(|h| h.initialised.get())
 }
 
+/// A `start_later` in waiting: its timer and the key of the hub's strong
+/// reference to the greenlet.
+#[derive(Clone, Copy)]
+pub(crate) struct DelayedStart {
+    timer: TimerId,
+    key: usize,
+}
+
 /// A timer armed by [`Hub::wake_at`].
 #[derive(Clone, Copy)]
 pub(crate) struct TimerWake {
@@ -93,9 +101,14 @@ pub(crate) struct TimerWake {
 }
 
 impl TimerWake {
-    /// Whether this timer is what woke `core`.
-    pub(crate) fn fired_for(&self, core: &Core) -> bool {
-        core.fired_timer() == Some(self.timer)
+    /// Whether this timer has fired (it is no longer pending in the loop;
+    /// a waiter that cancelled it does not ask). Each wait asks about its
+    /// own timer, so one greenlet's several timers never mask each other.
+    pub(crate) fn fired(&self, hub: &Hub) -> bool {
+        hub.lp
+            .borrow()
+            .as_ref()
+            .is_none_or(|lp| !lp.timer_pending(self.timer))
     }
 }
 
@@ -137,6 +150,8 @@ pub(crate) struct Hub {
     /// Started or scheduled greenlets, for teardown.
     live: RefCell<Slab<WeakCore>>,
     pub(crate) timeouts: RefCell<Slab<TimeoutEntry>>,
+    /// Greenlets waiting for a `start_later` timer, held strongly.
+    delayed: RefCell<Slab<CoreRef>>,
     free_idents: RefCell<BinaryHeap<Reverse<usize>>>,
     next_ident: Cell<usize>,
     next_link: Cell<u64>,
@@ -176,6 +191,7 @@ impl Hub {
             other_pools: RefCell::new(Vec::new()),
             live: RefCell::new(Slab::new()),
             timeouts: RefCell::new(Slab::new()),
+            delayed: RefCell::new(Slab::new()),
             free_idents: RefCell::new(BinaryHeap::new()),
             next_ident: Cell::new(1),
             next_link: Cell::new(1),
@@ -710,8 +726,8 @@ impl Hub {
         c.state.set(State::Dead);
         self.release_ident(c);
         self.unregister_live(c);
-        if let Some(wake) = c.take_start_timer() {
-            self.cancel_wake(&wake);
+        if let Some(start) = c.take_start_timer() {
+            self.cancel_start(start);
         }
         if !self.wake_joiners_now(c) {
             self.queue_links(core);
@@ -779,9 +795,8 @@ impl Hub {
 
     /// Arms a timer that schedules `core` at `deadline`. The timer carries
     /// the greenlet's key in the registry of live greenlets, so arming one
-    /// allocates nothing; when it fires, the handler records the timer in
-    /// `core.fired_timer`, so the sleeper can tell its own wake-up from any
-    /// other.
+    /// allocates nothing; the waiter learns that it fired from
+    /// [`TimerWake::fired`].
     pub(crate) fn wake_at(&self, core: &CoreRef, deadline: Instant, referenced: bool) -> TimerWake {
         let key = self.register_live(core);
         let lp = self.lp();
@@ -790,6 +805,27 @@ impl Hub {
             lp.set_timer_ref(timer, false);
         }
         TimerWake { timer }
+    }
+
+    /// Starts `core` at `deadline` (`start_later`). The hub holds it
+    /// strongly until then, so a greenlet whose handles were all dropped
+    /// (gevent's fire-and-forget `spawn_later`) still runs.
+    pub(crate) fn start_at(&self, core: CoreRef, deadline: Instant) -> DelayedStart {
+        let key = self.delayed.borrow_mut().insert(core);
+        let timer = self.with_loop(|lp| lp.add_timer(deadline, start_delayed, key as u64));
+        DelayedStart { timer, key }
+    }
+
+    /// Withdraws a delayed start that has not happened (a kill before start).
+    pub(crate) fn cancel_start(&self, start: DelayedStart) {
+        let cancelled = self
+            .lp
+            .borrow()
+            .as_ref()
+            .is_some_and(|lp| lp.cancel_timer(start.timer));
+        if cancelled {
+            self.delayed.borrow_mut().remove(start.key);
+        }
     }
 
     /// Disarms a timer from [`Hub::wake_at`] that may or may not have fired.
@@ -858,6 +894,7 @@ impl Hub {
         self.dead.borrow_mut().clear();
         *self.live.borrow_mut() = Slab::new();
         *self.timeouts.borrow_mut() = Slab::new();
+        *self.delayed.borrow_mut() = Slab::new();
         *self.current.borrow_mut() = None;
         let hub_fiber = self.fiber.borrow_mut().take();
         drop(hub_fiber);
@@ -886,10 +923,20 @@ fn hub_main() -> usize {
     }
 }
 
+/// Loop handler for [`Hub::start_at`] timers: the greenlet's start is due.
+fn start_delayed(_lp: &Loop, _timer: TimerId, key: u64) {
+    let Some(hub) = existing_hub() else { return };
+    let core = hub.delayed.borrow_mut().remove(key as usize);
+    if let Some(core) = core {
+        core.core().take_start_timer();
+        hub.schedule(&core);
+    }
+}
+
 /// Loop handler for [`Hub::wake_at`] timers. A key whose greenlet died and
 /// was replaced can at worst wake the new one early; every wait re-checks
 /// its condition (and dying greenlets cancel their timers first).
-fn wake_timer_waiter(_lp: &Loop, timer: TimerId, key: u64) {
+fn wake_timer_waiter(_lp: &Loop, _timer: TimerId, key: u64) {
     let Some(hub) = existing_hub() else { return };
     let core = hub
         .live
@@ -897,7 +944,6 @@ fn wake_timer_waiter(_lp: &Loop, timer: TimerId, key: u64) {
         .get(key as usize)
         .and_then(|w| w.upgrade());
     if let Some(core) = core {
-        core.core().set_fired_timer(Some(timer));
         hub.schedule(&core);
     }
 }

@@ -36,10 +36,9 @@ pub fn sleep_unref(duration: Duration) {
 fn sleep_inner(duration: Duration, referenced: bool) {
     let hub = hub();
     let me = hub.current_for_blocking();
-    me.core().set_fired_timer(None);
     let wake = hub.wake_at(&me, deadline_after(duration), referenced);
     let cancel = CancelWake(wake);
-    while !cancel.0.fired_for(me.core()) {
+    while !cancel.0.fired(hub) {
         if !hub.park() {
             return;
         }

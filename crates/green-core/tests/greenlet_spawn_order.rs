@@ -475,3 +475,26 @@ fn spawn_after_local_waits_for_its_delay() {
         assert!(g.get().unwrap() - began >= Duration::from_millis(30));
     });
 }
+
+/// gevent's fire-and-forget idiom: nobody keeps the handle, the greenlet
+/// still starts when its delay is up (found by review: the hub held only a
+/// weak reference to a delayed greenlet).
+#[test]
+fn spawn_later_runs_even_when_its_handle_is_dropped() {
+    green_core::run(|| {
+        let ran = Rc::new(Cell::new(false));
+        let r = Rc::clone(&ran);
+        drop(green_core::spawn_later(
+            Duration::from_millis(5),
+            move || r.set(true),
+        ));
+        let start = Instant::now();
+        while !ran.get() && start.elapsed() < Duration::from_secs(5) {
+            green_core::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            ran.get(),
+            "a delayed greenlet whose handle was dropped never ran"
+        );
+    });
+}

@@ -499,3 +499,30 @@ fn iwait_inside_the_hub_is_a_clear_error() {
         other.kill();
     });
 }
+
+/// A consumer that sleeps between `next` calls while an `iwait` with a
+/// timeout is open: when both timers fire in one loop iteration, the sleep
+/// must still see its own timer fire (found by review: one shared "timer
+/// that woke me" slot was overwritten, and the sleep never returned).
+#[test]
+fn a_sleep_beside_an_open_iwait_timeout_returns() {
+    green_core::run(|| {
+        let g = spawn(|| sleep(300 * MS));
+        let objects: [&dyn Waitable; 1] = [&g];
+        let _open = iwait(&objects, Some(20 * MS));
+        // Hog the thread so that both timers are due in the same poll.
+        spawn(|| std::thread::sleep(60 * MS));
+        let start = Instant::now();
+        let slept = catch(|| sleep(5 * MS));
+        assert!(
+            slept.is_ok(),
+            "the sleep raised after {:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            start.elapsed()
+        );
+    });
+}

@@ -457,6 +457,13 @@ impl Loop {
             .insert(deadline, TimerHandler::Closure(Box::new(f)))
     }
 
+    /// Whether a timer is still pending: it has neither fired nor been
+    /// cancelled (a stale id, from a fired timer whose slot was reused, is
+    /// not pending: ids carry a generation).
+    pub fn timer_pending(&self, id: TimerId) -> bool {
+        self.inner.timers.borrow().contains(id)
+    }
+
     /// Cancels a timer in O(1); false if it already fired or was cancelled.
     pub fn cancel_timer(&self, id: TimerId) -> bool {
         self.inner.timers.borrow_mut().cancel(id)

@@ -313,6 +313,11 @@ impl Wheel {
 
     /// Cancels a pending timer. Returns false if it already fired or was
     /// cancelled (or the id is stale).
+    /// Whether `id` names a timer that has neither fired nor been cancelled.
+    pub(crate) fn contains(&self, id: TimerId) -> bool {
+        self.links.get(id.key()).is_some()
+    }
+
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
         let key = id.key();
         if self.links.get(key).is_none() {

@@ -45,11 +45,10 @@ use std::panic::Location;
 use std::rc::{Rc, Weak};
 
 use green_ctx::{Fiber, FiberRef, Payload};
-use green_loop::TimerId;
 use smallvec::SmallVec;
 
 use crate::error::GreenletError;
-use crate::hub::TimerWake;
+use crate::hub::DelayedStart;
 
 /// `Core::live_key` value for "not registered".
 const NO_LIVE_KEY: u32 = u32::MAX;
@@ -137,7 +136,7 @@ impl Link {
 pub(crate) struct Extra {
     pub(crate) name: Option<Cow<'static, str>>,
     /// `start_later` / `spawn_later`: the timer that will start it.
-    pub(crate) start_timer: Option<TimerWake>,
+    pub(crate) start_timer: Option<DelayedStart>,
 }
 
 /// Type-erased access to a greenlet's record.
@@ -181,9 +180,6 @@ pub(crate) struct Core {
     pub(crate) succeeded: Cell<bool>,
     /// `spawn_after_local`: do not start if the parent died meanwhile.
     pub(crate) needs_live_parent: Cell<bool>,
-    /// The last timer from `Hub::wake_at` that woke it:
-    /// `TimerId::as_u64() + 1` of that timer; 0 for none (keeps the record small).
-    fired_timer: Cell<u64>,
     // ----- warm: spawn, death, links -----
     /// Its fiber; `None` for the main greenlet (the thread's own stack) and
     /// once a dead greenlet's stack went back to the pool.
@@ -228,7 +224,6 @@ impl Core {
             spawn_site,
             needs_live_parent: Cell::new(false),
             live_key: Cell::new(NO_LIVE_KEY),
-            fired_timer: Cell::new(0),
             started: Cell::new(is_main),
             is_main,
         }
@@ -275,17 +270,6 @@ impl Core {
         self.live_key.set(key.unwrap_or(NO_LIVE_KEY));
     }
 
-    /// The last timer from `Hub::wake_at` that woke it.
-    pub(crate) fn fired_timer(&self) -> Option<TimerId> {
-        let raw = self.fired_timer.get();
-        (raw != 0).then(|| TimerId::from_u64(raw.wrapping_sub(1)))
-    }
-
-    pub(crate) fn set_fired_timer(&self, timer: Option<TimerId>) {
-        self.fired_timer
-            .set(timer.map_or(0, |t| t.as_u64().wrapping_add(1)));
-    }
-
     /// Its `minimal_ident`, if one was given.
     pub(crate) fn ident(&self) -> Option<usize> {
         (self.ident.get() != 0).then(|| self.ident.get() as usize)
@@ -308,14 +292,14 @@ impl Core {
             .name = Some(name);
     }
 
-    pub(crate) fn set_start_timer(&self, wake: TimerWake) {
+    pub(crate) fn set_start_timer(&self, wake: DelayedStart) {
         self.extra
             .borrow_mut()
             .get_or_insert_with(Box::default)
             .start_timer = Some(wake);
     }
 
-    pub(crate) fn take_start_timer(&self) -> Option<TimerWake> {
+    pub(crate) fn take_start_timer(&self) -> Option<DelayedStart> {
         self.extra
             .borrow_mut()
             .as_mut()
