@@ -486,35 +486,22 @@ impl<T: 'static> Greenlet<T> {
     /// block (a blocking call there panics with a clear message, which is
     /// reported). Fires even if added after death.
     pub fn rawlink(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
-        let g = self.clone();
-        self.add_link(LinkFilter::Always, LinkAction::Raw(Box::new(move || f(&g))))
+        self.add_link(LinkFilter::Always, LinkAction::Raw(typed_link(f)))
     }
 
     /// Calls `f` in a fresh greenlet after death, in registration order.
     pub fn link(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
-        let g = self.clone();
-        self.add_link(
-            LinkFilter::Always,
-            LinkAction::Green(Box::new(move || f(&g))),
-        )
+        self.add_link(LinkFilter::Always, LinkAction::Green(typed_link(f)))
     }
 
     /// Like [`Greenlet::link`], only if it succeeded.
     pub fn link_value(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
-        let g = self.clone();
-        self.add_link(
-            LinkFilter::OnSuccess,
-            LinkAction::Green(Box::new(move || f(&g))),
-        )
+        self.add_link(LinkFilter::OnSuccess, LinkAction::Green(typed_link(f)))
     }
 
     /// Like [`Greenlet::link`], only if it failed.
     pub fn link_exception(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
-        let g = self.clone();
-        self.add_link(
-            LinkFilter::OnFailure,
-            LinkAction::Green(Box::new(move || f(&g))),
-        )
+        self.add_link(LinkFilter::OnFailure, LinkAction::Green(typed_link(f)))
     }
 
     /// Removes a link that has not fired; returns whether it was there.
@@ -780,6 +767,19 @@ fn debug_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         .field("state", &core.state.get())
         .field("spawned_at", &format_args!("{}", core.spawn_site))
         .finish()
+}
+
+/// Wraps a typed link callback: at fire time it gets the dead greenlet's
+/// record and sees it as the `Greenlet<T>` it was registered on.
+fn typed_link<T: 'static>(f: impl FnOnce(&Greenlet<T>) + 'static) -> state::LinkFn {
+    Box::new(move |core: &CoreRef| {
+        let core: CoreRef = Rc::clone(core);
+        let any: Rc<dyn Any> = core;
+        let inner = any
+            .downcast::<Inner<T>>()
+            .unwrap_or_else(|_| unreachable!("a link fires with the greenlet it was added to"));
+        f(&Greenlet { inner });
+    })
 }
 
 pub(crate) fn add_link(core: &CoreRef, filter: LinkFilter, action: LinkAction) -> LinkId {

@@ -686,7 +686,7 @@ impl Hub {
                 match link.action {
                     LinkAction::Wake(waiter) => self.schedule(&waiter),
                     LinkAction::Raw(f) => {
-                        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+                        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(&core))) {
                             report_failure(
                                 &format!(
                                     "a rawlink of {}",
@@ -698,6 +698,8 @@ impl Hub {
                         }
                     }
                     LinkAction::Green(f) => {
+                        let dead = Rc::clone(&core);
+                        let f: Box<dyn FnOnce()> = Box::new(move || f(&dead));
                         if self.current.borrow().is_none() {
                             // In the hub: start it now, so that links run in
                             // registration order whatever their kind.

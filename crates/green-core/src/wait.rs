@@ -37,7 +37,7 @@ impl<T: 'static> Waitable for Greenlet<T> {
         add_link(
             &self.core_ref_pub(),
             LinkFilter::Always,
-            LinkAction::Raw(callback),
+            LinkAction::Raw(Box::new(move |_: &_| callback())),
         )
     }
 

@@ -715,3 +715,24 @@ fn a_never_started_greenlet_that_is_killed_fires_its_links_once() {
         assert_eq!(drops.drops(), 1);
     });
 }
+
+/// A link does not keep its greenlet alive: a greenlet that never started
+/// and whose handles are gone is freed with its closure, links and all
+/// (found by review: each link captured a handle, a reference cycle).
+#[test]
+fn links_do_not_keep_a_never_started_greenlet_alive() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    green_core::run(|| {
+        let g = green_core::Greenlet::new(move || drop(token));
+        g.link(|_| ());
+        g.rawlink(|_| ());
+        g.link_value(|_| ());
+        drop(g);
+    });
+    assert_eq!(
+        drops.drops(),
+        1,
+        "the closure and what it captured were freed"
+    );
+}

@@ -88,14 +88,19 @@ pub(crate) enum LinkFilter {
     OnFailure,
 }
 
+/// A link callback. It is handed the dead greenlet when it fires instead of
+/// capturing a handle to it: a handle stored in the greenlet's own link list
+/// would be a reference cycle, leaking a greenlet that never runs (S4).
+pub(crate) type LinkFn = Box<dyn FnOnce(&CoreRef)>;
+
 /// What a link does when it fires.
 pub(crate) enum LinkAction {
     /// Schedule a parked greenlet (join/get/wait): no allocation.
     Wake(CoreRef),
     /// Run in the hub; must not block (`rawlink`).
-    Raw(Box<dyn FnOnce()>),
+    Raw(LinkFn),
     /// Run in a fresh greenlet (`link`).
-    Green(Box<dyn FnOnce()>),
+    Green(LinkFn),
 }
 
 /// One link: its id and filter packed in one word (`id << 2 | filter`), so
