@@ -37,6 +37,10 @@ use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State, WeakC
 use crate::greenlet::MainGreenlet;
 use crate::slab::Slab;
 
+/// How long teardown lets killed greenlets finish unwinding (their
+/// destructors may block briefly) before giving up on them.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// Direct greenlet-to-greenlet switches allowed before the loop is polled.
 pub(crate) const DIRECT_SWITCH_BUDGET: u32 = 64;
 
@@ -130,6 +134,11 @@ pub(crate) struct TimeoutEntry {
 pub(crate) struct Hub {
     initialised: Cell<bool>,
     tearing_down: Cell<bool>,
+    /// End of teardown's grace period, while tearing down.
+    teardown_deadline: Cell<Option<Instant>>,
+    teardown_timer_armed: Cell<bool>,
+    /// Teardown is unwinding a straggler by dropping its fiber.
+    forced_unwinding: Cell<bool>,
     lp: RefCell<Option<Rc<Loop>>>,
     /// The hub's own fiber; it runs `hub_main`.
     fiber: RefCell<Option<Fiber>>,
@@ -177,6 +186,9 @@ impl Hub {
         Hub {
             initialised: Cell::new(false),
             tearing_down: Cell::new(false),
+            teardown_deadline: Cell::new(None),
+            teardown_timer_armed: Cell::new(false),
+            forced_unwinding: Cell::new(false),
             lp: RefCell::new(None),
             fiber: RefCell::new(None),
             hub_ref: RefCell::new(None),
@@ -470,8 +482,16 @@ impl Hub {
 
     /// [`Hub::park`] for a caller that already holds the current greenlet.
     fn park_as(&self, me: &CoreRef) -> bool {
+        if self.forced_unwinding.get() {
+            // Teardown is unwinding a straggler by force: nothing will wake
+            // it, so its blocking calls give up at once.
+            return false;
+        }
         let core = me.core();
         core.state.set(State::Parked);
+        // Teardown never force-unwinds a greenlet parked mid-unwind: that
+        // would be a second panic during unwinding, an abort.
+        core.parked_unwinding.set(std::thread::panicking());
         let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET {
             self.pop_ready()
         } else {
@@ -481,7 +501,7 @@ impl Hub {
             // `yield_now` with nothing else ready: poll the loop once without
             // blocking (a yield is a loop iteration: due timers and
             // completions run), then resume at once if still alone.
-            Some(next) if next.core().id == core.id => {
+            Some(next) if next.core().id == core.id && !self.tearing_down.get() => {
                 self.schedule(&next);
                 self.poll(false);
                 match self.pop_ready() {
@@ -492,9 +512,16 @@ impl Hub {
                     None => unreachable!("the yielding greenlet was just scheduled"),
                 }
             }
-            Some(next) => {
+            Some(next) if next.core().id != core.id => {
                 self.direct_switches.set(self.direct_switches.get() + 1);
                 self.switch_into(next);
+            }
+            // Tearing down, and only we are ready: let the hub decide (it
+            // ends a greenlet that keeps yielding after its grace period).
+            Some(next) => {
+                self.schedule(&next);
+                *self.current.borrow_mut() = None;
+                self.hub_ref().switch(0);
             }
             None => {
                 *self.current.borrow_mut() = None;
@@ -575,6 +602,17 @@ impl Hub {
     fn run_once(&self) {
         self.reap_dead();
         self.fire_pending_links();
+        if self.tearing_down.get() && self.teardown_grace_over() {
+            // Teardown gives greenlets a grace period to finish unwinding
+            // (a destructor may sleep briefly); past it, whatever still runs
+            // is given up on: the main greenlet's join sees LoopExit, and the
+            // stragglers are force-unwound or leaked.
+            self.give_up_on_stragglers();
+            if let Some(next) = self.pop_ready() {
+                self.switch_into(next);
+            }
+            return;
+        }
         if !self.ready.borrow().is_empty() {
             if self.direct_switches.get() >= DIRECT_SWITCH_BUDGET {
                 // Fairness: poll before switching on, so timers and I/O run.
@@ -590,26 +628,19 @@ impl Hub {
             return;
         }
         let lp = self.lp();
+        if self.tearing_down.get() {
+            // Within the grace period: wait for timers and I/O, but no
+            // longer than the grace period's end.
+            self.arm_teardown_deadline();
+            self.poll(true);
+            return;
+        }
         if !self.idle_waiters.borrow().is_empty() {
             self.poll(false);
             if self.ready.borrow().is_empty() {
                 let waiters: Vec<CoreRef> = self.idle_waiters.borrow_mut().drain(..).collect();
                 for w in &waiters {
                     self.schedule(w);
-                }
-            }
-            return;
-        }
-        if self.tearing_down.get() {
-            // Teardown never waits on timers or I/O: a greenlet that survives
-            // its GreenletExit and blocks again is given up on (the main
-            // greenlet's join sees LoopExit) and force-unwound.
-            self.poll(false);
-            if self.ready.borrow().is_empty() {
-                let main = self.main_core();
-                if main.core().state.get() == State::Parked {
-                    main.core().loop_exit.set(true);
-                    self.schedule(&main);
                 }
             }
             return;
@@ -625,6 +656,32 @@ impl Hub {
             }
         }
         self.poll(true);
+    }
+
+    /// Whether teardown's grace period has ended.
+    fn teardown_grace_over(&self) -> bool {
+        self.teardown_deadline
+            .get()
+            .is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Makes sure a blocking poll during teardown wakes up by the end of the
+    /// grace period (one timer, armed once).
+    fn arm_teardown_deadline(&self) {
+        if !self.teardown_timer_armed.replace(true) {
+            if let Some(at) = self.teardown_deadline.get() {
+                self.with_loop(|lp| lp.add_timer(at, |_, _, _| {}, 0));
+            }
+        }
+    }
+
+    /// Past teardown's grace period: the main greenlet stops waiting.
+    fn give_up_on_stragglers(&self) {
+        let main = self.main_core();
+        if main.core().state.get() == State::Parked {
+            main.core().loop_exit.set(true);
+            self.schedule(&main);
+        }
     }
 
     fn poll(&self, block: bool) {
@@ -850,6 +907,9 @@ impl Hub {
             panic!("green-core: the hub can only be torn down from the main greenlet");
         }
         self.tearing_down.set(true);
+        self.teardown_deadline
+            .set(Some(Instant::now() + TEARDOWN_GRACE));
+        self.teardown_timer_armed.set(false);
         // Kill in rounds: a greenlet's destructors may spawn or wake others.
         for _round in 0..8 {
             let live: Vec<CoreRef> = self
@@ -885,10 +945,28 @@ impl Hub {
             .borrow()
             .iter()
             .filter_map(|(_, w)| w.upgrade())
+            .filter(|c| !c.core().is_main && !c.core().is_dead())
             .collect();
         for core in stragglers {
-            let fiber = core.core().take_fiber();
+            let Some(fiber) = core.core().take_fiber() else {
+                continue;
+            };
+            if core.core().parked_unwinding.get() {
+                // Unwinding it again would abort the process: keep its stack
+                // forever instead, and say so.
+                let name = crate::greenlet::display_name(core.core());
+                tracing::warn!(greenlet = %name, "leaked at hub teardown: blocked while unwinding");
+                eprintln!(
+                    "green-core: greenlet '{name}' blocked again while unwinding from its kill; \
+                     leaking it at hub teardown rather than aborting"
+                );
+                std::mem::forget(fiber);
+                continue;
+            }
+            self.forced_unwinding.set(true);
+            *self.current.borrow_mut() = Some(Rc::clone(&core));
             drop(fiber);
+            self.forced_unwinding.set(false);
         }
         self.ready.borrow_mut().clear();
         self.idle_waiters.borrow_mut().clear();
@@ -909,6 +987,7 @@ impl Hub {
         *self.free_idents.borrow_mut() = BinaryHeap::new();
         self.next_ident.set(1);
         self.direct_switches.set(0);
+        self.teardown_deadline.set(None);
         self.initialised.set(false);
         self.tearing_down.set(false);
     }

@@ -373,3 +373,72 @@ fn thread_exit_with_a_greenlet_that_catches_exit_and_blocks_again_neither_hangs_
         "stdout: {out}\nstderr: {err}"
     );
 }
+
+#[test]
+fn greenlet_that_catches_exit_and_keeps_yielding_does_not_hang_teardown() {
+    teardown_of_a_greenlet_that_catches_exit_and_blocks_again(|_| {
+        for _ in 0..1_000_000 {
+            yield_now();
+        }
+    });
+}
+
+/// Ends a greenlet's life with a destructor that blocks.
+struct BlockingDrop {
+    block_for: Duration,
+    finished: Rc<Cell<bool>>,
+}
+
+impl Drop for BlockingDrop {
+    fn drop(&mut self) {
+        sleep(self.block_for);
+        self.finished.set(true);
+    }
+}
+
+/// A destructor that sleeps briefly while its greenlet unwinds from the
+/// teardown's GreenletExit gets to finish: teardown waits out short blocks
+/// (found by review: force-unwinding it again was a double panic, an abort).
+#[test]
+fn teardown_lets_a_briefly_blocking_destructor_finish() {
+    within(LIMIT, || {
+        let finished = Rc::new(Cell::new(false));
+        let f = Rc::clone(&finished);
+        green_core::run(move || {
+            spawn(move || {
+                let _guard = BlockingDrop {
+                    block_for: Duration::from_millis(20),
+                    finished: f,
+                };
+                sleep(FOREVER);
+            });
+            yield_now();
+        });
+        assert!(
+            finished.get(),
+            "the destructor's sleep returned and it completed"
+        );
+    });
+}
+
+/// A destructor that blocks forever while unwinding can be neither waited
+/// for nor unwound again: teardown gives up on it after its grace period
+/// and leaks it, without hanging or aborting.
+#[test]
+fn teardown_gives_up_on_a_destructor_that_blocks_forever() {
+    within(LIMIT, || {
+        let finished = Rc::new(Cell::new(false));
+        let f = Rc::clone(&finished);
+        green_core::run(move || {
+            spawn(move || {
+                let _guard = BlockingDrop {
+                    block_for: FOREVER,
+                    finished: f,
+                };
+                sleep(FOREVER);
+            });
+            yield_now();
+        });
+        assert!(!finished.get(), "its sleep never returned");
+    });
+}

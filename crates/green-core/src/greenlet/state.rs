@@ -178,6 +178,9 @@ pub(crate) struct Core {
     pub(crate) loop_exit: Cell<bool>,
     /// Its entry began running.
     pub(crate) started: Cell<bool>,
+    /// It parked while unwinding (a destructor blocked): teardown must not
+    /// unwind it again.
+    pub(crate) parked_unwinding: Cell<bool>,
     pub(crate) is_main: bool,
     /// Queued in the hub's pending-links list (S4).
     pub(crate) links_queued: Cell<bool>,
@@ -230,6 +233,7 @@ impl Core {
             needs_live_parent: Cell::new(false),
             live_key: Cell::new(NO_LIVE_KEY),
             started: Cell::new(is_main),
+            parked_unwinding: Cell::new(false),
             is_main,
         }
     }
