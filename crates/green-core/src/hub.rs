@@ -133,6 +133,9 @@ pub(crate) struct TimeoutEntry {
 /// One thread's hub. See the module docs.
 pub(crate) struct Hub {
     initialised: Cell<bool>,
+    /// Unique per initialisation across the process: handles that outlive a
+    /// hub (a started `Timeout`) recognise their own hub by it.
+    epoch: Cell<u64>,
     tearing_down: Cell<bool>,
     /// End of teardown's grace period, while tearing down.
     teardown_deadline: Cell<Option<Instant>>,
@@ -185,6 +188,7 @@ impl Hub {
     fn empty() -> Hub {
         Hub {
             initialised: Cell::new(false),
+            epoch: Cell::new(0),
             tearing_down: Cell::new(false),
             teardown_deadline: Cell::new(None),
             teardown_timer_armed: Cell::new(false),
@@ -225,6 +229,9 @@ impl Hub {
             panic!("green-core: the hub must be created from the thread's own stack, not from inside a fiber");
         }
         green_ctx::set_number_prefix("Greenlet");
+        static NEXT_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.epoch
+            .set(NEXT_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let lp = Loop::new().unwrap_or_else(|e| {
             panic!("green-core: cannot create the event loop for this thread's hub: {e}")
         });
@@ -254,6 +261,18 @@ impl Hub {
         let hub_fiber = self.hub_ref();
         *self.current.borrow_mut() = None;
         hub_fiber.switch(0);
+    }
+
+    /// This hub's epoch (see the field).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.get()
+    }
+
+    /// The live greenlet registered at `key`, if it is still the one with `id`.
+    pub(crate) fn live_greenlet(&self, key: u32, id: u64) -> Option<CoreRef> {
+        let live = self.live.borrow();
+        let core = live.get(key as usize)?.upgrade()?;
+        (core.core().id == id).then_some(core)
     }
 
     /// Runs `f` with the event loop, without taking a reference to it.
@@ -300,16 +319,6 @@ impl Hub {
     /// The running greenlet, or `None` inside the hub (rawlinks, handlers).
     pub(crate) fn current(&self) -> Option<CoreRef> {
         self.current.borrow().clone()
-    }
-
-    /// A weak reference to the running greenlet; panics like
-    /// [`Hub::current_for_blocking`] inside the hub.
-    #[track_caller]
-    pub(crate) fn current_weak_for_blocking(&self) -> WeakCore {
-        match &*self.current.borrow() {
-            Some(core) => Rc::downgrade(core),
-            None => self.current_for_blocking_failed(),
-        }
     }
 
     #[cold]

@@ -11,6 +11,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::Duration;
 
 use green_loop::{Loop, TimerId};
@@ -58,7 +59,19 @@ pub struct Timeout {
     id: u64,
     duration: Option<Duration>,
     /// While started: the loop timer and the hub's timeout-slab key.
-    armed: Cell<Option<(TimerId, usize)>>,
+    armed: Cell<Option<Armed>>,
+}
+
+/// Where a started `Timeout` lives: its timer and slab key in one hub (named
+/// by that hub's epoch, so a `Timeout` outliving its hub, or sent to another
+/// thread, never acts on a stranger's timer), and the greenlet it fires in.
+#[derive(Clone, Copy)]
+struct Armed {
+    timer: TimerId,
+    key: usize,
+    epoch: u64,
+    owner_key: u32,
+    owner_id: u64,
 }
 
 impl Timeout {
@@ -99,8 +112,10 @@ impl Timeout {
             return;
         };
         let hub = hub();
+        let me = hub.current_for_blocking();
+        let owner_key = hub.register_live(&me);
         let key = hub.timeouts.borrow_mut().insert(TimeoutEntry {
-            core: hub.current_weak_for_blocking(),
+            core: Rc::downgrade(&me),
             id: self.id,
             duration: self.duration,
         });
@@ -114,38 +129,52 @@ impl Timeout {
             };
             lp.add_timer(deadline, fire_timeout, key as u64)
         });
-        self.armed.set(Some((timer, key)));
+        self.armed.set(Some(Armed {
+            timer,
+            key,
+            epoch: hub.epoch(),
+            owner_key,
+            owner_id: me.core().id,
+        }));
+    }
+
+    /// The hub this timeout was started in, if it is still this thread's.
+    fn own_hub(armed: &Armed) -> Option<&'static crate::hub::Hub> {
+        existing_hub().filter(|hub| hub.epoch() == armed.epoch)
     }
 
     /// Whether it is started and has neither fired nor been cancelled.
     pub fn pending(&self) -> bool {
-        let Some((_, key)) = self.armed.get() else {
+        let Some(armed) = self.armed.get() else {
             return false;
         };
-        let Some(hub) = existing_hub() else {
+        let Some(hub) = Self::own_hub(&armed) else {
             return false;
         };
-        let timeouts = hub.timeouts.borrow();
-        timeouts.get(key).is_some_and(|e| e.id == self.id)
+        hub.with_loop(|lp| lp.timer_pending(armed.timer))
     }
 
     /// Stops it. If it fired but its greenlet has not raised it yet (it was
-    /// in an uninterruptible wait), the raise is withdrawn too.
+    /// in an uninterruptible wait), the raise is withdrawn too, whichever
+    /// greenlet cancels.
     pub fn cancel(&self) {
-        let Some((timer, key)) = self.armed.take() else {
+        let Some(armed) = self.armed.take() else {
             return;
         };
-        let Some(hub) = existing_hub() else { return };
-        if hub.with_loop(|lp| lp.cancel_timer(timer)) {
-            hub.timeouts.borrow_mut().remove(key);
+        let Some(hub) = Self::own_hub(&armed) else {
+            return;
+        };
+        if hub.with_loop(|lp| lp.cancel_timer(armed.timer)) {
+            hub.timeouts.borrow_mut().remove(armed.key);
             return;
         }
-        // It fired: withdraw its raise if the greenlet has not seen it yet.
-        if let Some(me) = hub.current() {
-            let throw = me.core().throw.take();
+        // It fired: withdraw its raise if its greenlet has not seen it yet.
+        let owner = hub.live_greenlet(armed.owner_key, armed.owner_id);
+        if let Some(owner) = owner {
+            let throw = owner.core().throw.take();
             match throw {
                 Some(p) if p.downcast_ref::<Timeout>().is_some_and(|t| t.id == self.id) => {}
-                other => me.core().throw.set(other),
+                other => owner.core().throw.set(other),
             }
         }
     }

@@ -5,6 +5,7 @@
 #[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
 mod support;
 
+use std::cell::RefCell;
 use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -380,4 +381,47 @@ fn uncaught_timeout_fails_the_greenlet_with_timed_out() {
         // The hub carries on.
         assert_eq!(spawn(|| 2).get().unwrap(), 2);
     });
+}
+
+/// Cancelling a timeout that fired but was not yet raised withdraws the
+/// raise even when another greenlet cancels it (found by review: only the
+/// cancelling greenlet's pending raise was looked at).
+#[test]
+fn cancel_from_another_greenlet_withdraws_a_fired_raise() {
+    green_core::run(|| {
+        let slot: Rc<RefCell<Option<Timeout>>> = Rc::new(RefCell::new(None));
+        let s1 = Rc::clone(&slot);
+        let owner = spawn(move || {
+            *s1.borrow_mut() = Some(Timeout::start_new(Duration::from_millis(10)));
+            sleep(Duration::from_millis(30));
+            "survived"
+        });
+        let s2 = Rc::clone(&slot);
+        let canceller = spawn(move || {
+            sleep(Duration::from_millis(1));
+            // Hog the thread past the deadline, then let the loop fire it:
+            // the owner is queued behind us with the raise pending.
+            std::thread::sleep(Duration::from_millis(20));
+            yield_now();
+            s2.borrow_mut().take().expect("started").cancel();
+        });
+        canceller.join();
+        assert_eq!(owner.get().unwrap(), "survived");
+    });
+}
+
+/// A started `Timeout` that outlives its hub (`shutdown`) does nothing to
+/// the next hub's timers when it is dropped (found by review: timer ids and
+/// slab keys restart with a new loop).
+#[test]
+fn a_timeout_from_a_torn_down_hub_leaves_the_new_hub_alone() {
+    let old = Timeout::start_new(Duration::from_secs(5));
+    green_core::shutdown();
+    let r = Timeout::run(Duration::from_millis(10), || {
+        assert!(!old.pending(), "it belongs to a hub that is gone");
+        drop(old);
+        sleep(Duration::from_millis(500));
+    });
+    assert!(r.is_err(), "the new hub's timeout still fired");
+    green_core::shutdown();
 }
