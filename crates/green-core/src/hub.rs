@@ -330,6 +330,17 @@ impl Hub {
         )
     }
 
+    /// Runs `f` with the running greenlet, without taking a reference to
+    /// it; panics like [`Hub::current_for_blocking`] inside the hub. `f` must
+    /// not switch greenlets.
+    #[track_caller]
+    pub(crate) fn with_current_for_blocking<R>(&self, f: impl FnOnce(&CoreRef) -> R) -> R {
+        match &*self.current.borrow() {
+            Some(core) => f(core),
+            None => self.current_for_blocking_failed(),
+        }
+    }
+
     /// The running greenlet; a clear panic if called from the hub itself,
     /// where nothing may block.
     #[track_caller]

@@ -112,12 +112,14 @@ impl Timeout {
             return;
         };
         let hub = hub();
-        let me = hub.current_for_blocking();
-        let owner_key = hub.register_live(&me);
-        let key = hub.timeouts.borrow_mut().insert(TimeoutEntry {
-            core: Rc::downgrade(&me),
-            id: self.id,
-            duration: self.duration,
+        let (owner_key, owner_id, key) = hub.with_current_for_blocking(|me| {
+            let entry = TimeoutEntry {
+                core: Rc::downgrade(me),
+                id: self.id,
+                duration: self.duration,
+            };
+            let key = hub.timeouts.borrow_mut().insert(entry);
+            (hub.register_live(me), me.core().id, key)
         });
         let timer = hub.with_loop(|lp| {
             // A zero timeout is due at once: the loop's own clock makes it
@@ -134,7 +136,7 @@ impl Timeout {
             key,
             epoch: hub.epoch(),
             owner_key,
-            owner_id: me.core().id,
+            owner_id,
         }));
     }
 
