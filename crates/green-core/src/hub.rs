@@ -142,6 +142,9 @@ pub(crate) struct Hub {
     teardown_timer_armed: Cell<bool>,
     /// Teardown is unwinding a straggler by dropping its fiber.
     forced_unwinding: Cell<bool>,
+    /// Greenlets whose kill or timeout waits because the thread was
+    /// unwinding when they resumed (S2).
+    deferred_throws: RefCell<Vec<CoreRef>>,
     lp: RefCell<Option<Rc<Loop>>>,
     /// The hub's own fiber; it runs `hub_main`.
     fiber: RefCell<Option<Fiber>>,
@@ -193,6 +196,7 @@ impl Hub {
             teardown_deadline: Cell::new(None),
             teardown_timer_armed: Cell::new(false),
             forced_unwinding: Cell::new(false),
+            deferred_throws: RefCell::new(Vec::new()),
             lp: RefCell::new(None),
             fiber: RefCell::new(None),
             hub_ref: RefCell::new(None),
@@ -502,12 +506,17 @@ impl Hub {
 
     /// [`Hub::park`] for a caller that already holds the current greenlet.
     fn park_as(&self, me: &CoreRef) -> bool {
+        let core = me.core();
         if self.forced_unwinding.get() {
-            // Teardown is unwinding a straggler by force: nothing will wake
-            // it, so its blocking calls give up at once.
+            // Teardown is unwinding a straggler by force and something in it
+            // blocks again: nothing will ever wake it. Suspend it for good by
+            // switching back to the teardown (green-ctx then leaks the fiber
+            // with a warning) rather than returning, which a polling
+            // destructor would turn into a spin.
+            core.state.set(State::Parked);
+            FiberRef::root().switch(0);
             return false;
         }
-        let core = me.core();
         core.state.set(State::Parked);
         // Teardown never force-unwinds a greenlet parked mid-unwind: that
         // would be a second panic during unwinding, an abort.
@@ -540,6 +549,7 @@ impl Hub {
             // ends a greenlet that keeps yielding after its grace period).
             Some(next) => {
                 self.schedule(&next);
+                self.poll(false);
                 *self.current.borrow_mut() = None;
                 self.hub_ref().switch(0);
             }
@@ -562,7 +572,11 @@ impl Hub {
         if core.uninterruptible.get() == 0 {
             if let Some(payload) = core.throw.take() {
                 if std::thread::panicking() {
-                    core.throw.set(Some(payload)); // S2: never a double panic
+                    // S2: never a double panic. The flag is per thread, so it
+                    // may be another greenlet that is mid-unwind: retry when
+                    // a greenlet dies.
+                    core.throw.set(Some(payload));
+                    self.deferred_throws.borrow_mut().push(Rc::clone(me));
                 } else {
                     panic::resume_unwind(payload);
                 }
@@ -648,13 +662,6 @@ impl Hub {
             return;
         }
         let lp = self.lp();
-        if self.tearing_down.get() {
-            // Within the grace period: wait for timers and I/O, but no
-            // longer than the grace period's end.
-            self.arm_teardown_deadline();
-            self.poll(true);
-            return;
-        }
         if !self.idle_waiters.borrow().is_empty() {
             self.poll(false);
             if self.ready.borrow().is_empty() {
@@ -663,6 +670,13 @@ impl Hub {
                     self.schedule(w);
                 }
             }
+            return;
+        }
+        if self.tearing_down.get() {
+            // Within the grace period: wait for timers and I/O, but no
+            // longer than the grace period's end.
+            self.arm_teardown_deadline();
+            self.poll(true);
             return;
         }
         if !lp.is_alive() {
@@ -810,6 +824,13 @@ impl Hub {
         }
         if !self.wake_joiners_now(c) {
             self.queue_links(core);
+        }
+        // A greenlet that finished unwinding may be why others' kills waited.
+        if !self.deferred_throws.borrow().is_empty() {
+            let deferred = std::mem::take(&mut *self.deferred_throws.borrow_mut());
+            for waiting in &deferred {
+                self.schedule(waiting);
+            }
         }
         if c.with_fiber(|_| ()).is_some() {
             self.dead.borrow_mut().push(Rc::clone(core));
@@ -988,13 +1009,17 @@ impl Hub {
             drop(fiber);
             self.forced_unwinding.set(false);
         }
-        self.ready.borrow_mut().clear();
-        self.idle_waiters.borrow_mut().clear();
-        self.pending_links.borrow_mut().clear();
-        self.dead.borrow_mut().clear();
-        *self.live.borrow_mut() = Slab::new();
-        *self.timeouts.borrow_mut() = Slab::new();
-        *self.delayed.borrow_mut() = Slab::new();
+        // Take each collection out before dropping it: what it holds may run
+        // destructors that come back to the hub.
+        let ready = std::mem::take(&mut *self.ready.borrow_mut());
+        let idle = std::mem::take(&mut *self.idle_waiters.borrow_mut());
+        let links = std::mem::take(&mut *self.pending_links.borrow_mut());
+        let dead = std::mem::take(&mut *self.dead.borrow_mut());
+        let deferred = std::mem::take(&mut *self.deferred_throws.borrow_mut());
+        let live = std::mem::replace(&mut *self.live.borrow_mut(), Slab::new());
+        let timeouts = std::mem::replace(&mut *self.timeouts.borrow_mut(), Slab::new());
+        let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
+        drop((ready, idle, links, dead, deferred, live, timeouts, delayed));
         *self.current.borrow_mut() = None;
         let hub_fiber = self.fiber.borrow_mut().take();
         drop(hub_fiber);
@@ -1003,6 +1028,9 @@ impl Hub {
         *self.default_pool.borrow_mut() = None;
         self.other_pools.borrow_mut().clear();
         let lp = self.lp.borrow_mut().take();
+        // From here the hub is gone for everyone: what the loop's drop runs
+        // (closures it held) finds no hub rather than a half-torn-down one.
+        self.initialised.set(false);
         drop(lp);
         *self.free_idents.borrow_mut() = BinaryHeap::new();
         self.next_ident.set(1);

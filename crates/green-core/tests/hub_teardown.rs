@@ -442,3 +442,88 @@ fn teardown_gives_up_on_a_destructor_that_blocks_forever() {
         assert!(!finished.get(), "its sleep never returned");
     });
 }
+
+/// Runs `f` when dropped.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// A destructor that yields while waiting for a timer during teardown lets
+/// the loop run (found by review: a lone yield during teardown went back
+/// and forth with the hub without ever polling the loop).
+#[test]
+fn a_destructor_yielding_for_a_timer_during_teardown_sees_it_fire() {
+    within(LIMIT, || {
+        let finished = Rc::new(Cell::new(false));
+        let f = Rc::clone(&finished);
+        green_core::run(move || {
+            spawn(move || {
+                let _guard = OnDrop(move || {
+                    let flag = Rc::new(Cell::new(false));
+                    let fl = Rc::clone(&flag);
+                    spawn(move || {
+                        sleep(Duration::from_millis(5));
+                        fl.set(true);
+                    });
+                    let start = Instant::now();
+                    while !flag.get() && start.elapsed() < Duration::from_secs(5) {
+                        yield_now();
+                    }
+                    f.set(flag.get());
+                });
+                sleep(FOREVER);
+            });
+            yield_now();
+        });
+        assert!(
+            finished.get(),
+            "the timer fired while the destructor yielded"
+        );
+    });
+}
+
+/// `idle()` in a destructor during teardown returns.
+#[test]
+fn idle_in_a_destructor_during_teardown_returns() {
+    within(LIMIT, || {
+        let done = Rc::new(Cell::new(false));
+        let d = Rc::clone(&done);
+        green_core::run(move || {
+            spawn(move || {
+                let _guard = OnDrop(move || {
+                    green_core::idle();
+                    d.set(true);
+                });
+                sleep(FOREVER);
+            });
+            yield_now();
+        });
+        assert!(done.get());
+    });
+}
+
+/// A straggler forced to unwind whose destructor polls forever (sleeping in
+/// a loop) must not hang teardown (found by review: blocking calls returned
+/// at once during a forced unwind, so the loop spun); it is left suspended.
+#[test]
+fn a_polling_destructor_in_a_forced_unwind_does_not_hang_teardown() {
+    within(LIMIT, || {
+        green_core::run(|| {
+            spawn(|| {
+                let stop = Rc::new(Cell::new(false)); // never set
+                let s = Rc::clone(&stop);
+                let _guard = OnDrop(move || {
+                    while !s.get() {
+                        sleep(Duration::from_millis(1));
+                    }
+                });
+                block_catching_exits(|| sleep(FOREVER), || ());
+            });
+            yield_now();
+        });
+    });
+}
