@@ -43,7 +43,6 @@ pub struct SignalWatcher {
     lp: Weak<Inner>,
     key: Key,
     signum: i32,
-    was_blocked: bool,
 }
 
 impl std::fmt::Debug for SignalWatcher {
@@ -75,7 +74,19 @@ impl Loop {
         data: u64,
     ) -> io::Result<SignalWatcher> {
         let fd = sys::signalfd(signum)?;
-        let was_blocked = sys::block_signal(signum)?;
+        // Only the first live watcher of a signal on this thread decides what
+        // to restore: later ones find it blocked by that first watcher.
+        if watchers_of(signum, 1) == 1 {
+            match sys::block_signal(signum) {
+                Ok(was) => {
+                    FIRST_FOUND_BLOCKED.with(|f| f.borrow_mut().insert(signum, was));
+                }
+                Err(e) => {
+                    watchers_of(signum, -1);
+                    return Err(e);
+                }
+            }
+        }
         let key = self.inner.signals.borrow_mut().insert(SignalState {
             fd,
             buf: Box::new(Cell::new([0; SIGINFO_SIZE])),
@@ -86,16 +97,13 @@ impl Loop {
         });
         if let Err(e) = arm(self, key) {
             self.inner.signals.borrow_mut().remove(key);
-            if !was_blocked {
-                let _ = sys::unblock_signal(signum);
-            }
+            release_watcher(signum);
             return Err(e);
         }
         Ok(SignalWatcher {
             lp: std::rc::Rc::downgrade(&self.inner),
             key,
             signum,
-            was_blocked,
         })
     }
 }
@@ -170,8 +178,38 @@ impl Drop for SignalWatcher {
                 let _ = lp.cancel_op(op);
             }
         }
-        if !self.was_blocked {
-            let _ = sys::unblock_signal(self.signum);
+        release_watcher(self.signum);
+    }
+}
+
+thread_local! {
+    /// Live watchers per signal on this thread: the mask is restored only
+    /// when the last one goes, and only if the first found it unblocked.
+    static WATCHERS: std::cell::RefCell<std::collections::HashMap<i32, usize>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    /// Whether the signal was already blocked when its first watcher came.
+    static FIRST_FOUND_BLOCKED: std::cell::RefCell<std::collections::HashMap<i32, bool>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Adds `delta` to this thread's watcher count for `signum`; returns it.
+fn watchers_of(signum: i32, delta: isize) -> usize {
+    WATCHERS.with(|w| {
+        let mut w = w.borrow_mut();
+        let count = w.entry(signum).or_insert(0);
+        *count = count.saturating_add_signed(delta);
+        *count
+    })
+}
+
+/// One watcher of `signum` is gone: the last one restores the mask.
+fn release_watcher(signum: i32) {
+    if watchers_of(signum, -1) == 0 {
+        let was_blocked = FIRST_FOUND_BLOCKED
+            .with(|f| f.borrow_mut().remove(&signum))
+            .unwrap_or(true);
+        if !was_blocked {
+            let _ = sys::unblock_signal(signum);
         }
     }
 }

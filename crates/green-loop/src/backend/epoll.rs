@@ -279,10 +279,27 @@ impl Epoll {
         if self.fds.len() <= slot {
             self.fds.resize_with(slot + 1, FdState::default);
         }
+        // Ops already waiting on this fd number may have waited on a file
+        // that was closed behind the loop's back (the kernel then dropped
+        // its registration) while the number now names another file: they
+        // would read the new file's data. Fail them with EBADF instead.
+        if self.fds[slot].registered != 0
+            && !self.fds[slot].waiters.is_empty()
+            && self.registration_vanished(fd)
+        {
+            let stale: SmallVec<[u32; 4]> = self.fds[slot].waiters.drain(..).collect();
+            self.fds[slot].registered = 0;
+            for old in stale {
+                self.complete(old, -libc::EBADF);
+            }
+        }
         // Inline capacity 4 covers the usual reader + writer per fd; more
         // waiters spill to the heap once and keep that capacity.
         self.fds[slot].waiters.push(idx);
-        let res = self.update(fd);
+        // Re-register even if the interest looks unchanged: the fd may have
+        // been closed (the kernel then drops its registration) and its
+        // number reused by another file since we last registered it.
+        let res = self.update(fd, true);
         // Registration failed: undo the bookkeeping so the op is not left
         // waiting for an event that can never come.
         if res.is_err() {
@@ -292,6 +309,18 @@ impl Epoll {
             }
         }
         res
+    }
+
+    /// Whether epoll no longer knows `fd` under our registration: the file
+    /// it named was closed (a MOD with the same interest fails with ENOENT).
+    fn registration_vanished(&self, fd: RawFd) -> bool {
+        let mut ev = libc::epoll_event {
+            events: self.fds[fd as usize].registered,
+            u64: fd as u64,
+        };
+        // SAFETY: `ev` is a live epoll_event; epfd is our epoll instance.
+        let r = unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) };
+        r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT)
     }
 
     /// Removes op `idx` from `fd`'s waiters and shrinks the interest set
@@ -304,7 +333,7 @@ impl Epoll {
         if let Some(e) = self.ops[idx as usize].as_mut() {
             e.waiting = false;
         }
-        let _ = self.update(fd);
+        let _ = self.update(fd, false);
     }
 
     /// Makes epoll's interest for `fd` the union of its waiters' directions.
@@ -312,7 +341,7 @@ impl Epoll {
     /// ADD/MOD/DEL are chosen from what we last registered; EEXIST and
     /// ENOENT repair the cases where the kernel's view drifted because the
     /// user closed an fd behind our back.
-    fn update(&mut self, fd: RawFd) -> io::Result<()> {
+    fn update(&mut self, fd: RawFd, force: bool) -> io::Result<()> {
         let Some(st) = self.fds.get(fd as usize) else {
             return Ok(());
         };
@@ -323,7 +352,7 @@ impl Epoll {
             .fold(0u32, |acc, e| acc | interest(&e.op));
         // Unchanged interest: skip the syscall (the common case when a
         // reader re-parks after a partial read).
-        if want == st.registered {
+        if want == st.registered && !force {
             return Ok(());
         }
         // The event's data is the fd itself: readiness is per fd, and the
@@ -346,7 +375,7 @@ impl Epoll {
             // A closed fd was already dropped from the set by the kernel.
             let _ = ctl(libc::EPOLL_CTL_DEL, &mut ev);
             Ok(())
-        } else if st.registered == 0 {
+        } else if st.registered == 0 && !force {
             match ctl(libc::EPOLL_CTL_ADD, &mut ev) {
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                     ctl(libc::EPOLL_CTL_MOD, &mut ev)
@@ -518,8 +547,12 @@ fn interest(op: &Op) -> u32 {
         }
         Op::Write { .. } | Op::Send { .. } | Op::Connect { .. } => libc::EPOLLOUT as u32,
         // POLL* and EPOLL* share values for these bits.
+        // EPOLLHUP is reported whether asked for or not, but asking makes
+        // the interest non-zero, so even a poll for no event (or only for
+        // hang-up and error) is registered and completes on hang-up.
         Op::PollAdd { events, .. } => {
             events & (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLPRI | libc::EPOLLRDHUP) as u32
+                | libc::EPOLLHUP as u32
         }
         Op::Nop | Op::Timeout { .. } | Op::Close { .. } => 0,
     }
