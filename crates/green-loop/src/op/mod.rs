@@ -479,7 +479,18 @@ impl Loop {
             slot.lifecycle = Lifecycle::Cancelling;
         }
         tracing::trace!(op = id.0, "cancel requested");
-        self.inner.backend.borrow_mut().cancel(key.pack())
+        let res = self.inner.backend.borrow_mut().cancel(key.pack());
+        if res.is_err() {
+            // The cancel never reached the kernel: the op is still simply in
+            // flight, so a later `cancel_op` must try again.
+            let mut ops = self.inner.ops.borrow_mut();
+            if let Some(slot) = ops.get_mut(key) {
+                if slot.lifecycle == Lifecycle::Cancelling {
+                    slot.lifecycle = Lifecycle::Submitted;
+                }
+            }
+        }
+        res
     }
 
     /// Whether an op keeps the loop alive (default: yes).
