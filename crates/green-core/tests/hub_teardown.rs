@@ -383,66 +383,6 @@ fn greenlet_that_catches_exit_and_keeps_yielding_does_not_hang_teardown() {
     });
 }
 
-/// Ends a greenlet's life with a destructor that blocks.
-struct BlockingDrop {
-    block_for: Duration,
-    finished: Rc<Cell<bool>>,
-}
-
-impl Drop for BlockingDrop {
-    fn drop(&mut self) {
-        sleep(self.block_for);
-        self.finished.set(true);
-    }
-}
-
-/// A destructor that sleeps briefly while its greenlet unwinds from the
-/// teardown's GreenletExit gets to finish: teardown waits out short blocks
-/// (found by review: force-unwinding it again was a double panic, an abort).
-#[test]
-fn teardown_lets_a_briefly_blocking_destructor_finish() {
-    within(LIMIT, || {
-        let finished = Rc::new(Cell::new(false));
-        let f = Rc::clone(&finished);
-        green_core::run(move || {
-            spawn(move || {
-                let _guard = BlockingDrop {
-                    block_for: Duration::from_millis(20),
-                    finished: f,
-                };
-                sleep(FOREVER);
-            });
-            yield_now();
-        });
-        assert!(
-            finished.get(),
-            "the destructor's sleep returned and it completed"
-        );
-    });
-}
-
-/// A destructor that blocks forever while unwinding can be neither waited
-/// for nor unwound again: teardown gives up on it after its grace period
-/// and leaks it, without hanging or aborting.
-#[test]
-fn teardown_gives_up_on_a_destructor_that_blocks_forever() {
-    within(LIMIT, || {
-        let finished = Rc::new(Cell::new(false));
-        let f = Rc::clone(&finished);
-        green_core::run(move || {
-            spawn(move || {
-                let _guard = BlockingDrop {
-                    block_for: FOREVER,
-                    finished: f,
-                };
-                sleep(FOREVER);
-            });
-            yield_now();
-        });
-        assert!(!finished.get(), "its sleep never returned");
-    });
-}
-
 /// Runs `f` when dropped.
 struct OnDrop<F: FnMut()>(F);
 
@@ -452,58 +392,96 @@ impl<F: FnMut()> Drop for OnDrop<F> {
     }
 }
 
+/// Ends a `run` with one greenlet asleep whose guard runs `destructor` as
+/// teardown unwinds it. With `catch_exits` the greenlet catches its exits
+/// and sleeps again, so teardown must unwind it by force. Fails if teardown
+/// hangs; returns what the destructor returned (`false` if it never did).
+/// The destructor runs while unwinding: it must report, not panic.
+fn teardown_with_a_destructor(destructor: fn() -> bool, catch_exits: bool) -> bool {
+    within(LIMIT, move || {
+        let finished = Rc::new(Cell::new(false));
+        let f = Rc::clone(&finished);
+        green_core::run(move || {
+            spawn(move || {
+                let _guard = OnDrop(move || f.set(destructor()));
+                if catch_exits {
+                    block_catching_exits(|| sleep(FOREVER), || ());
+                } else {
+                    sleep(FOREVER);
+                }
+            });
+            yield_now();
+        });
+        finished.get()
+    })
+}
+
+/// A destructor that sleeps briefly while its greenlet unwinds from the
+/// teardown's GreenletExit gets to finish: teardown waits out short blocks
+/// (found by review: force-unwinding it again was a double panic, an abort).
+#[test]
+fn teardown_lets_a_briefly_blocking_destructor_finish() {
+    let finished = teardown_with_a_destructor(
+        || {
+            sleep(Duration::from_millis(20));
+            true
+        },
+        false,
+    );
+    assert!(finished, "the destructor's sleep returned and it completed");
+}
+
+/// A destructor that blocks forever while unwinding can be neither waited
+/// for nor unwound again: teardown gives up on it after its grace period
+/// and leaks it, without hanging or aborting.
+#[test]
+fn teardown_gives_up_on_a_destructor_that_blocks_forever() {
+    assert!(
+        !teardown_with_a_destructor(
+            || {
+                sleep(FOREVER);
+                true
+            },
+            false
+        ),
+        "its sleep never returned"
+    );
+}
+
 /// A destructor that yields while waiting for a timer during teardown lets
 /// the loop run (found by review: a lone yield during teardown went back
 /// and forth with the hub without ever polling the loop).
 #[test]
 fn a_destructor_yielding_for_a_timer_during_teardown_sees_it_fire() {
-    within(LIMIT, || {
-        let finished = Rc::new(Cell::new(false));
-        let f = Rc::clone(&finished);
-        green_core::run(move || {
+    let finished = teardown_with_a_destructor(
+        || {
+            let flag = Rc::new(Cell::new(false));
+            let fl = Rc::clone(&flag);
             spawn(move || {
-                let _guard = OnDrop(move || {
-                    let flag = Rc::new(Cell::new(false));
-                    let fl = Rc::clone(&flag);
-                    spawn(move || {
-                        sleep(Duration::from_millis(5));
-                        fl.set(true);
-                    });
-                    let start = Instant::now();
-                    while !flag.get() && start.elapsed() < Duration::from_secs(5) {
-                        yield_now();
-                    }
-                    f.set(flag.get());
-                });
-                sleep(FOREVER);
+                sleep(Duration::from_millis(5));
+                fl.set(true);
             });
-            yield_now();
-        });
-        assert!(
-            finished.get(),
-            "the timer fired while the destructor yielded"
-        );
-    });
+            let start = Instant::now();
+            while !flag.get() && start.elapsed() < Duration::from_secs(5) {
+                yield_now();
+            }
+            flag.get()
+        },
+        false,
+    );
+    assert!(finished, "the timer fired while the destructor yielded");
 }
 
 /// `idle()` in a destructor during teardown returns.
 #[test]
 fn idle_in_a_destructor_during_teardown_returns() {
-    within(LIMIT, || {
-        let done = Rc::new(Cell::new(false));
-        let d = Rc::clone(&done);
-        green_core::run(move || {
-            spawn(move || {
-                let _guard = OnDrop(move || {
-                    green_core::idle();
-                    d.set(true);
-                });
-                sleep(FOREVER);
-            });
-            yield_now();
-        });
-        assert!(done.get());
-    });
+    assert!(teardown_with_a_destructor(
+        || {
+            green_core::idle();
+            true
+        },
+        false
+    ));
 }
 
 /// A straggler forced to unwind whose destructor polls forever (sleeping in
@@ -511,19 +489,11 @@ fn idle_in_a_destructor_during_teardown_returns() {
 /// at once during a forced unwind, so the loop spun); it is left suspended.
 #[test]
 fn a_polling_destructor_in_a_forced_unwind_does_not_hang_teardown() {
-    within(LIMIT, || {
-        green_core::run(|| {
-            spawn(|| {
-                let stop = Rc::new(Cell::new(false)); // never set
-                let s = Rc::clone(&stop);
-                let _guard = OnDrop(move || {
-                    while !s.get() {
-                        sleep(Duration::from_millis(1));
-                    }
-                });
-                block_catching_exits(|| sleep(FOREVER), || ());
-            });
-            yield_now();
-        });
-    });
+    let finished = teardown_with_a_destructor(
+        || loop {
+            sleep(Duration::from_millis(1));
+        },
+        true,
+    );
+    assert!(!finished, "the polling never ends");
 }
