@@ -26,6 +26,10 @@
 #![allow(dead_code)] // Each bench binary uses a different part of the harness.
 
 use std::fmt::Write as _;
+
+#[path = "json.rs"]
+mod json;
+use json::{json_number, json_string};
 use std::fs::OpenOptions;
 use std::hint::black_box;
 use std::io::Write as _;
@@ -342,31 +346,5 @@ fn fmt_num(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
-    }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_number(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".to_owned()
     }
 }

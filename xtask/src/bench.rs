@@ -26,6 +26,8 @@
 //! (rust-analyzer's `metrics` does the same).
 
 use std::fmt::Write as _;
+
+use crate::json::{json_number, json_string};
 use std::fs;
 use std::path::Path;
 
@@ -352,37 +354,7 @@ pub(crate) fn report_json(rows: &[Row]) -> String {
     out
 }
 
-// ===== hand-written JSON (std-only, STYLE rule 19) =====
-
-/// A JSON string literal for `s`.
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A JSON number for `v` (`null` for NaN and infinities, which JSON lacks).
-pub(crate) fn json_number(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".to_owned()
-    }
-}
+// ===== hand-written JSON (std-only, STYLE rule 19): benches/support/json.rs =====
 
 /// A value of a flat JSON object.
 #[derive(Debug, Clone, PartialEq)]

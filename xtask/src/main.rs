@@ -12,6 +12,9 @@
 //! std only, on purpose: this crate is built on every run of every task.
 
 mod bench;
+// Shared with the bench harness, which writes the same records.
+#[path = "../../benches/support/json.rs"]
+mod json;
 mod test;
 mod tidy;
 mod util;
