@@ -832,7 +832,7 @@ impl Hub {
                 self.schedule(waiting);
             }
         }
-        if c.with_fiber(|_| ()).is_some() {
+        if c.has_fiber() {
             self.dead.borrow_mut().push(Rc::clone(core));
         }
     }
@@ -938,6 +938,16 @@ impl Hub {
 
     // ===== teardown =====
 
+    /// The live greenlets other than the main one.
+    fn live_greenlets(&self) -> Vec<CoreRef> {
+        self.live
+            .borrow()
+            .iter()
+            .filter_map(|(_, w)| w.upgrade())
+            .filter(|c| !c.core().is_main && !c.core().is_dead())
+            .collect()
+    }
+
     /// Unwinds every live greenlet with `GreenletExit`, then releases the
     /// loop, the stacks and the hub fiber. Runs on the thread's own stack.
     pub(crate) fn teardown(&self) {
@@ -953,16 +963,7 @@ impl Hub {
         self.teardown_timer_armed.set(false);
         // Kill in rounds: a greenlet's destructors may spawn or wake others.
         for _round in 0..8 {
-            let live: Vec<CoreRef> = self
-                .live
-                .borrow()
-                .iter()
-                .filter_map(|(_, w)| w.upgrade())
-                .collect();
-            let live: Vec<CoreRef> = live
-                .into_iter()
-                .filter(|c| !c.core().is_dead() && !c.core().is_main)
-                .collect();
+            let live = self.live_greenlets();
             if live.is_empty() {
                 break;
             }
@@ -981,13 +982,7 @@ impl Hub {
         // Greenlets that refused to die are unwound by dropping their fibers
         // (green-ctx's forced unwind), or leaked by green-ctx if they refuse
         // even that.
-        let stragglers: Vec<CoreRef> = self
-            .live
-            .borrow()
-            .iter()
-            .filter_map(|(_, w)| w.upgrade())
-            .filter(|c| !c.core().is_main && !c.core().is_dead())
-            .collect();
+        let stragglers = self.live_greenlets();
         for core in stragglers {
             let Some(fiber) = core.core().take_fiber() else {
                 continue;

@@ -264,6 +264,11 @@ impl Core {
         Some(result)
     }
 
+    /// Whether it still has its fiber.
+    pub(crate) fn has_fiber(&self) -> bool {
+        self.with_fiber(|_| ()).is_some()
+    }
+
     /// Takes its fiber out (a dead or never-started greenlet's, to reclaim
     /// the stack).
     pub(crate) fn take_fiber(&self) -> Option<Fiber> {
