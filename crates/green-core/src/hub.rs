@@ -128,6 +128,14 @@ pub(crate) struct TimeoutEntry {
     pub(crate) core: WeakCore,
     pub(crate) id: u64,
     pub(crate) duration: Option<Duration>,
+    /// Unique per start on this hub: a `Timeout` recognises its own entry by
+    /// it after the slab key may have gone to another.
+    pub(crate) serial: u64,
+    pub(crate) deadline: Instant,
+    /// Its loop timer, once armed: a timeout's timer is only inserted when
+    /// its greenlet first blocks (`arm_started_timeouts`), so a scope whose
+    /// body never blocks costs no timer at all.
+    pub(crate) timer: Option<TimerId>,
 }
 
 /// One thread's hub. See the module docs.
@@ -165,6 +173,11 @@ pub(crate) struct Hub {
     /// Started or scheduled greenlets, for teardown.
     live: RefCell<Slab<WeakCore>>,
     pub(crate) timeouts: RefCell<Slab<TimeoutEntry>>,
+    /// Slab keys of started timeouts whose timers are not inserted yet, in
+    /// the order they were started; all belong to the running greenlet, and
+    /// its next park arms them.
+    pub(crate) unarmed_timeouts: RefCell<Vec<usize>>,
+    pub(crate) next_timeout_serial: Cell<u64>,
     /// Greenlets waiting for a `start_later` timer, held strongly.
     delayed: RefCell<Slab<CoreRef>>,
     free_idents: RefCell<BinaryHeap<Reverse<usize>>>,
@@ -211,6 +224,8 @@ impl Hub {
             other_pools: RefCell::new(Vec::new()),
             live: RefCell::new(Slab::new()),
             timeouts: RefCell::new(Slab::new()),
+            unarmed_timeouts: RefCell::new(Vec::new()),
+            next_timeout_serial: Cell::new(0),
             delayed: RefCell::new(Slab::new()),
             free_idents: RefCell::new(BinaryHeap::new()),
             next_ident: Cell::new(1),
@@ -516,6 +531,9 @@ impl Hub {
             core.state.set(State::Parked);
             FiberRef::root().switch(0);
             return false;
+        }
+        if !self.unarmed_timeouts.borrow().is_empty() {
+            crate::timeout::arm_started(self);
         }
         core.state.set(State::Parked);
         // Teardown never force-unwinds a greenlet parked mid-unwind: that
@@ -1013,6 +1031,7 @@ impl Hub {
         let deferred = std::mem::take(&mut *self.deferred_throws.borrow_mut());
         let live = std::mem::replace(&mut *self.live.borrow_mut(), Slab::new());
         let timeouts = std::mem::replace(&mut *self.timeouts.borrow_mut(), Slab::new());
+        self.unarmed_timeouts.borrow_mut().clear();
         let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
         drop((ready, idle, links, dead, deferred, live, timeouts, delayed));
         *self.current.borrow_mut() = None;

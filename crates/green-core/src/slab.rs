@@ -42,6 +42,10 @@ impl<T> Slab<T> {
         self.entries.get(key)?.as_ref()
     }
 
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        self.entries.get_mut(key)?.as_mut()
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len

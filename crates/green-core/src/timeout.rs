@@ -17,7 +17,7 @@ use std::time::Duration;
 use green_loop::{Loop, TimerId};
 
 use crate::greenlet::state::State;
-use crate::hub::{deadline_after, existing_hub, hub, TimeoutEntry};
+use crate::hub::{deadline_after, existing_hub, hub, Hub, TimeoutEntry};
 
 /// Timeout ids are unique in the process: each thread takes a block of 2^32
 /// from a global counter once, then counts within it without atomics.
@@ -58,17 +58,18 @@ fn next_timeout_id() -> u64 {
 pub struct Timeout {
     id: u64,
     duration: Option<Duration>,
-    /// While started: the loop timer and the hub's timeout-slab key.
+    /// While started: the hub's timeout-slab entry.
     armed: Cell<Option<Armed>>,
 }
 
-/// Where a started `Timeout` lives: its timer and slab key in one hub (named
+/// Where a started `Timeout` lives: its entry in one hub's slab (named
 /// by that hub's epoch, so a `Timeout` outliving its hub, or sent to another
 /// thread, never acts on a stranger's timer), and the greenlet it fires in.
 #[derive(Clone, Copy)]
 struct Armed {
-    timer: TimerId,
     key: usize,
+    /// The hub entry's serial: the key alone may have been reused.
+    serial: u64,
     epoch: u64,
     owner_key: u32,
     owner_id: u64,
@@ -112,35 +113,40 @@ impl Timeout {
             return;
         };
         let hub = hub();
+        // A zero timeout is due at once: the loop's own clock makes it fire
+        // at the next iteration rather than at the next millisecond.
+        let deadline = if duration.is_zero() {
+            hub.with_loop(|lp| lp.now())
+        } else {
+            deadline_after(duration)
+        };
+        let serial = hub.next_timeout_serial.get() + 1;
+        hub.next_timeout_serial.set(serial);
         let (owner_key, owner_id, key) = hub.with_current_for_blocking(|me| {
             let entry = TimeoutEntry {
                 core: Rc::downgrade(me),
                 id: self.id,
                 duration: self.duration,
+                serial,
+                deadline,
+                timer: None,
             };
             let key = hub.timeouts.borrow_mut().insert(entry);
             (hub.register_live(me), me.core().id, key)
         });
-        let timer = hub.with_loop(|lp| {
-            // A zero timeout is due at once: the loop's own clock makes it
-            // fire at the next iteration rather than at the next millisecond.
-            let deadline = if duration.is_zero() {
-                lp.now()
-            } else {
-                deadline_after(duration)
-            };
-            lp.add_timer(deadline, fire_timeout, key as u64)
-        });
+        // The timer goes in when this greenlet next blocks (`arm_started`):
+        // until then nothing can observe it, since a timeout is only ever
+        // raised at a blocking point.
+        hub.unarmed_timeouts.borrow_mut().push(key);
         self.armed.set(Some(Armed {
-            timer,
             key,
+            serial,
             epoch: hub.epoch(),
             owner_key,
             owner_id,
         }));
     }
 
-    /// The hub this timeout was started in, if it is still this thread's.
     fn own_hub(armed: &Armed) -> Option<&'static crate::hub::Hub> {
         existing_hub().filter(|hub| hub.epoch() == armed.epoch)
     }
@@ -153,7 +159,14 @@ impl Timeout {
         let Some(hub) = Self::own_hub(&armed) else {
             return false;
         };
-        hub.with_loop(|lp| lp.timer_pending(armed.timer))
+        let timeouts = hub.timeouts.borrow();
+        let Some(entry) = timeouts.get(armed.key).filter(|e| e.serial == armed.serial) else {
+            return false;
+        };
+        match entry.timer {
+            Some(timer) => hub.with_loop(|lp| lp.timer_pending(timer)),
+            None => true,
+        }
     }
 
     /// Stops it. If it fired but its greenlet has not raised it yet (it was
@@ -166,10 +179,32 @@ impl Timeout {
         let Some(hub) = Self::own_hub(&armed) else {
             return;
         };
-        if hub.with_loop(|lp| lp.cancel_timer(armed.timer)) {
-            hub.timeouts.borrow_mut().remove(armed.key);
+        let mut timeouts = hub.timeouts.borrow_mut();
+        if timeouts
+            .get(armed.key)
+            .is_some_and(|e| e.serial == armed.serial)
+        {
+            // Not fired yet: withdraw its timer, or its place in the queue
+            // of timers still to arm.
+            let entry = timeouts
+                .remove(armed.key)
+                .expect("the entry was just found");
+            drop(timeouts);
+            match entry.timer {
+                Some(timer) => {
+                    let cancelled = hub.with_loop(|lp| lp.cancel_timer(timer));
+                    debug_assert!(cancelled, "a timeout's timer outlived its entry");
+                }
+                None => {
+                    let mut unarmed = hub.unarmed_timeouts.borrow_mut();
+                    if let Some(at) = unarmed.iter().rposition(|&k| k == armed.key) {
+                        unarmed.remove(at);
+                    }
+                }
+            }
             return;
         }
+        drop(timeouts);
         // It fired: withdraw its raise if its greenlet has not seen it yet.
         let owner = hub.live_greenlet(armed.owner_key, armed.owner_id);
         if let Some(owner) = owner {
@@ -271,6 +306,35 @@ impl fmt::Debug for Timeout {
 impl std::error::Error for Timeout {}
 
 /// Loop handler: the timeout fired; raise it in its greenlet (S2).
+/// Inserts the timers of every timeout started since the last park, in the
+/// order they were started (so that, as when timers go in at `start`,
+/// timeouts due together fire outer first). Called by `Hub::park_as` when the
+/// list is not empty.
+#[cold]
+#[inline(never)]
+pub(crate) fn arm_started(hub: &Hub) {
+    let keys = std::mem::take(&mut *hub.unarmed_timeouts.borrow_mut());
+    {
+        let mut timeouts = hub.timeouts.borrow_mut();
+        hub.with_loop(|lp| {
+            for &key in &keys {
+                if let Some(entry) = timeouts.get_mut(key) {
+                    if entry.timer.is_none() {
+                        entry.timer = Some(lp.add_timer(entry.deadline, fire_timeout, key as u64));
+                    }
+                }
+            }
+        });
+    }
+    // Keep the list's allocation for the next scope.
+    let mut unarmed = hub.unarmed_timeouts.borrow_mut();
+    if unarmed.is_empty() {
+        let mut keys = keys;
+        keys.clear();
+        *unarmed = keys;
+    }
+}
+
 fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
     let Some(hub) = existing_hub() else { return };
     let Some(entry) = hub.timeouts.borrow_mut().remove(key as usize) else {

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use green_core::{sleep, sleep_unref, spawn, Greenlet, LoopExit};
+use green_core::{sleep, sleep_unref, spawn, Greenlet, LoopExit, Timeout};
 use support::{catch, within, DropCounter};
 
 const BLOCK_FOREVER: &str = "this operation would block forever";
@@ -158,6 +158,22 @@ fn referenced_timer_keeps_the_loop_alive() {
                 "woke"
             });
             assert_eq!(g.get().unwrap(), "woke");
+        });
+    });
+}
+
+#[test]
+fn a_started_timeout_keeps_a_blocked_main_greenlet_from_loop_exit() {
+    // Its timer is referenced, so it can still wake the main greenlet: the
+    // join ends with the timeout, not with LoopExit. (The timer is only
+    // inserted when the main greenlet blocks; it must be there before the
+    // hub decides that nothing can wake it.)
+    within(LIMIT, || {
+        green_core::run(|| {
+            let never: Greenlet<()> = Greenlet::new(|| ());
+            let t = Timeout::start_new(Duration::from_millis(20));
+            let payload = catch(|| never.join()).expect_err("the timeout fires");
+            assert!(t.is(&*payload), "woken by its own timeout, not LoopExit");
         });
     });
 }

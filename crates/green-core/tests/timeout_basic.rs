@@ -425,3 +425,63 @@ fn a_timeout_from_a_torn_down_hub_leaves_the_new_hub_alone() {
     assert!(r.is_err(), "the new hub's timeout still fired");
     green_core::shutdown();
 }
+
+// A started timeout's timer goes into the loop only when its greenlet first
+// blocks. These pin down what that must not change.
+
+#[test]
+fn deadline_counts_from_start_not_from_the_first_blocking_point() {
+    green_core::run(|| {
+        let t = Timeout::start_new(Duration::from_millis(800));
+        // Most of the duration passes before the first blocking point.
+        busy_wait(Duration::from_millis(700));
+        let blocked_at = Instant::now();
+        let payload = catch(|| sleep(LONG)).expect_err("the timeout fires");
+        assert!(t.is(&*payload));
+        // Counted from the first block it would take 800 ms more; counted
+        // from start, about 100 ms.
+        assert!(
+            blocked_at.elapsed() < Duration::from_millis(700),
+            "fired {:?} after the first block: the deadline was counted from it",
+            blocked_at.elapsed()
+        );
+    });
+}
+
+#[test]
+fn timeouts_cancelled_before_any_blocking_point_never_fire() {
+    green_core::run(|| {
+        let outer = Timeout::start_new(LONG);
+        let short = Timeout::start_new(SHORT);
+        let dropped = Timeout::start_new(SHORT);
+        let inner = Timeout::start_new(LONG);
+        short.cancel();
+        drop(dropped);
+        assert!(!short.pending());
+        assert!(
+            outer.pending() && inner.pending(),
+            "the others stay started"
+        );
+        // Well past the short deadlines: nothing is raised.
+        sleep(SHORT * 3);
+        assert!(outer.pending() && inner.pending());
+        // A timeout started after the block still fires, and is itself.
+        let late = Timeout::start_new(SHORT);
+        let payload = catch(|| sleep(LONG)).expect_err("the late timeout fires");
+        assert!(late.is(&*payload));
+        assert!(!outer.is(&*payload) && !inner.is(&*payload));
+    });
+}
+
+#[test]
+fn a_started_timeout_is_pending_before_its_greenlet_ever_blocks() {
+    green_core::run(|| {
+        let t = Timeout::start_new(Duration::ZERO);
+        assert!(t.pending(), "started, not fired: nothing has blocked yet");
+        let again = catch(|| t.start()).expect_err("starting it twice panics");
+        drop(again);
+        let payload = catch(yield_now).expect_err("a zero timeout fires at the first block");
+        assert!(t.is(&*payload));
+        assert!(!t.pending());
+    });
+}
