@@ -35,9 +35,12 @@
 //! Everything else (panics, unwinds, finished senders, root set-up) is out of
 //! line and `#[cold]`.
 //!
-//! [`Fiber::new`] makes one allocation (the slot): the entry closure is moved
-//! onto the top of the fiber's own stack and started by a trampoline
-//! monomorphised for its type (closures over 512 bytes are boxed first).
+//! [`Fiber::new`] makes at most one allocation (the slot): the entry closure
+//! is moved onto the top of the fiber's own stack and started by a trampoline
+//! monomorphised for its type (closures over 512 bytes are boxed first). The
+//! slot of a finished fiber whose last handle is dropped is kept, emptied, in
+//! a small per-thread cache ([`MAX_SPARE_SLOTS`]) and reused by the next
+//! `Fiber::new`, so a spawn-and-finish cycle allocates nothing here.
 //!
 //! # States
 //!
@@ -72,7 +75,10 @@
 //!   involves it: slots are `Rc`-allocated; a suspended fiber is only released
 //!   through [`Fiber`]'s `Drop`, which first unwinds it to the end; a running
 //!   fiber whose owner drops its handle keeps itself alive (`keep_alive`) until
-//!   its final switch, after which the receiving side releases it.
+//!   its final switch, after which the receiving side releases it. A
+//!   finished slot whose last handle goes is emptied and cached for reuse
+//!   by [`Fiber::new`] (`recycle`): only then, with no other reference to it
+//!   left, is its memory handed to a new fiber.
 //! * **F5.** Code on a fiber's stack never outlives the fiber: the entry
 //!   trampoline drops everything it owns before the final switch, which never
 //!   returns, and a finished fiber's stack is only reused after that switch.
@@ -103,6 +109,9 @@ pub type Payload = Box<dyn Any + Send>;
 
 /// Entry closures larger than this are boxed rather than stored on the stack.
 const MAX_INLINE_ENTRY: usize = 512;
+
+/// Most emptied slots kept per thread for reuse by [`Fiber::new`].
+const MAX_SPARE_SLOTS: usize = 64;
 
 /// Where a fiber is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,6 +287,58 @@ thread_local! {
     /// gone while other thread-local destructors still switch fibers (a hub
     /// tearing down at thread exit), and the root must outlive them all (F4).
     static ROOT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
+    /// Emptied slots of finished fibers, each held only here (strong count
+    /// 1, no weak references), for [`Fiber::new`] to reuse. Reached with
+    /// `try_with`: at thread exit, once it is gone, slots are simply freed.
+    static SPARE_SLOTS: RefCell<Vec<Rc<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A spare slot to reuse, if the cache has one.
+#[inline]
+fn take_spare_slot() -> Option<Rc<Slot>> {
+    SPARE_SLOTS
+        .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+}
+
+/// Called when the handle holding `slot` is about to drop it: if that is
+/// the last reference to a finished fiber's slot, empties the slot and keeps
+/// it (a second reference, which the handle's own drop then leaves the only
+/// one) for [`Fiber::new`] to reuse instead of allocating.
+#[inline]
+fn recycle_if_last(slot: &Rc<Slot>) {
+    if Rc::strong_count(slot) == 1 {
+        recycle(slot);
+    }
+}
+
+#[inline(never)]
+fn recycle(slot: &Rc<Slot>) {
+    // Only an unshared, finished fiber's slot: nothing can switch to it
+    // (F1: it holds no context) and no raw pointer to it is in use (F2: it
+    // is not current; F3: it sent its final message already, F4).
+    if Rc::weak_count(slot) != 0 || slot.phase.get() != Phase::Finished {
+        return;
+    }
+    // Empty it first, outside the cache's borrow: these drops may run user
+    // code (a panic payload's destructor) that drops other fibers. A
+    // finished slot holds no context (F1) nor entry (F5), and its stack was
+    // taken by `Fiber`'s drop (were one left, reuse would drop it).
+    drop(slot.rare.take());
+    drop(slot.parent.take());
+    if slot.name.borrow().is_some() {
+        drop(slot.name.take());
+    }
+    slot.number.set(0);
+    slot.site.set(None);
+    let _ = SPARE_SLOTS.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut() {
+            if spare.len() < MAX_SPARE_SLOTS {
+                spare.push(Rc::clone(slot));
+            }
+        }
+    });
 }
 
 /// The running slot.
@@ -438,6 +499,7 @@ unsafe fn receive_extra(context: Context, msg: *const Message) -> usize {
 ///
 /// # Safety
 /// As [`receive`].
+#[inline(always)]
 unsafe fn accept(t: Transfer) -> (usize, Option<Payload>) {
     // SAFETY: per the caller, `t.data` points at the sender's message (F3).
     let msg = unsafe { &*(t.data as *const Message) };
@@ -657,20 +719,33 @@ impl Fiber {
             Context::new(&raw, fiber_main::<F>)
         };
         let guard_lo = stack.guard_range().map_or(0, |(lo, _)| lo);
-        let slot = Slot {
-            ctx: Cell::new(Some(ctx)),
-            entry: Cell::new(Some(EntryRef {
-                at: NonNull::new(at as *mut u8).expect("a stack address is not null"),
-                drop: drop_entry_in_place::<F>,
-            })),
-            guard_lo: Cell::new(guard_lo),
-            stack_size: Cell::new(stack.size()),
-            stack: Cell::new(Some(stack)),
-            ..Slot::new(Phase::NotStarted)
+        let entry = EntryRef {
+            at: NonNull::new(at as *mut u8).expect("a stack address is not null"),
+            drop: drop_entry_in_place::<F>,
         };
-        Fiber {
-            slot: Rc::new(slot),
-        }
+        let slot = match take_spare_slot() {
+            Some(mut spare) => {
+                // A spare slot was emptied by `recycle` and is held only by
+                // the cache, which just gave it up.
+                let slot = Rc::get_mut(&mut spare).expect("a spare slot is unshared");
+                *slot.ctx.get_mut() = Some(ctx);
+                *slot.phase.get_mut() = Phase::NotStarted;
+                *slot.entry.get_mut() = Some(entry);
+                *slot.guard_lo.get_mut() = guard_lo;
+                *slot.stack_size.get_mut() = stack.size();
+                *slot.stack.get_mut() = Some(stack);
+                spare
+            }
+            None => Rc::new(Slot {
+                ctx: Cell::new(Some(ctx)),
+                entry: Cell::new(Some(entry)),
+                guard_lo: Cell::new(guard_lo),
+                stack_size: Cell::new(stack.size()),
+                stack: Cell::new(Some(stack)),
+                ..Slot::new(Phase::NotStarted)
+            }),
+        };
+        Fiber { slot }
     }
 
     /// A switchable handle to this fiber.
@@ -784,6 +859,7 @@ impl Drop for Fiber {
                 slot.set_keep_alive(Rc::clone(slot));
             }
         }
+        recycle_if_last(slot);
     }
 }
 
@@ -811,6 +887,13 @@ fn tracing_free_warning(name: &str) {
 fn current_rc() -> Rc<Slot> {
     // SAFETY: the current slot is alive while it runs (F2, F4).
     unsafe { rc_from_ptr(current_ptr()) }
+}
+
+impl Drop for FiberRef {
+    #[inline]
+    fn drop(&mut self) {
+        recycle_if_last(&self.slot);
+    }
 }
 
 impl FiberRef {
@@ -1021,6 +1104,41 @@ mod tests {
         assert_eq!(drops.get(), 2);
         assert_eq!(fiber.state(), FiberState::Finished);
         assert!(fiber.take_panic().is_some());
+    }
+
+    #[test]
+    fn a_finished_slot_is_reused_empty() {
+        // A fresh thread: its cache of spare slots starts empty.
+        std::thread::spawn(|| {
+            let drops = Rc::new(Cell::new(0));
+            let counted = Counted(Rc::clone(&drops));
+            let fiber = Fiber::new(stack(), move |w| {
+                let _keep = &counted;
+                w + 1
+            });
+            fiber.set_name("old");
+            fiber.set_number(7);
+            let handle = fiber.handle();
+            assert_eq!(fiber.switch(1), 2);
+            let first = Rc::as_ptr(&fiber.slot);
+            drop(fiber);
+            // Still referenced: not reused.
+            let other = Fiber::new(stack(), |w| w);
+            assert_ne!(Rc::as_ptr(&other.slot), first);
+            assert_eq!(handle.state(), FiberState::Finished);
+            drop(handle);
+            let fiber = Fiber::new(stack(), |w| w * 3);
+            assert_eq!(Rc::as_ptr(&fiber.slot), first);
+            assert_eq!(fiber.name(), "");
+            assert_eq!(fiber.slot.number.get(), 0);
+            assert_eq!(fiber.state(), FiberState::NotStarted);
+            assert_eq!(drops.get(), 1);
+            assert_eq!(fiber.switch(2), 6);
+            assert_eq!(fiber.state(), FiberState::Finished);
+            assert_eq!(other.switch(5), 5);
+        })
+        .join()
+        .expect("the test thread");
     }
 
     #[test]

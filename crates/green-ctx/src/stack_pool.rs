@@ -76,10 +76,17 @@ impl StackPool {
     ///
     /// # Errors
     /// When new stacks cannot be mapped (see [`Stack::new`]).
+    #[inline]
     pub fn get(&mut self) -> io::Result<Stack> {
-        if let Some(stack) = self.cached.pop() {
-            return Ok(stack);
+        match self.cached.pop() {
+            Some(stack) => Ok(stack),
+            None => self.get_refilled(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_refilled(&mut self) -> io::Result<Stack> {
         self.refill()?;
         Ok(self.cached.pop().expect("refill adds at least one stack"))
     }
@@ -104,6 +111,7 @@ impl StackPool {
     }
 
     /// Gives a stack back. Stacks of another size or kind are freed.
+    #[inline]
     pub fn put(&mut self, mut stack: Stack) {
         if stack.size() != self.config.stack_size
             || stack.is_guarded() != self.config.guarded
