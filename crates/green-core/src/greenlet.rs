@@ -282,6 +282,9 @@ impl<T: 'static> Greenlet<T> {
         let hub = hub();
         let stack = hub.take_stack(builder.stack_size, !builder.unguarded)?;
         let parent = hub.current();
+        // The hub fiber is every greenlet's parent: a finished greenlet
+        // switches there, and the hub reaps its stack.
+        let hub_fiber = hub.hub_fiber_ref();
         let inner = Rc::new_cyclic(|weak: &Weak<Inner<T>>| {
             let weak = weak.clone();
             let fiber = Fiber::new(stack, move |_| {
@@ -295,27 +298,25 @@ impl<T: 'static> Greenlet<T> {
                 fiber.set_name(name.clone());
             }
             fiber.set_spawn_site(site);
+            fiber.set_parent(&hub_fiber);
             let fref = fiber.handle();
-            let core = Core::new(
-                next_greenlet_id(),
-                Some(fiber),
-                fref,
-                parent.as_ref(),
-                site,
-                false,
-            );
-            if let Some(name) = &builder.name {
-                core.set_name(name.clone());
-            }
+            // Built in place: nothing touches the record before it is in
+            // its allocation.
             Inner {
-                core,
+                core: Core::new(
+                    next_greenlet_id(),
+                    Some(fiber),
+                    fref,
+                    parent.as_ref(),
+                    site,
+                    false,
+                ),
                 value: RefCell::new(None),
             }
         });
-        // The hub fiber is every greenlet's parent: a finished greenlet
-        // switches there, and the hub reaps its stack.
-        let hub_fiber = hub.hub_fiber_ref();
-        inner.core.with_fiber(|fiber| fiber.set_parent(&hub_fiber));
+        if let Some(name) = builder.name {
+            inner.core.set_name(name);
+        }
         Ok(Greenlet { inner })
     }
 
@@ -925,7 +926,7 @@ pub(crate) fn join_core(core: &CoreRef, timeout: Option<Duration>) -> bool {
     }
     let cleanup = Cleanup { core: c, id, wake };
     loop {
-        if !hub.park() {
+        if !hub.park_as(&me) {
             return c.is_dead();
         }
         if c.is_dead() {

@@ -33,7 +33,7 @@ use green_ctx::{Fiber, FiberRef, Stack, StackPool, StackPoolConfig, DEFAULT_STAC
 use green_loop::{Loop, TimerId};
 
 use crate::error::{payload_message, LoopExit};
-use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State, WeakCore};
+use crate::greenlet::state::{Core, CoreRef, Link, LinkAction, LinkFilter, State, WeakCore};
 use crate::greenlet::MainGreenlet;
 use crate::slab::Slab;
 
@@ -424,23 +424,24 @@ impl Hub {
     /// Enters a greenlet in the registry of live greenlets (teardown kills
     /// them; timers find them by key); returns its key.
     pub(crate) fn register_live(&self, core: &CoreRef) -> u32 {
-        if let Some(key) = core.core().live_key() {
+        let c = core.core();
+        if let Some(key) = c.live_key() {
             return key;
         }
         // Its minimal ident is given now, so that it keeps one number for
         // life (and after death, while that number may go to a newcomer).
-        if core.core().ident().is_none() {
+        if c.ident().is_none() {
             let ident = self.allocate_ident();
-            core.core().set_ident(ident);
+            c.set_ident(ident);
             // The overflow report names an unnamed greenlet `Greenlet-<ident>`.
-            core.core().with_fiber(|f| f.set_number(ident as u32));
+            c.with_fiber(|f| f.set_number(ident as u32));
         }
         let key = self.live.borrow_mut().insert(Rc::downgrade(core));
         let key = u32::try_from(key)
             .ok()
             .filter(|&k| k != u32::MAX)
             .expect("fewer than 2^32 - 1 live greenlets");
-        core.core().set_live_key(Some(key));
+        c.set_live_key(Some(key));
         key
     }
 
@@ -479,6 +480,17 @@ impl Hub {
         }
         c.in_ready.set(true);
         self.ready.borrow_mut().push_back(Rc::clone(core));
+    }
+
+    /// [`Hub::schedule`] for a caller that gives its reference away.
+    #[inline]
+    fn schedule_owned(&self, core: CoreRef) {
+        let c = core.core();
+        if c.in_ready.get() || c.is_dead() {
+            return;
+        }
+        c.in_ready.set(true);
+        self.ready.borrow_mut().push_back(core);
     }
 
     // The scheduling path is a handful of small steps run on every switch;
@@ -520,7 +532,7 @@ impl Hub {
     }
 
     /// [`Hub::park`] for a caller that already holds the current greenlet.
-    fn park_as(&self, me: &CoreRef) -> bool {
+    pub(crate) fn park_as(&self, me: &CoreRef) -> bool {
         let core = me.core();
         if self.forced_unwinding.get() {
             // Teardown is unwinding a straggler by force and something in it
@@ -861,6 +873,21 @@ impl Hub {
     /// in the hub. Any callback link leaves all of them to the hub (S4).
     fn wake_joiners_now(&self, c: &Core) -> bool {
         let mut links = c.links.borrow_mut();
+        // The usual cases: nobody waits, or one `join`.
+        match links.len() {
+            0 => return true,
+            1 if matches!(links[0].action, LinkAction::Wake(_)) => {
+                if let Some(Link {
+                    action: LinkAction::Wake(waiter),
+                    ..
+                }) = links.pop()
+                {
+                    self.schedule_owned(waiter);
+                }
+                return true;
+            }
+            _ => {}
+        }
         if !links
             .iter()
             .all(|l| matches!(l.action, LinkAction::Wake(_)))
@@ -869,7 +896,7 @@ impl Hub {
         }
         for link in links.drain(..) {
             if let LinkAction::Wake(waiter) = link.action {
-                self.schedule(&waiter);
+                self.schedule_owned(waiter);
             }
         }
         true

@@ -205,6 +205,8 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    // Inlined so that the record is built in place, not moved.
+    #[inline(always)]
     pub(crate) fn new(
         id: u64,
         fiber: Option<Fiber>,
