@@ -426,6 +426,20 @@ struct Extra {
 /// `Finished` (and says so in `extra`) before calling this.
 #[inline(always)]
 fn switch_raw(to: &Slot, data: usize, extra: *const Extra) -> usize {
+    // SAFETY: F4: `to` is a reference, so the slot is alive for this whole call.
+    unsafe { switch_raw_ptr(to, data, extra) }
+}
+
+/// [`switch_raw`] on a slot address, which is not used after the jump: the
+/// slot may be released while this side is suspended.
+///
+/// # Safety
+/// * `to` is the address of a slot that stays alive until the jump (F4).
+#[inline(always)]
+unsafe fn switch_raw_ptr(to: *const Slot, data: usize, extra: *const Extra) -> usize {
+    // SAFETY: F4, per the caller: the slot is alive up to the jump below,
+    // and this reference is not used after it.
+    let to: &Slot = unsafe { &*to };
     let from = current_ptr();
     // F1: only a `NotStarted` or `Suspended` slot holds a context; this also
     // refuses the current slot and finished fibers.
@@ -942,6 +956,27 @@ impl FiberRef {
     #[inline]
     pub fn switch(&self, data: usize) -> usize {
         switch_raw(&self.slot, data, ptr::null())
+    }
+
+    /// [`FiberRef::switch`] to a handle borrowed from a `RefCell`, without
+    /// cloning it: the guard is released just before the jump, so the code
+    /// that runs meanwhile may replace or drop the handle (a scheduler moves
+    /// the next greenlet into its "current" cell, then switches to it through
+    /// that cell). Saves the reference count update a clone costs.
+    ///
+    /// # Panics
+    /// As [`FiberRef::switch`].
+    #[inline]
+    pub fn switch_guarded(this: std::cell::Ref<'_, FiberRef>, data: usize) -> usize {
+        let to: *const Slot = Rc::as_ptr(&this.slot);
+        // Dropping a `Ref` only releases the borrow; it runs no other code.
+        drop(this);
+        // SAFETY: F4, F7: the guard kept the handle, and so the slot, alive up
+        // to here; from its release to the jump only this module's switch code
+        // runs on this thread (no user code, no destructor), so nothing can
+        // drop the slot before the jump, and `switch_raw_ptr` does not touch
+        // `to` after it.
+        unsafe { switch_raw_ptr(to, data, ptr::null()) }
     }
 
     /// Resumes this context so that its pending `switch` call unwinds with
