@@ -22,7 +22,7 @@
 //! released by [`Hub::teardown`], at the end of [`run`](crate::run) or at
 //! thread exit, after which the next use builds it anew.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{self, AssertUnwindSafe, Location};
@@ -511,12 +511,16 @@ impl Hub {
     #[inline(always)]
     fn switch_into(&self, next: CoreRef) {
         let c = next.core();
-        let target = c.fref.clone();
         if c.state.get() == State::Scheduled {
             c.state.set(State::Running);
         }
         *self.current.borrow_mut() = Some(next);
-        target.switch(0);
+        // Through `current`, without cloning the target's `FiberRef`.
+        let target = Ref::map(self.current.borrow(), |cur| match cur {
+            Some(next) => &next.core().fref,
+            None => unreachable!("`current` was just set"),
+        });
+        FiberRef::switch_guarded(target, 0);
     }
 
     /// Suspends the running greenlet until something schedules it.
@@ -532,17 +536,16 @@ impl Hub {
     }
 
     /// [`Hub::park`] for a caller that already holds the current greenlet.
+    ///
+    /// Only the direct switch to another ready greenlet is inline; every
+    /// other case is out of line, so that the frame left on a parked
+    /// greenlet's stack stays small (fewer cold cache lines to reload when
+    /// it resumes).
+    #[inline(always)]
     pub(crate) fn park_as(&self, me: &CoreRef) -> bool {
         let core = me.core();
         if self.forced_unwinding.get() {
-            // Teardown is unwinding a straggler by force and something in it
-            // blocks again: nothing will ever wake it. Suspend it for good by
-            // switching back to the teardown (green-ctx then leaks the fiber
-            // with a warning) rather than returning, which a polling
-            // destructor would turn into a spin.
-            core.state.set(State::Parked);
-            FiberRef::root().switch(0);
-            return false;
+            return self.park_forced(core);
         }
         if !self.unarmed_timeouts.borrow().is_empty() {
             crate::timeout::arm_started(self);
@@ -557,10 +560,51 @@ impl Hub {
             None
         };
         match next {
+            Some(next) if !Rc::ptr_eq(&next, me) => {
+                self.direct_switches.set(self.direct_switches.get() + 1);
+                self.switch_into(next);
+            }
+            next => self.park_via_hub(core, next),
+        }
+        // Whoever switched back to us made us current again. A greenlet that
+        // finished may have switched straight here: give its stack back.
+        core.state.set(State::Running);
+        self.reap_dead();
+        if core.loop_exit.get() {
+            return self.park_loop_exit(core);
+        }
+        if core.uninterruptible.get() == 0 {
+            if let Some(payload) = core.throw.take() {
+                self.park_throw(me, payload);
+            }
+        }
+        true
+    }
+
+    /// [`Hub::park_as`] while teardown force-unwinds a straggler: something
+    /// in it blocks again, and nothing will ever wake it. Suspend it for good
+    /// by switching back to the teardown (green-ctx then leaks the fiber
+    /// with a warning) rather than returning, which a polling destructor
+    /// would turn into a spin.
+    #[cold]
+    #[inline(never)]
+    fn park_forced(&self, core: &Core) -> bool {
+        core.state.set(State::Parked);
+        FiberRef::root().switch(0);
+        false
+    }
+
+    /// [`Hub::park_as`] when it does not switch straight to another ready
+    /// greenlet: `next` is the parking greenlet itself (`yield_now` alone) or
+    /// nothing (none ready, or the fairness budget is spent).
+    #[cold]
+    #[inline(never)]
+    fn park_via_hub(&self, core: &Core, next: Option<CoreRef>) {
+        match next {
             // `yield_now` with nothing else ready: poll the loop once without
             // blocking (a yield is a loop iteration: due timers and
             // completions run), then resume at once if still alone.
-            Some(next) if next.core().id == core.id && !self.tearing_down.get() => {
+            Some(next) if !self.tearing_down.get() => {
                 self.schedule(&next);
                 self.poll(false);
                 match self.pop_ready() {
@@ -570,10 +614,6 @@ impl Hub {
                     Some(other) => self.switch_into(other),
                     None => unreachable!("the yielding greenlet was just scheduled"),
                 }
-            }
-            Some(next) if next.core().id != core.id => {
-                self.direct_switches.set(self.direct_switches.get() + 1);
-                self.switch_into(next);
             }
             // Tearing down, and only we are ready: let the hub decide (it
             // ends a greenlet that keeps yielding after its grace period).
@@ -588,31 +628,32 @@ impl Hub {
                 self.hub_ref().switch(0);
             }
         }
-        // Whoever switched back to us made us current again. A greenlet that
-        // finished may have switched straight here: give its stack back.
-        core.state.set(State::Running);
-        self.reap_dead();
-        if core.loop_exit.get() {
-            core.loop_exit.set(false);
-            if std::thread::panicking() || self.tearing_down.get() {
-                return false;
-            }
-            panic!("{}", LoopExit);
+    }
+
+    /// [`Hub::park_as`] resumed by the hub finding nothing left that could
+    /// wake the main greenlet.
+    #[cold]
+    #[inline(never)]
+    fn park_loop_exit(&self, core: &Core) -> bool {
+        core.loop_exit.set(false);
+        if std::thread::panicking() || self.tearing_down.get() {
+            return false;
         }
-        if core.uninterruptible.get() == 0 {
-            if let Some(payload) = core.throw.take() {
-                if std::thread::panicking() {
-                    // S2: never a double panic. The flag is per thread, so it
-                    // may be another greenlet that is mid-unwind: retry when
-                    // a greenlet dies.
-                    core.throw.set(Some(payload));
-                    self.deferred_throws.borrow_mut().push(Rc::clone(me));
-                } else {
-                    panic::resume_unwind(payload);
-                }
-            }
+        panic!("{}", LoopExit);
+    }
+
+    /// [`Hub::park_as`] resumed with a kill or timeout to raise (S2).
+    #[cold]
+    #[inline(never)]
+    fn park_throw(&self, me: &CoreRef, payload: green_ctx::Payload) {
+        if std::thread::panicking() {
+            // S2: never a double panic. The flag is per thread, so it may be
+            // another greenlet that is mid-unwind: retry when a greenlet dies.
+            me.core().throw.set(Some(payload));
+            self.deferred_throws.borrow_mut().push(Rc::clone(me));
+        } else {
+            panic::resume_unwind(payload);
         }
-        true
     }
 
     /// Runs `f` with kills and timeouts held back (S2); they are raised at the
@@ -633,6 +674,7 @@ impl Hub {
     }
 
     /// Yields to every greenlet already ready, then resumes.
+    #[inline]
     #[track_caller]
     pub(crate) fn yield_now(&self) {
         let me = self.current_for_blocking();
