@@ -78,6 +78,7 @@ const CTX_UNSAFE_MODULES: &[&str] = &[
     "arena",
     "valgrind",
     "overflow",
+    "prefetch",
 ];
 
 /// Where `unsafe` may be written in green-loop: these directories of `src/`.

@@ -66,12 +66,14 @@ compile_error!("green-ctx supports Linux only");
 mod arena;
 mod fiber;
 mod overflow;
+mod prefetch;
 mod stack;
 mod stack_pool;
 mod valgrind;
 
 pub use arena::Arena;
 pub use fiber::{set_number_prefix, Fiber, FiberRef, FiberState, ForcedUnwind, Payload};
+pub use prefetch::prefetch;
 pub use stack::{page_size, read_max_map_count, Stack, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use stack_pool::{StackPool, StackPoolConfig};
 pub use valgrind::running_on_valgrind;

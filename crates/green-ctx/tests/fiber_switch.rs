@@ -198,3 +198,30 @@ fn a_finishing_fiber_can_start_an_unstarted_parent() {
     assert_eq!(first.state(), FiberState::Finished);
     assert_eq!(second.state(), FiberState::Finished);
 }
+
+#[test]
+fn prefetch_hints_never_fault_in_any_state() {
+    // Hints only (P1): any address will do, and a context in any state may
+    // be asked for, without changing what the fiber does.
+    green_ctx::prefetch(std::ptr::null::<u8>());
+    green_ctx::prefetch(usize::MAX as *const u8);
+    green_ctx::prefetch(std::ptr::dangling::<u64>());
+    let fiber = Fiber::new(stack(), |word| {
+        let root = FiberRef::root();
+        root.switch(word + 1) + 1
+    });
+    let handle = fiber.handle();
+    let hint = || {
+        handle.prefetch_slot();
+        handle.prefetch_context();
+        FiberRef::root().prefetch_context();
+        FiberRef::current().prefetch_context();
+    };
+    hint(); // not started
+    assert_eq!(fiber.switch(1), 2);
+    hint(); // suspended
+    assert_eq!(handle.state(), FiberState::Suspended);
+    assert_eq!(fiber.switch(10), 11);
+    hint(); // finished
+    assert_eq!(handle.state(), FiberState::Finished);
+}
