@@ -44,6 +44,40 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Direct greenlet-to-greenlet switches allowed before the loop is polled.
 pub(crate) const DIRECT_SWITCH_BUDGET: u32 = 64;
 
+/// How far down the ready queue [`prefetch_ahead`] reaches for each of the
+/// three records a switch walks through, farthest first: a greenlet's record,
+/// then (read from the record) its fiber's slot, then (read from the slot)
+/// the top of its saved stack. Each stage finds in cache what the stage
+/// before asked for a few switches earlier. Measured with 10 000 yielding
+/// greenlets (`core/yield_10k`); closer or farther did no better.
+const PREFETCH_RECORD_AHEAD: usize = 8;
+const PREFETCH_SLOT_AHEAD: usize = 5;
+const PREFETCH_STACK_AHEAD: usize = 2;
+
+/// Asks the CPU for what switching to the greenlets a few places down the
+/// ready queue will touch. With thousands of greenlets taking turns each one
+/// is cold when its turn comes, and a switch reaches its stack through two
+/// dependent loads; prefetched in stages, the misses overlap instead of
+/// following one another (measured: 1 000 greenlets yielding in turn went
+/// from 72 to 40 ns per yield, 10 000 from about 125 to 103 ns). A short
+/// queue makes this a few bounds checks.
+#[inline(always)]
+fn prefetch_ahead(ready: &VecDeque<CoreRef>) {
+    if let Some(record) = ready.get(PREFETCH_RECORD_AHEAD) {
+        // The record's hot fields span its first two lines (`Inner` and
+        // `Core` are `repr(C)`, the hot fields first).
+        let at = Rc::as_ptr(record).cast::<u8>();
+        green_ctx::prefetch(at);
+        green_ctx::prefetch(at.wrapping_add(64));
+    }
+    if let Some(record) = ready.get(PREFETCH_SLOT_AHEAD) {
+        record.core().fref.prefetch_slot();
+    }
+    if let Some(record) = ready.get(PREFETCH_STACK_AHEAD) {
+        record.core().fref.prefetch_context();
+    }
+}
+
 thread_local! {
     static HUB: Cell<Option<&'static Hub>> = const { Cell::new(None) };
     /// Tears the hub down at thread exit (the `HUB` slot itself has no
@@ -498,7 +532,12 @@ impl Hub {
     #[inline(always)]
     fn pop_ready(&self) -> Option<CoreRef> {
         loop {
-            let next = self.ready.borrow_mut().pop_front()?;
+            let next = {
+                let mut ready = self.ready.borrow_mut();
+                let next = ready.pop_front()?;
+                prefetch_ahead(&ready);
+                next
+            };
             let c = next.core();
             c.in_ready.set(false);
             if !c.is_dead() {
