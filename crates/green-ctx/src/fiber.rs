@@ -347,8 +347,12 @@ fn recycle(slot: &Rc<Slot>) {
     }
     // Empty it first, outside the cache's borrow: these drops may run user
     // code (a panic payload's destructor) that drops other fibers. A
-    // finished slot holds no context (F1) nor entry (F5), and its stack was
-    // taken by `Fiber`'s drop (were one left, reuse would drop it).
+    // finished slot holds no context (F1) nor entry (F5). Its stack is
+    // usually gone already (`Fiber`'s drop takes it), but not when the
+    // `Fiber` was dropped while running and a `FiberRef` outlived it: free
+    // it now rather than while the slot waits in the cache (F5: nothing
+    // runs on a finished fiber's stack).
+    drop(slot.stack.take());
     drop(slot.rare.take());
     drop(slot.parent.take());
     if slot.name.borrow().is_some() {
@@ -450,21 +454,27 @@ struct Extra {
 /// `Finished` (and says so in `extra`) before calling this.
 #[inline(always)]
 fn switch_raw(to: &Slot, data: usize, extra: *const Extra) -> usize {
-    // SAFETY: F4: `to` is a reference, so the slot is alive for this whole call.
-    unsafe { switch_raw_ptr(to, data, extra) }
+    // SAFETY: F2: `from` is `current_ptr`'s answer; F4: `to` is a reference,
+    // so the slot is alive for this whole call.
+    unsafe { switch_raw_ptr(current_ptr(), to, data, extra) }
 }
 
 /// [`switch_raw`] on a slot address, which is not used after the jump: the
 /// slot may be released while this side is suspended.
 ///
 /// # Safety
+/// * `from` is [`current_ptr`]'s answer (F2), taken by the caller.
 /// * `to` is the address of a slot that stays alive until the jump (F4).
 #[inline(always)]
-unsafe fn switch_raw_ptr(to: *const Slot, data: usize, extra: *const Extra) -> usize {
+unsafe fn switch_raw_ptr(
+    from: *const Slot,
+    to: *const Slot,
+    data: usize,
+    extra: *const Extra,
+) -> usize {
     // SAFETY: F4, per the caller: the slot is alive up to the jump below,
     // and this reference is not used after it.
     let to: &Slot = unsafe { &*to };
-    let from = current_ptr();
     // F1: only a `NotStarted` or `Suspended` slot holds a context; this also
     // refuses the current slot and finished fibers.
     let Some(ctx) = to.ctx.take() else {
@@ -1011,15 +1021,19 @@ impl FiberRef {
     /// As [`FiberRef::switch`].
     #[inline]
     pub fn switch_guarded(this: std::cell::Ref<'_, FiberRef>, data: usize) -> usize {
+        // Taken while the guard is held: the first call on a thread makes the
+        // root slot, which allocates.
+        let from = current_ptr();
         let to: *const Slot = Rc::as_ptr(&this.slot);
         // Dropping a `Ref` only releases the borrow; it runs no other code.
         drop(this);
-        // SAFETY: F4, F7: the guard kept the handle, and so the slot, alive up
+        // SAFETY: F2: `from` is `current_ptr`'s answer. F4, F7: the guard
+        // kept the handle, and so the slot, alive up
         // to here; from its release to the jump only this module's switch code
         // runs on this thread (no user code, no destructor), so nothing can
         // drop the slot before the jump, and `switch_raw_ptr` does not touch
         // `to` after it.
-        unsafe { switch_raw_ptr(to, data, ptr::null()) }
+        unsafe { switch_raw_ptr(from, to, data, ptr::null()) }
     }
 
     /// Resumes this context so that its pending `switch` call unwinds with
@@ -1182,6 +1196,36 @@ mod tests {
         assert_eq!(drops.get(), 2);
         assert_eq!(fiber.state(), FiberState::Finished);
         assert!(fiber.take_panic().is_some());
+    }
+
+    #[test]
+    fn a_recycled_slot_lets_go_of_a_stack_it_still_held() {
+        // A fiber whose `Fiber` is dropped while it runs keeps its stack in
+        // the slot; when the last `FiberRef` goes, recycling frees it, so the
+        // arena hands the same stack out again.
+        std::thread::spawn(|| {
+            let arena = crate::Arena::new(crate::MIN_STACK_SIZE).unwrap();
+            let first = arena.stack().unwrap();
+            let bottom = first.bottom();
+            let own: Rc<RefCell<Option<Fiber>>> = Rc::new(RefCell::new(None));
+            let inside = Rc::clone(&own);
+            let fiber = Fiber::new(first, move |_| {
+                drop(inside.borrow_mut().take());
+                7
+            });
+            let handle = fiber.handle();
+            *own.borrow_mut() = Some(fiber);
+            assert_eq!(handle.switch(0), 7);
+            assert_eq!(handle.state(), FiberState::Finished);
+            drop(handle);
+            assert_eq!(
+                arena.stack().unwrap().bottom(),
+                bottom,
+                "the stack was freed"
+            );
+        })
+        .join()
+        .expect("the test thread");
     }
 
     #[test]
