@@ -208,8 +208,9 @@ pub(crate) struct Hub {
     live: RefCell<Slab<WeakCore>>,
     pub(crate) timeouts: RefCell<Slab<TimeoutEntry>>,
     /// Slab keys of started timeouts whose timers are not inserted yet, in
-    /// the order they were started; all belong to the running greenlet, and
-    /// its next park arms them.
+    /// the order they were started: the running greenlet's, plus those of a
+    /// greenlet that finished without blocking since (they can no longer be
+    /// raised). The next park of any greenlet arms them all.
     pub(crate) unarmed_timeouts: RefCell<Vec<usize>>,
     pub(crate) next_timeout_serial: Cell<u64>,
     /// Greenlets waiting for a `start_later` timer, held strongly.
@@ -697,7 +698,6 @@ impl Hub {
 
     /// Runs `f` with kills and timeouts held back (S2); they are raised at the
     /// first blocking point after it returns.
-    #[allow(dead_code)] // The I/O layer's cancel-and-wait path (DESIGN §4) is its user.
     pub(crate) fn uninterruptible<R>(&self, f: impl FnOnce() -> R) -> R {
         let me = self.current_for_blocking();
         let depth = &me.core().uninterruptible;
@@ -1088,20 +1088,25 @@ impl Hub {
             .set(Some(Instant::now() + TEARDOWN_GRACE));
         self.teardown_timer_armed.set(false);
         // Kill in rounds: a greenlet's destructors may spawn or wake others.
-        for _round in 0..8 {
-            let live = self.live_greenlets();
-            if live.is_empty() {
-                break;
-            }
-            for core in &live {
-                crate::greenlet::kill_core(core, Box::new(crate::GreenletExit), false);
-            }
-            for core in &live {
-                if !crate::greenlet::join_core(core, None) {
-                    break; // nothing can make progress any more
+        // The main greenlet waits for them uninterruptibly (S2): a kill or a
+        // `Timeout` of its own firing meanwhile must not unwind out of the
+        // middle of the teardown; it stays pending instead.
+        self.uninterruptible(|| {
+            for _round in 0..8 {
+                let live = self.live_greenlets();
+                if live.is_empty() {
+                    break;
+                }
+                for core in &live {
+                    crate::greenlet::kill_core(core, Box::new(crate::GreenletExit), false);
+                }
+                for core in &live {
+                    if !crate::greenlet::join_core(core, None) {
+                        break; // nothing can make progress any more
+                    }
                 }
             }
-        }
+        });
         self.reap_dead();
         self.fire_pending_links();
         self.reap_dead();
@@ -1154,6 +1159,10 @@ impl Hub {
         // (closures it held) finds no hub rather than a half-torn-down one.
         self.initialised.set(false);
         drop(lp);
+        // A destructor run by the drops above may have started a timeout in
+        // the fresh collections: nothing of it may reach the next hub.
+        *self.timeouts.borrow_mut() = Slab::new();
+        self.unarmed_timeouts.borrow_mut().clear();
         *self.free_idents.borrow_mut() = BinaryHeap::new();
         self.next_ident.set(1);
         self.direct_switches.set(0);

@@ -147,6 +147,7 @@ impl Timeout {
         }));
     }
 
+    /// The hub this timeout was started in, if it is still this thread's.
     fn own_hub(armed: &Armed) -> Option<&'static crate::hub::Hub> {
         existing_hub().filter(|hub| hub.epoch() == armed.epoch)
     }
@@ -305,7 +306,6 @@ impl fmt::Debug for Timeout {
 
 impl std::error::Error for Timeout {}
 
-/// Loop handler: the timeout fired; raise it in its greenlet (S2).
 /// Inserts the timers of every timeout started since the last park, in the
 /// order they were started (so that, as when timers go in at `start`,
 /// timeouts due together fire outer first). Called by `Hub::park_as` when the
@@ -335,6 +335,7 @@ pub(crate) fn arm_started(hub: &Hub) {
     }
 }
 
+/// Loop handler: the timeout fired; raise it in its greenlet (S2).
 fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
     let Some(hub) = existing_hub() else { return };
     let Some(entry) = hub.timeouts.borrow_mut().remove(key as usize) else {

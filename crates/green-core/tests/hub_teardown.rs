@@ -236,6 +236,41 @@ fn shutdown_tears_the_lazy_hub_down_and_the_next_use_builds_a_new_one() {
     assert_eq!(counter.drops(), 2);
 }
 
+#[test]
+fn a_timeout_of_the_main_greenlet_firing_during_teardown_does_not_cut_it_short() {
+    // Teardown waits for a destructor that blocks for a while; the main
+    // greenlet's own timeout fires meanwhile. It must not unwind out of the
+    // middle of `shutdown` (leaving a half-torn-down hub): the wait is
+    // uninterruptible and the teardown completes.
+    within(LIMIT, || {
+        struct SlowDrop(Rc<Cell<bool>>);
+        impl Drop for SlowDrop {
+            fn drop(&mut self) {
+                sleep(Duration::from_millis(50));
+                self.0.set(true);
+            }
+        }
+        let dropped = Rc::new(Cell::new(false));
+        let d = Rc::clone(&dropped);
+        let g = spawn(move || {
+            let _slow = SlowDrop(d);
+            sleep(FOREVER);
+        });
+        yield_now();
+        let timeout = green_core::Timeout::start_new(Duration::from_millis(5));
+        let ended = catch(green_core::shutdown);
+        assert!(
+            ended.is_ok(),
+            "shutdown returned instead of raising the timeout"
+        );
+        assert!(dropped.get(), "the blocking destructor ran to its end");
+        assert!(g.dead());
+        drop(timeout);
+        assert_eq!(spawn(|| 3).get().unwrap(), 3, "a fresh hub works");
+        green_core::shutdown();
+    });
+}
+
 /// Runs `block` until it returns, catching each `GreenletExit` (and calling
 /// `caught`) and blocking again, at most 1000 times.
 fn block_catching_exits(block: impl Fn(), caught: impl Fn()) {
