@@ -5,7 +5,7 @@
 //! | bench | what one operation is |
 //! | --- | --- |
 //! | `ctx/switch_round_trip` | root -> fiber -> root, one word each way; peer: corosensei `resume`/`suspend` |
-//! | `ctx/switch_round_robin_10k` | root -> fiber i -> root, i cycling over 10 000 live fibers |
+//! | `ctx/switch_round_robin_10k` | root -> fiber i -> root, i cycling over 10 000 live fibers; `green+hints` also prefetches the fibers a few turns ahead, as a scheduler does |
 //! | `ctx/create_run_pooled` | stack from a `StackPool`, fiber created, run to its end, stack given back |
 //! | `ctx/create_run_fresh` | the same with a fresh `Stack::new` (mmap + mprotect + munmap) each time |
 //! | `ctx/idle_rss` | RSS per suspended fiber, 10 000 fibers on default guarded stacks (bytes) |
@@ -128,6 +128,27 @@ fn live_fibers(h: &Harness) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     black_box(fibers[next].switch(0));
+                    next += 1;
+                    if next == LIVE_FIBERS {
+                        next = 0;
+                    }
+                }
+                start.elapsed()
+            });
+        // The same, driven the way a scheduler that knows the next fibers
+        // does it (green-core's ready queue): the slot of the fiber a few
+        // turns ahead and the saved stack top of the next-but-one are
+        // prefetched (`FiberRef::prefetch_slot`/`prefetch_context`).
+        let handles: Vec<FiberRef> = fibers.iter().map(Fiber::handle).collect();
+        let mut next = 0;
+        h.bench("ctx/switch_round_robin_10k", "green+hints")
+            .note("as green, with the prefetch hints 5 and 2 fibers ahead; ns per pair")
+            .iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    handles[(next + 5) % LIVE_FIBERS].prefetch_slot();
+                    handles[(next + 2) % LIVE_FIBERS].prefetch_context();
+                    black_box(handles[next].switch(0));
                     next += 1;
                     if next == LIVE_FIBERS {
                         next = 0;
