@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backend::sys;
@@ -33,6 +34,11 @@ struct State {
 pub(crate) struct Shared {
     fd: OwnedFd,
     state: Mutex<State>,
+    /// Wakes signalled whose eventfd count no completed read has consumed
+    /// yet: raised before the eventfd write, lowered by the count each read
+    /// returns. While it is zero the eventfd read cannot complete, so a
+    /// non-blocking poll may skip the kernel (`Loop::run_once`).
+    unread: AtomicU64,
 }
 
 impl Shared {
@@ -43,7 +49,13 @@ impl Shared {
                 alive: true,
                 queue: VecDeque::new(),
             }),
+            unread: AtomicU64::new(0),
         })
+    }
+
+    /// Whether a wake was signalled that the loop has not read yet.
+    pub(crate) fn has_unread(&self) -> bool {
+        self.unread.load(Ordering::Acquire) != 0
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -114,9 +126,13 @@ impl Remote {
     }
 
     fn signal(&self) -> Result<(), LoopGone> {
+        // Counted before the write, so the loop never sees a written wake
+        // that is not counted (it would skip the kernel and miss it).
+        self.shared.unread.fetch_add(1, Ordering::Release);
         // The fd is open while `shared` lives, even if the loop just died:
         // the write is then harmless.
         sys::eventfd_add(self.shared.fd.as_raw_fd(), 1).map_err(|e| {
+            self.shared.unread.fetch_sub(1, Ordering::Release);
             tracing::error!(error = %e, "eventfd write failed");
             LoopGone(())
         })
@@ -136,14 +152,17 @@ impl Loop {
         let fd = self.inner.remote.fd.as_raw_fd();
         let buf = self.inner.wake_buf.as_ptr().cast::<u8>();
         self.submit_owned_read(fd, buf, 8, on_wake, 0)?;
+        self.inner.wake_armed.set(true);
         Ok(())
     }
 }
 
 /// The eventfd read completed: count, run queued closures, re-arm.
 fn on_wake(lp: &Loop, c: Completion) {
+    lp.inner.wake_armed.set(false);
     if c.result == 8 {
         let n = lp.inner.wake_buf.get();
+        lp.inner.remote.unread.fetch_sub(n, Ordering::AcqRel);
         lp.inner.stats_mut(|s| s.wakeups += n);
     } else if c.result < 0 && c.result != -libc::EAGAIN && c.result != -libc::EINTR {
         tracing::error!(result = c.result, "wakeup eventfd read failed");

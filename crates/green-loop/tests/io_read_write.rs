@@ -2,7 +2,9 @@
 
 mod support;
 
+use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::Duration;
 
 use green_loop::{Loop, Op, Timespec};
@@ -271,4 +273,34 @@ fn a_full_sq_is_flushed_not_dropped() {
     let mut done: Vec<u64> = take_done().iter().map(|d| d.0).collect();
     done.sort();
     assert_eq!(done, (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_non_blocking_poll_with_nothing_in_flight_makes_no_system_call() {
+    each_backend(|lp| {
+        take_done();
+        // Nothing in flight: polling still runs what is due, without entering
+        // the kernel (a greenlet spinning on `yield_now` polls all the time).
+        let due = Rc::new(Cell::new(0));
+        let d = Rc::clone(&due);
+        lp.add_timer_closure(lp.now(), move |_| d.set(d.get() + 1));
+        let before = lp.stats();
+        for _ in 0..10 {
+            lp.run_once(false).unwrap();
+        }
+        let after = lp.stats();
+        assert_eq!(due.get(), 1, "the due timer fired");
+        assert_eq!(after.iterations - before.iterations, 10);
+        assert_eq!(
+            after.enter_calls, before.enter_calls,
+            "{before:?} -> {after:?}"
+        );
+        // With an op in flight, the same poll enters and reaps it.
+        lp.submit_nop(record, 7).unwrap();
+        lp.run_once(false).unwrap();
+        while take_done().is_empty() {
+            lp.run_once(true).unwrap();
+        }
+        assert!(lp.stats().enter_calls > after.enter_calls);
+    });
 }

@@ -93,3 +93,43 @@ fn remote_after_the_loop_is_dropped_is_an_error() {
         assert!(remote.clone().wake().is_err());
     });
 }
+
+#[test]
+fn a_loop_that_only_polls_without_blocking_still_sees_every_wake() {
+    // Non-blocking polls skip the kernel while nothing could complete; a
+    // wake from another thread must still get through (a hub whose
+    // greenlets spin on `yield_now` polls only this way).
+    const WAKES: usize = 200;
+    each_backend(|lp| {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let remote = lp.remote();
+        let r = ran.clone();
+        let sender = std::thread::spawn(move || {
+            for _ in 0..WAKES {
+                let r = r.clone();
+                remote
+                    .run(move |_| {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ran.load(Ordering::Relaxed) < WAKES && Instant::now() < deadline {
+            lp.run_once(false).unwrap();
+        }
+        sender.join().unwrap();
+        assert_eq!(ran.load(Ordering::Relaxed), WAKES, "every closure ran");
+        // Once the last wakes are read (a closure may run before its own
+        // eventfd write is read), polls need no system call again.
+        for _ in 0..5 {
+            lp.run_once(false).unwrap();
+        }
+        let before = lp.stats();
+        for _ in 0..10 {
+            lp.run_once(false).unwrap();
+        }
+        assert_eq!(lp.stats().enter_calls, before.enter_calls);
+    });
+}
