@@ -261,11 +261,10 @@ impl Slot {
     /// `jump_fcontext` left the registers it will pop.
     #[inline(always)]
     fn saved_stack_pointer(&self) -> Option<usize> {
-        // SAFETY: `Slot` is `!Sync` and no reference into the cell outlives
-        // this expression, so nothing writes it while we read (F7). `Context`
-        // is `repr(C)` around one pointer, the stack address of the saved
-        // context (context 3.0; a const assertion checks the size), so
-        // reading it as a `usize` reads that address.
+        // `Context` is `repr(C)` around one pointer, the stack address of the
+        // saved context (context 3.0; a const assertion checks the size).
+        // SAFETY: F7: no reference into the cell outlives this expression, so
+        // nothing writes it meanwhile; a `Context` reads as the address it holds.
         unsafe {
             (*self.ctx.as_ptr())
                 .as_ref()
@@ -1027,12 +1026,11 @@ impl FiberRef {
         let to: *const Slot = Rc::as_ptr(&this.slot);
         // Dropping a `Ref` only releases the borrow; it runs no other code.
         drop(this);
-        // SAFETY: F2: `from` is `current_ptr`'s answer. F4, F7: the guard
-        // kept the handle, and so the slot, alive up
-        // to here; from its release to the jump only this module's switch code
-        // runs on this thread (no user code, no destructor), so nothing can
-        // drop the slot before the jump, and `switch_raw_ptr` does not touch
-        // `to` after it.
+        // The guard kept the handle, and so the slot, alive up to here; from
+        // its release to the jump only this module's switch code runs on this
+        // thread (no user code, no destructor), so nothing can drop the slot.
+        // SAFETY: F2: `from` is `current_ptr`'s answer; F4, F7: `to` lives up
+        // to the jump, as just argued, and is not touched after it.
         unsafe { switch_raw_ptr(from, to, data, ptr::null()) }
     }
 
