@@ -143,6 +143,7 @@ const VALGRIND_CORE_SUITES: &[&str] = &[
     "hub_loop_exit",
     "hub_teardown",
     "stack_overflow",
+    "mixed_stress",
 ];
 
 /// `cargo test -p green-ctx` with `RUST_TEST_THREADS=1`: the variable reaches
