@@ -33,7 +33,7 @@ use green_ctx::{Fiber, FiberRef, Stack, StackPool, StackPoolConfig, DEFAULT_STAC
 use green_loop::{Loop, TimerId};
 
 use crate::error::{payload_message, LoopExit};
-use crate::greenlet::state::{Core, CoreRef, Link, LinkAction, LinkFilter, State, WeakCore};
+use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State, WeakCore};
 use crate::greenlet::MainGreenlet;
 use crate::slab::Slab;
 
@@ -43,6 +43,17 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Direct greenlet-to-greenlet switches allowed before the loop is polled.
 pub(crate) const DIRECT_SWITCH_BUDGET: u32 = 64;
+
+/// S1: marks a greenlet ready unless it already is, or is dead; returns
+/// whether the caller must put it in the ready queue.
+#[inline(always)]
+fn mark_ready(c: &Core) -> bool {
+    if c.in_ready.get() || c.is_dead() {
+        return false;
+    }
+    c.in_ready.set(true);
+    true
+}
 
 /// How far down the ready queue [`prefetch_ahead`] reaches for each of the
 /// three records a switch walks through, farthest first: a greenlet's record,
@@ -509,23 +520,17 @@ impl Hub {
     /// Puts a greenlet at the back of the ready queue (S1: at most once).
     #[inline]
     pub(crate) fn schedule(&self, core: &CoreRef) {
-        let c = core.core();
-        if c.in_ready.get() || c.is_dead() {
-            return;
+        if mark_ready(core.core()) {
+            self.ready.borrow_mut().push_back(Rc::clone(core));
         }
-        c.in_ready.set(true);
-        self.ready.borrow_mut().push_back(Rc::clone(core));
     }
 
     /// [`Hub::schedule`] for a caller that gives its reference away.
     #[inline]
     fn schedule_owned(&self, core: CoreRef) {
-        let c = core.core();
-        if c.in_ready.get() || c.is_dead() {
-            return;
+        if mark_ready(core.core()) {
+            self.ready.borrow_mut().push_back(core);
         }
-        c.in_ready.set(true);
-        self.ready.borrow_mut().push_back(core);
     }
 
     // The scheduling path is a handful of small steps run on every switch;
@@ -954,21 +959,6 @@ impl Hub {
     /// in the hub. Any callback link leaves all of them to the hub (S4).
     fn wake_joiners_now(&self, c: &Core) -> bool {
         let mut links = c.links.borrow_mut();
-        // The usual cases: nobody waits, or one `join`.
-        match links.len() {
-            0 => return true,
-            1 if matches!(links[0].action, LinkAction::Wake(_)) => {
-                if let Some(Link {
-                    action: LinkAction::Wake(waiter),
-                    ..
-                }) = links.pop()
-                {
-                    self.schedule_owned(waiter);
-                }
-                return true;
-            }
-            _ => {}
-        }
         if !links
             .iter()
             .all(|l| matches!(l.action, LinkAction::Wake(_)))

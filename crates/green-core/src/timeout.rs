@@ -313,26 +313,18 @@ impl std::error::Error for Timeout {}
 #[cold]
 #[inline(never)]
 pub(crate) fn arm_started(hub: &Hub) {
-    let keys = std::mem::take(&mut *hub.unarmed_timeouts.borrow_mut());
-    {
-        let mut timeouts = hub.timeouts.borrow_mut();
-        hub.with_loop(|lp| {
-            for &key in &keys {
-                if let Some(entry) = timeouts.get_mut(key) {
-                    if entry.timer.is_none() {
-                        entry.timer = Some(lp.add_timer(entry.deadline, fire_timeout, key as u64));
-                    }
+    // Inserting a timer runs no handler, so both borrows can be held.
+    let mut unarmed = hub.unarmed_timeouts.borrow_mut();
+    let mut timeouts = hub.timeouts.borrow_mut();
+    hub.with_loop(|lp| {
+        for key in unarmed.drain(..) {
+            if let Some(entry) = timeouts.get_mut(key) {
+                if entry.timer.is_none() {
+                    entry.timer = Some(lp.add_timer(entry.deadline, fire_timeout, key as u64));
                 }
             }
-        });
-    }
-    // Keep the list's allocation for the next scope.
-    let mut unarmed = hub.unarmed_timeouts.borrow_mut();
-    if unarmed.is_empty() {
-        let mut keys = keys;
-        keys.clear();
-        *unarmed = keys;
-    }
+        }
+    });
 }
 
 /// Loop handler: the timeout fired; raise it in its greenlet (S2).
