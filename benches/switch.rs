@@ -121,45 +121,43 @@ fn live_fibers(h: &Harness) {
         h.record("ctx/idle_rss", "green", "bytes", per_fiber, Some(&note));
     }
     if rr_wanted {
-        let mut next = 0;
-        h.bench("ctx/switch_round_robin_10k", "green")
-            .note("root -> fiber i -> root, i cycling over 10 000 live fibers; ns per pair")
-            .iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(fibers[next].switch(0));
-                    next += 1;
-                    if next == LIVE_FIBERS {
-                        next = 0;
-                    }
-                }
-                start.elapsed()
-            });
-        // The same, driven the way a scheduler that knows the next fibers
-        // does it (green-core's ready queue): the slot of the fiber a few
-        // turns ahead and the saved stack top of the next-but-one are
-        // prefetched (`FiberRef::prefetch_slot`/`prefetch_context`).
         let handles: Vec<FiberRef> = fibers.iter().map(Fiber::handle).collect();
-        let mut next = 0;
-        h.bench("ctx/switch_round_robin_10k", "green+hints")
-            .note("as green, with the prefetch hints 5 and 2 fibers ahead; ns per pair")
-            .iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    handles[(next + 5) % LIVE_FIBERS].prefetch_slot();
-                    handles[(next + 2) % LIVE_FIBERS].prefetch_context();
-                    black_box(handles[next].switch(0));
-                    next += 1;
-                    if next == LIVE_FIBERS {
-                        next = 0;
-                    }
-                }
-                start.elapsed()
-            });
+        round_robin(h, &handles, "green", false);
+        round_robin(h, &handles, "green+hints", true);
     }
     for fiber in &fibers {
         stop(fiber);
     }
+}
+
+/// `ctx/switch_round_robin_10k`: root -> fiber i -> root, i cycling over
+/// every fiber. With `hints`, driven the way a scheduler that knows the next
+/// fibers does it (green-core's ready queue): the slot of the fiber 5 turns
+/// ahead and the saved stack top of the one 2 turns ahead are prefetched.
+fn round_robin(h: &Harness, fibers: &[FiberRef], subject: &str, hints: bool) {
+    let note = if hints {
+        "as green, with the prefetch hints 5 and 2 fibers ahead; ns per pair"
+    } else {
+        "root -> fiber i -> root, i cycling over 10 000 live fibers; ns per pair"
+    };
+    let mut next = 0;
+    h.bench("ctx/switch_round_robin_10k", subject)
+        .note(note)
+        .iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                if hints {
+                    fibers[(next + 5) % fibers.len()].prefetch_slot();
+                    fibers[(next + 2) % fibers.len()].prefetch_context();
+                }
+                black_box(fibers[next].switch(0));
+                next += 1;
+                if next == fibers.len() {
+                    next = 0;
+                }
+            }
+            start.elapsed()
+        });
 }
 
 fn create_run(h: &Harness) {

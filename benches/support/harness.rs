@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 
 #[path = "json.rs"]
 mod json;
-use json::{json_number, json_string};
+use json::{fmt_num, json_number, json_string};
 use std::fs::OpenOptions;
 use std::hint::black_box;
 use std::io::Write as _;
@@ -334,17 +334,4 @@ pub(crate) fn rss_bytes() -> u64 {
 /// binary runs only its fixed instruction-count scenario, untimed.
 pub(crate) fn callgrind_iterations() -> Option<u64> {
     std::env::var("GREEN_BENCH_CALLGRIND").ok()?.parse().ok()
-}
-
-fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if !v.is_finite() {
-        "-".to_owned()
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }

@@ -1,5 +1,6 @@
 //! Hand-written JSON output (std-only), shared by the bench harness and by
-//! `cargo xtask bench`, which both write `target/bench` records.
+//! `cargo xtask bench`, which both write `target/bench` records and print
+//! their figures the same way.
 
 use std::fmt::Write as _;
 
@@ -30,5 +31,20 @@ pub(crate) fn json_number(v: f64) -> String {
         format!("{v}")
     } else {
         "null".to_owned()
+    }
+}
+
+/// A figure with as many decimals as its size deserves (the tables both
+/// print show the same figures the same way).
+pub(crate) fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        "-".to_owned()
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
     }
 }

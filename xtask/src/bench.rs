@@ -27,7 +27,7 @@
 
 use std::fmt::Write as _;
 
-use crate::json::{json_number, json_string};
+use crate::json::{fmt_num, json_number, json_string};
 use std::fs;
 use std::path::Path;
 
@@ -230,20 +230,6 @@ fn ratio(rows: &[Row], row: &Row) -> String {
     match baseline(rows, &row.bench) {
         Some(base) if base > 0.0 && base.is_finite() => format!("{:.2}", row.median / base),
         _ => "-".to_owned(),
-    }
-}
-
-/// A figure with as many decimals as its size deserves.
-pub(crate) fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if !v.is_finite() {
-        "-".to_owned()
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }
 
