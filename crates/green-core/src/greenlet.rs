@@ -228,12 +228,43 @@ pub(crate) fn spawn_raw_at(f: Box<dyn FnOnce()>, site: &'static Location<'static
     g.start();
 }
 
-/// Makes a started greenlet that is not in the ready queue, for the hub to
-/// switch into at once (a `link` callback starts before the next link fires).
-pub(crate) fn start_unqueued(f: Box<dyn FnOnce()>, site: &'static Location<'static>) -> CoreRef {
-    let g = Greenlet::new_at(f, site);
-    let (_, core) = g.mark_scheduled().expect("a new greenlet");
-    core
+/// Makes the greenlet of a `link` callback. `queued`: started the usual way
+/// (`Ok(None)`); else started but not queued, for the hub to switch into at
+/// once, so that it runs before the next link fires (`Ok(Some)`). Without a
+/// stack, the error comes back with the callback, for the hub to report and
+/// drop (H1).
+pub(crate) fn try_start_link(
+    f: Box<dyn FnOnce()>,
+    site: &'static Location<'static>,
+    queued: bool,
+) -> Result<Option<CoreRef>, (io::Error, Box<dyn FnOnce()>)> {
+    // The entry is kept aside until the stack is there, to be given back
+    // with the error.
+    let slot = Rc::new(RefCell::new(Some(f)));
+    let entry = Rc::clone(&slot);
+    let g = match Greenlet::build_at(
+        move || {
+            let f = entry.borrow_mut().take();
+            drop(entry);
+            if let Some(f) = f {
+                f();
+            }
+        },
+        Builder::default(),
+        site,
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            let f = slot.borrow_mut().take().expect("the entry was not run");
+            return Err((e, f));
+        }
+    };
+    drop(slot);
+    if queued {
+        g.start();
+        return Ok(None);
+    }
+    Ok(g.mark_scheduled().map(|(_, core)| core))
 }
 
 /// eventlet's `spawn_after_local`: like [`spawn_later`], but the greenlet
@@ -345,14 +376,20 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
-    /// New -> Scheduled, entered in the hub's registry; `None` if it was not new.
+    /// New -> Scheduled, entered in the hub's registry; `None` if it was not
+    /// new, or if the hub is past teardown's point of no return (then it is
+    /// killed before it runs, and nothing of it reaches the next hub).
     fn mark_scheduled(&self) -> Option<(&'static crate::hub::Hub, CoreRef)> {
         let core = &self.inner.core;
         if core.state.get() != State::New {
             return None;
         }
-        core.state.set(State::Scheduled);
         let hub = hub();
+        if hub.is_closing() {
+            refuse_start(&self.core_ref());
+            return None;
+        }
+        core.state.set(State::Scheduled);
         let me = self.core_ref();
         hub.register_live(&me);
         Some((hub, me))
@@ -806,6 +843,15 @@ pub(crate) fn unlink(core: &Core, id: LinkId) -> bool {
     }
 }
 
+/// A greenlet started by a destructor during teardown's last drops dies
+/// unrun, with a warning.
+#[cold]
+fn refuse_start(core: &CoreRef) {
+    let name = display_name(core.core());
+    tracing::warn!(greenlet = %name, "not started: its hub is being torn down");
+    kill_core(core, Box::new(GreenletExit), false);
+}
+
 /// The body of every greenlet's fiber (S5: `me` keeps it alive).
 fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     let hub = hub();
@@ -829,14 +875,33 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
         Ok(value) => {
             *me.value.borrow_mut() = Some(value);
             // A kill or timeout that never got delivered dies with it.
-            drop(core.throw.take());
+            hub.drop_guarded(core.throw.take(), core, "dropping an undelivered kill");
             core.set_outcome(true, None);
         }
         Err(payload) => record_death(core, payload),
     }
+    drop_unobserved_outcome(hub, &me);
     let me_ref: CoreRef = me;
     hub.on_death(&me_ref);
     hub.leave_finished(me_ref.core());
+}
+
+/// Drops a finished greenlet's value and death payload here, on its own
+/// stack and while it is still current, when nothing can ever read them: no
+/// handle but its own (and the hub's `current`), no link. A destructor there
+/// may block or be killed like any code of the greenlet, and a panic in it is
+/// reported against this greenlet (H1). Otherwise they go with the last
+/// handle, wherever that is dropped.
+fn drop_unobserved_outcome<T: 'static>(hub: &crate::hub::Hub, me: &Rc<Inner<T>>) {
+    let core = &me.core;
+    let internal = 1 + usize::from(hub.is_current(core));
+    if Rc::strong_count(me) != internal || !core.links.borrow().is_empty() {
+        return;
+    }
+    let value = me.value.borrow_mut().take();
+    hub.drop_guarded(value, core, "dropping the value");
+    let payload = core.throw.take();
+    hub.drop_guarded(payload, core, "dropping the panic payload");
 }
 
 /// Records what a greenlet died of (keeping the payload once, in `throw`),
@@ -868,18 +933,39 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
     match c.state.get() {
         State::Dead => return,
         State::New | State::Scheduled => {
-            // S3: it never runs. Its links still fire, later.
+            // S3: it never runs. Its death is recorded first, then its entry
+            // (user data) is dropped, guarded: whatever that runs finds it
+            // dead, and a panic there is its own, not the killer's. Its links
+            // still fire, later.
             let fiber = c.take_fiber();
-            if let Some(stack) = fiber.and_then(|f| f.take_stack()) {
-                hub.give_back_stack(stack);
-            }
             record_death(c, payload);
             hub.on_death(core);
+            if let Some(fiber) = fiber {
+                let stack = panic::catch_unwind(AssertUnwindSafe(|| fiber.take_stack()));
+                match stack {
+                    Ok(Some(stack)) => hub.give_back_stack(stack),
+                    Ok(None) => {}
+                    Err(payload) => {
+                        hub.caught_in_current(&*payload);
+                        report_failure(
+                            &format!("dropping the unrun entry of greenlet '{}'", display_name(c)),
+                            Some(c.spawn_site),
+                            &payload_message(&*payload),
+                        );
+                    }
+                }
+                hub.drop_guarded(fiber, c, "dropping the unrun entry");
+            }
             return;
         }
         State::Running => {
-            // Killing oneself raises at once.
-            panic::resume_unwind(payload);
+            // Killing oneself raises at once, unless it is unwinding already:
+            // a second panic would escape a destructor and abort (U3). Then
+            // the kill is a no-op: the greenlet is on its way out anyway.
+            if hub.unwind_depth(c) > 0 {
+                return;
+            }
+            hub.raise(c, payload);
         }
         State::Parked => {
             let pending = c.throw.take();
@@ -889,6 +975,8 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
                 _ => payload,
             };
             c.throw.set(Some(keep));
+            // A kill is caught at the root: raised only when not unwinding (U3).
+            c.throw_depth.set(0);
             hub.schedule(core);
         }
     }

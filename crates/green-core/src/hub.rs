@@ -14,6 +14,57 @@
 //! Loop handlers never switch: they only `schedule`. So the loop is never
 //! re-entered, and a completion wakes its greenlet with one queue push.
 //!
+//! # Unwinding is per greenlet
+//!
+//! `std::thread::panicking()` answers for the OS thread, not for a greenlet:
+//! while one greenlet is parked in a destructor halfway through its unwind,
+//! every other greenlet of the thread would look as if it were unwinding too.
+//! The hub therefore keeps its own count per greenlet and never decides
+//! anything from the thread-wide flag alone:
+//!
+//! * **U1.** `Core::unwind_depth` is the number of unwinds in progress on a
+//!   greenlet's stack as far as the hub can tell. It goes up when green-core
+//!   raises a payload into the greenlet ([`Hub::raise`]) and when the chained
+//!   panic hook (installed with the first hub) sees the greenlet panic; it
+//!   goes down when `Timeout::run` catches its own timeout. [`Hub::unwind_depth`]
+//!   corrects it whenever the thread-wide flag settles the question: not
+//!   panicking means no greenlet unwinds (depth 0); panicking while no
+//!   *other* greenlet is parked mid-unwind means this one does (depth >= 1).
+//! * **U2.** `Hub::parked_mid_unwind` counts the suspended greenlets that
+//!   parked while unwinding (`Core::parked_unwinding`); a greenlet leaves the
+//!   count when it resumes. Only while it is non-zero does the hub rely on
+//!   the counts of U1 alone.
+//! * **U3.** A payload is raised only where something will catch it before it
+//!   could leave a destructor (a panic escaping a destructor during an unwind
+//!   aborts the process): a kill only into a greenlet that is not unwinding
+//!   (depth 0, caught at its root), a `Timeout` only at the depth its scope
+//!   started at (caught by that scope). Otherwise it waits in `throw`. So one
+//!   greenlet parked mid-unwind never holds back another greenlet's kill,
+//!   `Timeout` or `LoopExit`.
+//! * **U4.** At teardown a greenlet parked mid-unwind is resumed once with
+//!   its blocking call giving up (so its destructor can finish and its unwind
+//!   end, which is what clears the thread's panicking state); only one that
+//!   blocks again is leaked, and it is recorded dead so no later hub touches it.
+//!
+//! What the hub cannot see: a greenlet that starts unwinding with
+//! `std::panic::resume_unwind` (no hook runs) or whose panic was caught by the
+//! user's own `catch_unwind`, at a moment when another greenlet is parked
+//! mid-unwind, is counted wrongly until the flag settles the question again;
+//! and a program that replaces the panic hook without chaining to the
+//! previous one hides its panics from U1. The limits are listed in
+//! `docs/design/kill-and-timeout.md`.
+//!
+//! # User code in the hub
+//!
+//! * **H1.** The hub fiber never unwinds: everything it runs that may reach
+//!   user code (a rawlink callback, the drop of a dead greenlet's record or
+//!   of a link that did not fire) is wrapped in `catch_unwind`, the panic is
+//!   reported naming its greenlet, and the hub goes on; `hub_main` catches
+//!   anything else as a last resort. A dead greenlet's value is dropped on
+//!   its own stack when nothing else can see it, and the hub's list of
+//!   finished greenlets holds only their fibers, so reaping a stack runs no
+//!   user code in whichever greenlet happens to reap.
+//!
 //! # Lifetime
 //!
 //! The `Hub` record is allocated once per thread and never freed (a few
@@ -109,6 +160,38 @@ impl Drop for ExitGuard {
     }
 }
 
+/// Chains a panic hook, once per process, that counts a panic in the
+/// greenlet it happens in (U1): the only way to see a user's `panic!` start
+/// in one greenlet while another is parked mid-unwind.
+fn install_panic_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            note_panic_in_current_greenlet();
+            previous(info);
+        }));
+    });
+}
+
+/// The panic hook's part (U1). It may run anywhere, even while the hub's
+/// cells are borrowed or this thread's locals are being destroyed: it only
+/// ever tries.
+fn note_panic_in_current_greenlet() {
+    let Ok(Some(hub)) = HUB.try_with(Cell::get) else {
+        return;
+    };
+    if !hub.initialised.get() {
+        return;
+    }
+    if let Ok(current) = hub.current.try_borrow() {
+        if let Some(core) = current.as_ref() {
+            let depth = &core.core().unwind_depth;
+            depth.set(depth.get() + 1);
+        }
+    }
+}
+
 /// The hub of the current thread, built on first use.
 pub(crate) fn hub() -> &'static Hub {
     let hub = match HUB.with(Cell::get) {
@@ -177,6 +260,9 @@ pub(crate) struct TimeoutEntry {
     /// it after the slab key may have gone to another.
     pub(crate) serial: u64,
     pub(crate) deadline: Instant,
+    /// Its greenlet's unwind depth when it started: the depth it may be
+    /// raised at (U3).
+    pub(crate) depth: u32,
     /// Its loop timer, once armed: a timeout's timer is only inserted when
     /// its greenlet first blocks (`arm_started_timeouts`), so a scope whose
     /// body never blocks costs no timer at all.
@@ -193,11 +279,19 @@ pub(crate) struct Hub {
     /// End of teardown's grace period, while tearing down.
     teardown_deadline: Cell<Option<Instant>>,
     teardown_timer_armed: Cell<bool>,
-    /// Teardown is unwinding a straggler by dropping its fiber.
+    /// Teardown is finishing off a straggler (unwinding it by force, or
+    /// resuming one parked mid-unwind, U4).
     forced_unwinding: Cell<bool>,
-    /// Greenlets whose kill or timeout waits because the thread was
-    /// unwinding when they resumed (S2).
-    deferred_throws: RefCell<Vec<CoreRef>>,
+    /// The straggler being finished off has had its one blocking call that
+    /// gives up at once.
+    forced_gave_up: Cell<bool>,
+    /// Suspended greenlets that parked while unwinding (U2).
+    parked_mid_unwind: Cell<u32>,
+    /// Past teardown's point of no return: a greenlet started now (by a
+    /// destructor run by the last drops) is killed before it runs.
+    closing: Cell<bool>,
+    /// Inside `green_core::run` (a nested `run` is refused).
+    pub(crate) in_run: Cell<bool>,
     lp: RefCell<Option<Rc<Loop>>>,
     /// The hub's own fiber; it runs `hub_main`.
     fiber: RefCell<Option<Fiber>>,
@@ -207,8 +301,9 @@ pub(crate) struct Hub {
     current: RefCell<Option<CoreRef>>,
     ready: RefCell<VecDeque<CoreRef>>,
     direct_switches: Cell<u32>,
-    /// Finished greenlets whose stacks go back to the pool.
-    dead: RefCell<Vec<CoreRef>>,
+    /// Fibers of finished greenlets, whose stacks go back to the pool once
+    /// nothing runs on them (H1: fibers only, so reaping runs no user code).
+    dead: RefCell<Vec<Fiber>>,
     /// Greenlets whose links are due (S4).
     pending_links: RefCell<VecDeque<CoreRef>>,
     /// Greenlets waiting in `idle()`.
@@ -255,7 +350,10 @@ impl Hub {
             teardown_deadline: Cell::new(None),
             teardown_timer_armed: Cell::new(false),
             forced_unwinding: Cell::new(false),
-            deferred_throws: RefCell::new(Vec::new()),
+            forced_gave_up: Cell::new(false),
+            parked_mid_unwind: Cell::new(0),
+            closing: Cell::new(false),
+            in_run: Cell::new(false),
             lp: RefCell::new(None),
             fiber: RefCell::new(None),
             hub_ref: RefCell::new(None),
@@ -320,7 +418,15 @@ impl Hub {
         *self.hub_ref.borrow_mut() = Some(fiber.handle());
         *self.fiber.borrow_mut() = Some(fiber);
         self.initialised.set(true);
-        TEARDOWN_AT_EXIT.with(|_| ());
+        install_panic_hook();
+        // A hub built by a thread-local destructor that runs after ours has
+        // no exit guard left to tear it down; it still works, and is torn
+        // down by `run` or `shutdown` if the destructor uses them.
+        if TEARDOWN_AT_EXIT.try_with(|_| ()).is_err() {
+            tracing::debug!(
+                "green-core: hub created during thread exit; it is not torn down at exit"
+            );
+        }
         // Start the hub fiber so that it is suspended inside its loop; every
         // later switch to it is then a plain resume.
         let hub_fiber = self.hub_ref();
@@ -379,6 +485,19 @@ impl Hub {
                 .as_ref()
                 .expect("the main greenlet exists"),
         )
+    }
+
+    /// Whether the hub fiber itself runs (a rawlink, a loop handler).
+    pub(crate) fn current_is_hub(&self) -> bool {
+        self.current.borrow().is_none()
+    }
+
+    /// Whether `core` is the running greenlet.
+    pub(crate) fn is_current(&self, core: &Core) -> bool {
+        self.current
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| std::ptr::eq(c.core(), core))
     }
 
     /// The running greenlet, or `None` inside the hub (rawlinks, handlers).
@@ -549,6 +668,8 @@ impl Hub {
             if !c.is_dead() {
                 return Some(next);
             }
+            // Killed before it started: possibly the last reference (H1).
+            self.drop_record(next);
         }
     }
 
@@ -596,9 +717,9 @@ impl Hub {
             crate::timeout::arm_started(self);
         }
         core.state.set(State::Parked);
-        // Teardown never force-unwinds a greenlet parked mid-unwind: that
-        // would be a second panic during unwinding, an abort.
-        core.parked_unwinding.set(std::thread::panicking());
+        if std::thread::panicking() {
+            self.note_parking_while_panicking(core);
+        }
         let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET {
             self.pop_ready()
         } else {
@@ -614,26 +735,75 @@ impl Hub {
         // Whoever switched back to us made us current again. A greenlet that
         // finished may have switched straight here: give its stack back.
         core.state.set(State::Running);
+        if core.parked_unwinding.get() {
+            self.resumed_mid_unwind(core);
+        }
         self.reap_dead();
         if core.loop_exit.get() {
             return self.park_loop_exit(core);
         }
         if core.uninterruptible.get() == 0 {
             if let Some(payload) = core.throw.take() {
-                self.park_throw(me, payload);
+                self.park_throw(core, payload);
             }
         }
         true
     }
 
-    /// [`Hub::park_as`] while teardown force-unwinds a straggler: something
-    /// in it blocks again, and nothing will ever wake it. Suspend it for good
-    /// by switching back to the teardown (green-ctx then leaks the fiber
-    /// with a warning) rather than returning, which a polling destructor
-    /// would turn into a spin.
+    /// U1: how many unwinds are in progress on `core`'s stack (the running
+    /// greenlet's, or one about to park), corrected by the thread-wide flag
+    /// where that flag is conclusive.
+    pub(crate) fn unwind_depth(&self, core: &Core) -> u32 {
+        let depth = &core.unwind_depth;
+        if !std::thread::panicking() {
+            // No unwind anywhere on the thread, so none here.
+            depth.set(0);
+        } else if self.parked_mid_unwind.get() == 0 && depth.get() == 0 {
+            // The thread unwinds and no other greenlet is parked mid-unwind
+            // (U2): the unwind is this greenlet's.
+            depth.set(1);
+        }
+        depth.get()
+    }
+
+    /// Raises `payload` in the running greenlet, counting the unwind (U1).
+    pub(crate) fn raise(&self, core: &Core, payload: green_ctx::Payload) -> ! {
+        core.unwind_depth.set(core.unwind_depth.get() + 1);
+        panic::resume_unwind(payload)
+    }
+
+    /// [`Hub::park_as`] with the thread panicking: record whether it is this
+    /// greenlet that unwinds, so that others are not taken for it (U2).
+    #[cold]
+    #[inline(never)]
+    fn note_parking_while_panicking(&self, core: &Core) {
+        if self.unwind_depth(core) > 0 {
+            core.parked_unwinding.set(true);
+            self.parked_mid_unwind.set(self.parked_mid_unwind.get() + 1);
+        }
+    }
+
+    /// A greenlet that parked mid-unwind runs again (U2).
+    #[cold]
+    #[inline(never)]
+    fn resumed_mid_unwind(&self, core: &Core) {
+        core.parked_unwinding.set(false);
+        self.parked_mid_unwind
+            .set(self.parked_mid_unwind.get().saturating_sub(1));
+    }
+
+    /// [`Hub::park_as`] while teardown finishes off a straggler: something
+    /// in it blocks, and nothing will ever wake it. The first such wait gives
+    /// up at once (its caller sees `false`), so a destructor that blocks once
+    /// can finish and its unwind end (U4); a second one suspends it for good
+    /// by switching back to the teardown (which then leaks it) rather than
+    /// returning, which a polling destructor would turn into a spin.
     #[cold]
     #[inline(never)]
     fn park_forced(&self, core: &Core) -> bool {
+        if !self.forced_gave_up.replace(true) {
+            return false;
+        }
         core.state.set(State::Parked);
         FiberRef::root().switch(0);
         false
@@ -676,29 +846,30 @@ impl Hub {
     }
 
     /// [`Hub::park_as`] resumed by the hub finding nothing left that could
-    /// wake the main greenlet.
+    /// wake the main greenlet (or by teardown giving up on a greenlet, U4).
     #[cold]
     #[inline(never)]
     fn park_loop_exit(&self, core: &Core) -> bool {
         core.loop_exit.set(false);
-        if std::thread::panicking() || self.tearing_down.get() {
+        // Raising while this greenlet unwinds would abort (U3): the wait
+        // gives up instead, and the caller sees it unfinished.
+        if self.tearing_down.get() || self.unwind_depth(core) > 0 {
             return false;
         }
         panic!("{}", LoopExit);
     }
 
-    /// [`Hub::park_as`] resumed with a kill or timeout to raise (S2).
+    /// [`Hub::park_as`] resumed with a kill or timeout to raise (S2): raised
+    /// where its catcher is sure to catch it, else kept for later (U3).
     #[cold]
     #[inline(never)]
-    fn park_throw(&self, me: &CoreRef, payload: green_ctx::Payload) {
-        if std::thread::panicking() {
-            // S2: never a double panic. The flag is per thread, so it may be
-            // another greenlet that is mid-unwind: retry when a greenlet dies.
-            me.core().throw.set(Some(payload));
-            self.deferred_throws.borrow_mut().push(Rc::clone(me));
-        } else {
-            panic::resume_unwind(payload);
+    fn park_throw(&self, core: &Core, payload: green_ctx::Payload) {
+        // A scope cannot have started deeper than the greenlet unwinds now,
+        // so a depth below the payload's (a count corrected since) is safe.
+        if self.unwind_depth(core) <= core.throw_depth.get() {
+            self.raise(core, payload);
         }
+        core.throw.set(Some(payload));
     }
 
     /// Runs `f` with kills and timeouts held back (S2); they are raised at the
@@ -854,19 +1025,66 @@ impl Hub {
     #[cold]
     fn reap_dead_slow(&self) {
         loop {
-            let Some(core) = self.dead.borrow_mut().pop() else {
+            let Some(fiber) = self.dead.borrow_mut().pop() else {
                 return;
             };
-            let fiber = core.core().take_fiber();
-            if let Some(fiber) = fiber {
-                if let Some(stack) = fiber.take_stack() {
-                    self.give_back_stack(stack);
-                }
+            // A finished fiber's entry is gone: this runs no user code (H1).
+            if let Some(stack) = fiber.take_stack() {
+                self.give_back_stack(stack);
             }
         }
     }
 
-    /// Fires the links of greenlets that died (S4).
+    /// Drops something that may run user code (a dead greenlet's record, a
+    /// link that did not fire, a never-started greenlet's entry) so that a
+    /// panic in it is reported against `whose` greenlet instead of unwinding
+    /// the caller: the hub, a teardown, or a killer (H1).
+    pub(crate) fn drop_guarded<V>(&self, value: V, whose: &Core, what: &str) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+            self.caught_in_current(&*payload);
+            report_failure(
+                &format!(
+                    "{what} of greenlet '{}'",
+                    crate::greenlet::display_name(whose)
+                ),
+                Some(whose.spawn_site),
+                &payload_message(&*payload),
+            );
+        }
+    }
+
+    /// Drops a reference to a dead greenlet's record; if it is the last one,
+    /// the value and payload it still holds are dropped under [`Hub::drop_guarded`]'s
+    /// guard (H1).
+    pub(crate) fn drop_record(&self, core: CoreRef) {
+        if Rc::strong_count(&core) > 1 {
+            return;
+        }
+        let name = crate::greenlet::display_name(core.core());
+        let site = core.core().spawn_site;
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(core))) {
+            self.caught_in_current(&*payload);
+            report_failure(
+                &format!("dropping the value of greenlet '{name}'"),
+                Some(site),
+                &payload_message(&*payload),
+            );
+        }
+    }
+
+    /// Something green-core wrapped in `catch_unwind` caught an unwind in the
+    /// running greenlet: that unwind is over (U1).
+    pub(crate) fn caught_in_current(&self, _payload: &(dyn std::any::Any + Send)) {
+        if let Ok(current) = self.current.try_borrow() {
+            if let Some(core) = current.as_ref() {
+                let depth = &core.core().unwind_depth;
+                depth.set(depth.get().saturating_sub(1));
+            }
+        }
+    }
+
+    /// Fires the links of greenlets that died (S4). Every piece of user code
+    /// it runs or drops is guarded (H1).
     fn fire_pending_links(&self) {
         loop {
             let Some(core) = self.pending_links.borrow_mut().pop_front() else {
@@ -888,35 +1106,53 @@ impl Hub {
                     LinkFilter::OnFailure => !successful,
                 };
                 if !fire {
+                    self.drop_guarded(link, core.core(), "dropping a link that did not fire");
                     continue;
                 }
                 match link.action {
                     LinkAction::Wake(waiter) => self.schedule(&waiter),
                     LinkAction::Raw(f) => {
                         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(&core))) {
+                            self.caught_in_current(&*payload);
                             report_failure(
                                 &format!(
                                     "a rawlink of {}",
                                     crate::greenlet::display_name(core.core())
                                 ),
-                                None,
+                                Some(core.core().spawn_site),
                                 &payload_message(&*payload),
                             );
                         }
                     }
-                    LinkAction::Green(f) => {
-                        let dead = Rc::clone(&core);
-                        let f: Box<dyn FnOnce()> = Box::new(move || f(&dead));
-                        if self.current.borrow().is_none() {
-                            // In the hub: start it now, so that links run in
-                            // registration order whatever their kind.
-                            let g = crate::greenlet::start_unqueued(f, Location::caller());
-                            self.switch_into(g);
-                        } else {
-                            crate::greenlet::spawn_raw_at(f, Location::caller());
-                        }
-                    }
+                    LinkAction::Green(f) => self.start_link_greenlet(&core, f),
                 }
+            }
+            self.drop_record(core);
+        }
+    }
+
+    /// Runs a `link` callback of the dead greenlet `core` in a greenlet of
+    /// its own. One that cannot get a stack is reported as a failure of that
+    /// link, never of the hub (H1).
+    fn start_link_greenlet(&self, core: &CoreRef, f: crate::greenlet::state::LinkFn) {
+        let dead = Rc::clone(core);
+        let f: Box<dyn FnOnce()> = Box::new(move || f(&dead));
+        let in_hub = self.current.borrow().is_none();
+        // In the hub: start it now, so that links run in registration order
+        // whatever their kind.
+        match crate::greenlet::try_start_link(f, Location::caller(), !in_hub) {
+            Ok(Some(g)) => self.switch_into(g),
+            Ok(None) => {}
+            Err((e, f)) => {
+                report_failure(
+                    &format!(
+                        "a link of greenlet '{}'",
+                        crate::greenlet::display_name(core.core())
+                    ),
+                    Some(core.core().spawn_site),
+                    &format!("its greenlet could not be started: {e}"),
+                );
+                self.drop_guarded(f, core.core(), "dropping a link that could not start");
             }
         }
     }
@@ -928,8 +1164,8 @@ impl Hub {
         }
     }
 
-    /// Records a greenlet's death: ident released, links queued, stack to be
-    /// reaped once we are off it.
+    /// Records a greenlet's death: ident released, links queued. (Its stack is
+    /// reaped once nothing runs on it: see [`Hub::leave_finished`].)
     pub(crate) fn on_death(&self, core: &CoreRef) {
         let c = core.core();
         c.state.set(State::Dead);
@@ -940,16 +1176,6 @@ impl Hub {
         }
         if !self.wake_joiners_now(c) {
             self.queue_links(core);
-        }
-        // A greenlet that finished unwinding may be why others' kills waited.
-        if !self.deferred_throws.borrow().is_empty() {
-            let deferred = std::mem::take(&mut *self.deferred_throws.borrow_mut());
-            for waiting in &deferred {
-                self.schedule(waiting);
-            }
-        }
-        if c.has_fiber() {
-            self.dead.borrow_mut().push(Rc::clone(core));
         }
     }
 
@@ -995,8 +1221,8 @@ impl Hub {
             }
             next => {
                 if let Some(next) = next {
-                    // No fiber to redirect (cannot happen for a running
-                    // greenlet): let the hub run it.
+                    // No fiber to redirect (teardown took it to unwind it by
+                    // force, and its parent is teardown's): let the hub run it.
                     next.core().in_ready.set(true);
                     self.ready.borrow_mut().push_front(next);
                 }
@@ -1004,6 +1230,11 @@ impl Hub {
                 core.with_fiber(|f| f.set_parent(&hub_fiber));
                 *self.current.borrow_mut() = None;
             }
+        }
+        // Its stack goes back to the pool once the final switch is done:
+        // whoever runs next reaps it.
+        if let Some(fiber) = core.take_fiber() {
+            self.dead.borrow_mut().push(fiber);
         }
     }
 
@@ -1100,43 +1331,35 @@ impl Hub {
         self.reap_dead();
         self.fire_pending_links();
         self.reap_dead();
-        // Greenlets that refused to die are unwound by dropping their fibers
-        // (green-ctx's forced unwind), or leaked by green-ctx if they refuse
-        // even that.
-        let stragglers = self.live_greenlets();
-        for core in stragglers {
-            let Some(fiber) = core.core().take_fiber() else {
-                continue;
-            };
-            if core.core().parked_unwinding.get() {
-                // Unwinding it again would abort the process: keep its stack
-                // forever instead, and say so.
-                let name = crate::greenlet::display_name(core.core());
-                tracing::warn!(greenlet = %name, "leaked at hub teardown: blocked while unwinding");
-                eprintln!(
-                    "green-core: greenlet '{name}' blocked again while unwinding from its kill; \
-                     leaking it at hub teardown rather than aborting"
-                );
-                std::mem::forget(fiber);
-                continue;
-            }
-            self.forced_unwinding.set(true);
-            *self.current.borrow_mut() = Some(Rc::clone(&core));
-            drop(fiber);
-            self.forced_unwinding.set(false);
+        // Greenlets that refused to die are finished off one by one (U4).
+        for core in self.live_greenlets() {
+            self.finish_off(core);
         }
+        *self.current.borrow_mut() = Some(self.main_core());
+        // The point of no return: a greenlet started from here on (by a
+        // destructor that the last drops run) dies before it runs, so that
+        // nothing of this hub reaches the next one.
+        self.closing.set(true);
+        self.fire_pending_links();
+        self.reap_dead();
         // Take each collection out before dropping it: what it holds may run
         // destructors that come back to the hub.
         let ready = std::mem::take(&mut *self.ready.borrow_mut());
         let idle = std::mem::take(&mut *self.idle_waiters.borrow_mut());
         let links = std::mem::take(&mut *self.pending_links.borrow_mut());
+        let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
+        for core in ready.into_iter().chain(idle).chain(links) {
+            self.drop_record(core);
+        }
+        for core in delayed.into_values() {
+            self.drop_record(core);
+        }
         let dead = std::mem::take(&mut *self.dead.borrow_mut());
-        let deferred = std::mem::take(&mut *self.deferred_throws.borrow_mut());
         let live = std::mem::replace(&mut *self.live.borrow_mut(), Slab::new());
         let timeouts = std::mem::replace(&mut *self.timeouts.borrow_mut(), Slab::new());
         self.unarmed_timeouts.borrow_mut().clear();
-        let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
-        drop((ready, idle, links, dead, deferred, live, timeouts, delayed));
+        drop((dead, live, timeouts));
+        self.reap_dead();
         *self.current.borrow_mut() = None;
         let hub_fiber = self.fiber.borrow_mut().take();
         drop(hub_fiber);
@@ -1157,8 +1380,80 @@ impl Hub {
         self.next_ident.set(1);
         self.direct_switches.set(0);
         self.teardown_deadline.set(None);
+        self.parked_mid_unwind.set(0);
+        self.closing.set(false);
         self.initialised.set(false);
         self.tearing_down.set(false);
+    }
+
+    /// Teardown's last resort for a greenlet still alive after the kill
+    /// rounds. One parked mid-unwind cannot be unwound again (a second panic
+    /// during an unwind aborts), so it is resumed once with its blocking call
+    /// giving up, to let its destructor finish (U4); any other is unwound by
+    /// force (green-ctx's `ForcedUnwind`, dropping its fiber), and its first
+    /// blocking call gives up likewise. One that blocks again is leaked and
+    /// recorded dead.
+    fn finish_off(&self, core: CoreRef) {
+        let c = core.core();
+        let Some(fiber) = c.take_fiber() else {
+            return;
+        };
+        self.forced_unwinding.set(true);
+        *self.current.borrow_mut() = Some(Rc::clone(&core));
+        // Either way its last switch comes back here, to the teardown.
+        fiber.set_parent(&FiberRef::root());
+        if c.parked_unwinding.get() {
+            self.forced_gave_up.set(true);
+            c.loop_exit.set(true);
+            fiber.switch(0);
+            if fiber.state() == green_ctx::FiberState::Finished {
+                drop(fiber);
+            } else {
+                std::mem::forget(fiber);
+            }
+        } else {
+            self.forced_gave_up.set(false);
+            // green-ctx keeps the fiber alive forever if it blocks again.
+            drop(fiber);
+        }
+        self.forced_unwinding.set(false);
+        if !c.is_dead() {
+            self.record_leaked(&core);
+        }
+    }
+
+    /// A greenlet teardown had to give up on: its stack stays allocated
+    /// forever, and its record says it is dead so that no later hub ever
+    /// switches to it (a kill is a no-op, a join returns at once).
+    fn record_leaked(&self, core: &CoreRef) {
+        let c = core.core();
+        let name = crate::greenlet::display_name(c);
+        tracing::warn!(greenlet = %name, "leaked at hub teardown: it blocked again while being unwound");
+        eprintln!(
+            "green-core: greenlet '{name}' blocked again while being unwound at hub teardown; \
+             its stack is leaked rather than unwound a second time (which would abort)"
+        );
+        c.set_outcome(
+            true,
+            Some(crate::error::GreenletError::new(
+                crate::ErrorKind::Exited,
+                "greenlet leaked at hub teardown: it blocked again while being unwound",
+            )),
+        );
+        c.state.set(State::Dead);
+        if c.parked_unwinding.replace(false) {
+            self.parked_mid_unwind
+                .set(self.parked_mid_unwind.get().saturating_sub(1));
+        }
+        self.release_ident(c);
+        self.unregister_live(c);
+        let links = std::mem::take(&mut *c.links.borrow_mut());
+        self.drop_guarded(links, c, "dropping the links");
+    }
+
+    /// Past teardown's point of no return (see [`Hub::teardown`]).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.get()
     }
 }
 
@@ -1169,7 +1464,17 @@ fn hub_main() -> usize {
     *hub.current.borrow_mut() = Some(hub.main_core());
     FiberRef::root().switch(0);
     loop {
-        hub.run_once();
+        // H1: user code the hub runs is guarded where it runs; this is the
+        // last resort that keeps the hub fiber from ever unwinding.
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| hub.run_once())) {
+            if payload.is::<green_ctx::ForcedUnwind>() {
+                // Teardown drops the hub fiber: let it end.
+                panic::resume_unwind(payload);
+            }
+            let message = payload_message(&*payload);
+            tracing::error!("green-core: the hub caught a panic and goes on: {message}");
+            eprintln!("green-core: the hub caught a panic and goes on: {message}");
+        }
     }
 }
 

@@ -50,8 +50,10 @@ pub use wait::{iwait, joinall, kill, killall, wait, Iwait, Waitable};
 /// thread exit.
 ///
 /// # Panics
-/// When called from inside a greenlet: only the thread's main greenlet may
-/// own the hub's lifetime. A panic of `f` is passed on after the teardown.
+/// When called from inside a greenlet (only the thread's main greenlet may
+/// own the hub's lifetime), or inside another `run` on the same thread (the
+/// inner one's teardown would kill the outer one's greenlets). A panic of `f`
+/// is passed on after the teardown.
 ///
 /// # Examples
 /// ```
@@ -68,8 +70,20 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
             "green_core::run must be called from the thread's main greenlet, not from a greenlet"
         );
     }
+    if hub.in_run.get() {
+        panic!(
+            "green_core::run cannot be nested: a run is already in progress on this thread, \
+             and the inner run's teardown would kill the outer run's greenlets; call the \
+             closure directly instead"
+        );
+    }
+    hub.in_run.set(true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    if let Err(payload) = &result {
+        hub.caught_in_current(&**payload);
+    }
     hub.teardown();
+    hub.in_run.set(false);
     match result {
         Ok(value) => value,
         Err(payload) => std::panic::resume_unwind(payload),

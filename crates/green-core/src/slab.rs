@@ -51,6 +51,11 @@ impl<T> Slab<T> {
         self.len
     }
 
+    /// Empties the slab, handing out the values it held.
+    pub(crate) fn into_values(self) -> impl Iterator<Item = T> {
+        self.entries.into_iter().flatten()
+    }
+
     /// Occupied entries with their keys.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
         self.entries

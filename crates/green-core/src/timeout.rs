@@ -122,6 +122,9 @@ impl Timeout {
         };
         let serial = hub.next_timeout_serial.get() + 1;
         hub.next_timeout_serial.set(serial);
+        if hub.current_is_hub() {
+            started_in_hub();
+        }
         let (owner_key, owner_id, key) = hub.with_current_for_blocking(|me| {
             let entry = TimeoutEntry {
                 core: Rc::downgrade(me),
@@ -129,6 +132,7 @@ impl Timeout {
                 duration: self.duration,
                 serial,
                 deadline,
+                depth: hub.unwind_depth(me.core()),
                 timer: None,
             };
             let key = hub.timeouts.borrow_mut().insert(entry);
@@ -243,7 +247,13 @@ impl Timeout {
         match result {
             Ok(value) => Ok(value),
             Err(payload) => match payload.downcast::<Timeout>() {
-                Ok(fired) if fired.id == timeout.id => Err(*fired),
+                Ok(fired) if fired.id == timeout.id => {
+                    // Its unwind ends here (U1).
+                    if let Some(hub) = existing_hub() {
+                        hub.caught_in_current(&*fired);
+                    }
+                    Err(*fired)
+                }
                 Ok(other) => panic::resume_unwind(other),
                 Err(payload) => panic::resume_unwind(payload),
             },
@@ -265,6 +275,17 @@ pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, T
 #[track_caller]
 pub fn with_timeout_or<T>(duration: Duration, fallback: T, f: impl FnOnce() -> T) -> T {
     Timeout::run(duration, f).unwrap_or(fallback)
+}
+
+/// `Timeout::start` inside the hub (a rawlink callback, a loop handler).
+#[cold]
+#[track_caller]
+fn started_in_hub() -> ! {
+    panic!(
+        "green-core: a Timeout cannot be started inside a rawlink callback or an event-loop \
+         handler: they run in the hub, where no greenlet runs to raise it into and nothing may \
+         block; start it in a greenlet (use link() instead of rawlink(), or spawn one)"
+    );
 }
 
 impl Drop for Timeout {
@@ -344,11 +365,15 @@ fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
     let payload = match pending {
         // A kill already waiting wins; it is delivered once.
         Some(p) => p,
-        None => Box::new(Timeout {
-            id: entry.id,
-            duration: entry.duration,
-            armed: Cell::new(None),
-        }),
+        None => {
+            // Raised only at the depth its scope started at (U3).
+            c.throw_depth.set(entry.depth);
+            Box::new(Timeout {
+                id: entry.id,
+                duration: entry.duration,
+                armed: Cell::new(None),
+            })
+        }
     };
     c.throw.set(Some(payload));
     if c.state.get() == State::Parked {

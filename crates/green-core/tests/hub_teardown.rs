@@ -467,19 +467,37 @@ fn teardown_lets_a_briefly_blocking_destructor_finish() {
 }
 
 /// A destructor that blocks forever while unwinding can be neither waited
-/// for nor unwound again: teardown gives up on it after its grace period
-/// and leaks it, without hanging or aborting.
+/// for nor unwound again: after its grace period teardown resumes it once
+/// with its blocking call giving up (U4), so the destructor runs to its end
+/// and the greenlet's unwind finishes, without hanging or aborting.
 #[test]
 fn teardown_gives_up_on_a_destructor_that_blocks_forever() {
     assert!(
-        !teardown_with_a_destructor(
+        teardown_with_a_destructor(
             || {
                 sleep(FOREVER);
                 true
             },
             false
         ),
-        "its sleep never returned"
+        "its sleep gave up and the destructor completed"
+    );
+}
+
+/// A destructor that keeps blocking after its one wait gave up cannot be
+/// finished: teardown leaks it, without hanging or aborting.
+#[test]
+fn teardown_leaks_a_destructor_that_blocks_again_after_giving_up() {
+    assert!(
+        !teardown_with_a_destructor(
+            || {
+                loop {
+                    sleep(FOREVER);
+                }
+            },
+            false
+        ),
+        "the destructor never completed"
     );
 }
 

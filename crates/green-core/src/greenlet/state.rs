@@ -29,10 +29,15 @@
 //! * **S2.** A kill or timeout is delivered by storing a payload in `throw` and
 //!   scheduling the target; the target raises it (`resume_unwind`) when its
 //!   `park` returns, unless it is inside an uninterruptible wait (a non-zero
-//!   `uninterruptible` depth: an I/O op being cancelled, DESIGN §4) or already
-//!   unwinding, in which case the payload waits. A payload is delivered once and never retried.
+//!   `uninterruptible` depth: an I/O op being cancelled) or unwinding deeper
+//!   than the payload's catcher (the hub's rule U3: a kill only when it is not
+//!   unwinding at all, a `Timeout` only at the depth its scope started at), in
+//!   which case the payload waits in `throw`. A payload is delivered once and
+//!   never retried.
 //! * **S3.** A greenlet that never ran is never run after a kill: it becomes
-//!   Dead at once, without a switch.
+//!   Dead at once, without a switch. Its death is recorded before its entry
+//!   closure is dropped, so a destructor there that panics or blocks finds it
+//!   dead already (and the panic is reported, not passed to the killer).
 //! * **S4.** Links fire after death, in registration order, from the hub;
 //!   a link added after death fires too.
 //! * **S5.** A running greenlet keeps itself alive (its entry closure holds a
@@ -178,7 +183,8 @@ pub(crate) struct Core {
     pub(crate) loop_exit: Cell<bool>,
     /// Its entry began running.
     pub(crate) started: Cell<bool>,
-    /// It parked while unwinding (a destructor blocked): teardown must not
+    /// It parked while unwinding (a destructor blocked): counted in the
+    /// hub's `parked_mid_unwind` until it resumes (U2); teardown must not
     /// unwind it again.
     pub(crate) parked_unwinding: Cell<bool>,
     pub(crate) is_main: bool,
@@ -188,7 +194,16 @@ pub(crate) struct Core {
     pub(crate) succeeded: Cell<bool>,
     /// `spawn_after_local`: do not start if the parent died meanwhile.
     pub(crate) needs_live_parent: Cell<bool>,
-    // ----- warm: spawn, death, links -----
+    // ----- warm: spawn, death, links, unwinding -----
+    /// How many unwinds are in progress on its stack, as far as the hub can
+    /// tell (U1): counted up when green-core raises into it or the panic hook
+    /// sees it panic, down when `Timeout::run` catches its own timeout, and
+    /// corrected whenever `std::thread::panicking()` settles the question.
+    pub(crate) unwind_depth: Cell<u32>,
+    /// The unwind depth at which the payload in `throw` may be raised (U3):
+    /// 0 for a kill (caught at the root), the depth its scope started at for
+    /// a `Timeout`.
+    pub(crate) throw_depth: Cell<u32>,
     /// Its fiber; `None` for the main greenlet (the thread's own stack) and
     /// once a dead greenlet's stack went back to the pool.
     fiber: Cell<Option<Fiber>>,
@@ -236,6 +251,8 @@ impl Core {
             live_key: Cell::new(NO_LIVE_KEY),
             started: Cell::new(is_main),
             parked_unwinding: Cell::new(false),
+            unwind_depth: Cell::new(0),
+            throw_depth: Cell::new(0),
             is_main,
         }
     }
@@ -264,11 +281,6 @@ impl Core {
         let result = f(&fiber);
         self.fiber.set(Some(fiber));
         Some(result)
-    }
-
-    /// Whether it still has its fiber.
-    pub(crate) fn has_fiber(&self) -> bool {
-        self.with_fiber(|_| ()).is_some()
     }
 
     /// Takes its fiber out (a dead or never-started greenlet's, to reclaim
