@@ -8,10 +8,13 @@
 //!   `target/bench/report.{json,md}` and a table with ratios to green.
 //! * `cargo xtask tidy`: the house rules as `path:line` reports.
 //! * `cargo xtask ci`: `test`, then `bench --quick` as a smoke run.
+//! * `cargo xtask gevent-traces [--check]`: run `tests/gevent_order/*.py`
+//!   with a pinned gevent and write (or check) their `.trace` files.
 //!
 //! std only, on purpose: this crate is built on every run of every task.
 
 mod bench;
+mod gevent;
 // Shared with the bench harness, which writes the same records.
 #[path = "../../benches/support/json.rs"]
 mod json;
@@ -30,7 +33,8 @@ tasks:
   test [--valgrind]        fmt, clippy, tests (debug, release, epoll backend), tidy
   bench [--quick] [FILTER] run benches/, write target/bench/report.{json,md}
   tidy                     check the house rules (also a #[test] in xtask)
-  ci                       test, then bench --quick";
+  ci                       test, then bench --quick
+  gevent-traces [--check]  record tests/gevent_order/*.trace with gevent (or compare)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +50,9 @@ fn main() -> ExitCode {
         "bench" => bench::BenchOptions::parse(rest).and_then(|opts| bench::run_all(&opts)),
         "tidy" => tidy::run(),
         "ci" => ci(rest),
+        "gevent-traces" => {
+            gevent::GeventOptions::parse(rest).and_then(|opts| gevent::run_all(&opts))
+        }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

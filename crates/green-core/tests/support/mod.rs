@@ -205,3 +205,25 @@ pub fn stdout_value(out: &Output, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} line in stdout: {stdout}"))
         .to_string()
 }
+
+/// Runs its closure when dropped: a destructor doing arbitrary work (a
+/// kill, a sleep, a spawn) as its frame unwinds.
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// Describes how a call returning a greenlet's result ended: `Ok(..)`,
+/// `Err(<kind>: <message>)`, or `panic: <message>`.
+pub fn describe_get<T: std::fmt::Debug>(
+    r: std::thread::Result<Result<T, green_core::GreenletError>>,
+) -> String {
+    match r {
+        Ok(Ok(v)) => format!("Ok({v:?})"),
+        Ok(Err(e)) => format!("Err({:?}: {})", e.kind(), e.message()),
+        Err(p) => format!("panic: {}", panic_message(&*p)),
+    }
+}
