@@ -80,13 +80,14 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use green_ctx::{Fiber, FiberRef, Stack, StackPool, StackPoolConfig, DEFAULT_STACK_SIZE};
+use green_ctx::{Fiber, FiberRef, Stack, DEFAULT_STACK_SIZE};
 use green_loop::{Loop, TimerId};
 
 use crate::error::{payload_message, LoopExit};
 use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State, WeakCore};
 use crate::greenlet::MainGreenlet;
 use crate::slab::Slab;
+use crate::stacks::StackPools;
 
 /// How long teardown lets killed greenlets finish unwinding (their
 /// destructors may block briefly) before giving up on them.
@@ -244,12 +245,6 @@ impl TimerWake {
     }
 }
 
-/// Usable size a pool would round `size` to (pages, at least the minimum).
-fn round_stack_size(size: usize) -> usize {
-    let page = green_ctx::page_size();
-    size.max(green_ctx::MIN_STACK_SIZE).div_ceil(page) * page
-}
-
 /// What the hub's timeout slab remembers for one started `Timeout`.
 pub(crate) struct TimeoutEntry {
     /// The greenlet that started it, where it fires.
@@ -308,8 +303,8 @@ pub(crate) struct Hub {
     pending_links: RefCell<VecDeque<CoreRef>>,
     /// Greenlets waiting in `idle()`.
     idle_waiters: RefCell<VecDeque<CoreRef>>,
-    default_pool: RefCell<Option<StackPool>>,
-    other_pools: RefCell<Vec<StackPool>>,
+    /// The stack pools (stacks.rs): closed outside initialise..teardown.
+    stacks: RefCell<StackPools>,
     /// Started or scheduled greenlets, for teardown.
     live: RefCell<Slab<WeakCore>>,
     pub(crate) timeouts: RefCell<Slab<TimeoutEntry>>,
@@ -364,8 +359,7 @@ impl Hub {
             dead: RefCell::new(Vec::new()),
             pending_links: RefCell::new(VecDeque::new()),
             idle_waiters: RefCell::new(VecDeque::new()),
-            default_pool: RefCell::new(None),
-            other_pools: RefCell::new(Vec::new()),
+            stacks: RefCell::new(StackPools::new()),
             live: RefCell::new(Slab::new()),
             timeouts: RefCell::new(Slab::new()),
             unarmed_timeouts: RefCell::new(Vec::new()),
@@ -399,7 +393,7 @@ impl Hub {
             panic!("green-core: cannot create the event loop for this thread's hub: {e}")
         });
         *self.lp.borrow_mut() = Some(Rc::new(lp));
-        *self.default_pool.borrow_mut() = Some(StackPool::with_defaults());
+        self.stacks.borrow_mut().open();
         let main: CoreRef = Rc::new(MainGreenlet::new(Core::new(
             next_greenlet_id(),
             None,
@@ -543,45 +537,15 @@ impl Hub {
 
     // ===== stacks =====
 
-    /// A stack of `size` bytes (default if `None`), guarded or not.
+    /// A stack of at least `size` bytes (default if `None`), guarded or not.
+    #[inline]
     pub(crate) fn take_stack(&self, size: Option<usize>, guarded: bool) -> std::io::Result<Stack> {
-        let size = size.unwrap_or(DEFAULT_STACK_SIZE);
-        if size == DEFAULT_STACK_SIZE && guarded {
-            if let Some(pool) = self.default_pool.borrow_mut().as_mut() {
-                return pool.get();
-            }
-        }
-        let mut pools = self.other_pools.borrow_mut();
-        let rounded = round_stack_size(size);
-        if let Some(pool) = pools
-            .iter_mut()
-            .find(|p| p.config().stack_size == rounded && p.config().guarded == guarded)
-        {
-            return pool.get();
-        }
-        let mut pool = StackPool::new(StackPoolConfig {
-            stack_size: size,
-            guarded,
-            ..StackPoolConfig::default()
-        });
-        let stack = pool.get();
-        pools.push(pool);
-        stack
+        self.stacks.borrow_mut().take(size, guarded)
     }
 
+    #[inline]
     pub(crate) fn give_back_stack(&self, stack: Stack) {
-        if stack.size() == DEFAULT_STACK_SIZE && stack.is_guarded() {
-            if let Some(pool) = self.default_pool.borrow_mut().as_mut() {
-                pool.put(stack);
-                return;
-            }
-        }
-        let mut pools = self.other_pools.borrow_mut();
-        if let Some(pool) = pools.iter_mut().find(|p| {
-            p.config().stack_size == stack.size() && p.config().guarded == stack.is_guarded()
-        }) {
-            pool.put(stack);
-        }
+        self.stacks.borrow_mut().give_back(stack);
     }
 
     // ===== registry and idents =====
@@ -1365,8 +1329,7 @@ impl Hub {
         drop(hub_fiber);
         *self.hub_ref.borrow_mut() = None;
         *self.main.borrow_mut() = None;
-        *self.default_pool.borrow_mut() = None;
-        self.other_pools.borrow_mut().clear();
+        self.stacks.borrow_mut().close();
         let lp = self.lp.borrow_mut().take();
         // From here the hub is gone for everyone: what the loop's drop runs
         // (closures it held) finds no hub rather than a half-torn-down one.

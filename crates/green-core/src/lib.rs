@@ -31,6 +31,7 @@ mod greenlet;
 mod hub;
 mod slab;
 mod sleep;
+mod stacks;
 mod timeout;
 mod wait;
 

@@ -19,16 +19,24 @@
 //! depth you know, and size them with room to spare.
 //!
 //! Freed stacks go on a LIFO free list and are reused before new ones are
-//! carved. Chunks are unmapped when the arena and every stack from it are gone.
+//! carved. A stack freed while [`HOT_FREE`] or more wait there has its pages
+//! given back to the kernel (`MADV_DONTNEED`), as a guarded
+//! [`StackPool`](crate::StackPool) does above its watermark: after a burst of
+//! fibers, the memory they touched returns (a page of RSS per freed stack
+//! otherwise stays), while steady churn below the watermark makes no system
+//! call. Chunks are unmapped when the arena and every stack from it are gone.
 
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 
-use crate::stack::{map_error, round_size, Stack};
+use crate::stack::{map_error, usable_stack_size, Stack};
 
 /// Target size of one chunk of address space.
 const CHUNK_BYTES: usize = 1 << 30;
+
+/// Freed stacks kept with their pages; those freed beyond it are released.
+pub(crate) const HOT_FREE: usize = 256;
 
 /// A source of unguarded stacks of one size. Cloning shares the arena.
 #[derive(Clone, Debug)]
@@ -53,9 +61,11 @@ impl Arena {
     /// An arena of stacks with at least `stack_size` usable bytes each.
     ///
     /// # Errors
-    /// None yet: address space is reserved on the first [`Arena::stack`].
+    /// [`io::ErrorKind::InvalidInput`] above
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE). Address space is reserved
+    /// on the first [`Arena::stack`].
     pub fn new(stack_size: usize) -> io::Result<Arena> {
-        let stack_size = round_size(stack_size);
+        let stack_size = usable_stack_size(stack_size)?;
         let stacks_per_chunk = (CHUNK_BYTES / stack_size).max(1);
         Ok(Arena {
             inner: Rc::new(ArenaInner {
@@ -93,6 +103,11 @@ impl Arena {
         Ok(Stack::from_arena(bottom, size, Rc::clone(inner)))
     }
 
+    /// Stacks given back and waiting for reuse.
+    pub fn free_stacks(&self) -> usize {
+        self.inner.free.borrow().len()
+    }
+
     /// Number of chunk mappings made so far.
     pub fn mappings(&self) -> usize {
         self.inner.chunks.borrow().len()
@@ -123,9 +138,25 @@ impl ArenaInner {
         Ok(())
     }
 
-    /// Returns a stack's region to the free list (called by `Stack::drop`).
+    /// Returns a stack's region to the free list (called by `Stack::drop`),
+    /// releasing its pages when [`HOT_FREE`] stacks are free already.
     pub(crate) fn give_back(&self, bottom: usize) {
-        self.free.borrow_mut().push(bottom);
+        let mut free = self.free.borrow_mut();
+        if free.len() >= HOT_FREE {
+            // SAFETY: `[bottom, bottom + stack_size)` is a stack of one of our
+            // chunks whose `Stack` is being dropped: no fiber runs on it (a
+            // fiber owns its stack until finished, fiber F5) and nothing else
+            // refers to it, so discarding its contents affects no live memory.
+            let rc = unsafe {
+                libc::madvise(
+                    bottom as *mut libc::c_void,
+                    self.stack_size,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            debug_assert_eq!(rc, 0, "madvise(MADV_DONTNEED) on an arena stack failed");
+        }
+        free.push(bottom);
     }
 }
 

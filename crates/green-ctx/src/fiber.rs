@@ -90,6 +90,13 @@
 //!   every panic (and forced unwind) and stores its payload in the slot.
 //! * **F7.** Fibers never leave their thread: [`Fiber`] and [`FiberRef`] are
 //!   `!Send` (they hold `Rc`), and `CURRENT` is thread-local.
+//! * **F8.** `ROOT` owns one strong count of the root slot from its creation
+//!   until thread exit, so the root is alive whenever `ROOT` is non-null.
+//!   At thread exit `ROOT_RELEASE` gives that count back and clears `ROOT`
+//!   and `CURRENT` only if the thread's own stack is current and no other
+//!   handle refers to the root (strong count 1, no weak): then no switch
+//!   can target it and no address of it is in use. Otherwise the root is
+//!   kept for the rest of the process (a few hundred bytes).
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -249,6 +256,26 @@ impl Slot {
         }
     }
 
+    /// Writes the name messages call the fiber by, in pieces, allocating
+    /// nothing (the overflow handler uses it, O1): the name set by
+    /// [`Fiber::set_name`], else `<prefix>-<number>` from
+    /// [`Fiber::set_number`] and [`set_number_prefix`], else `<unnamed>`.
+    pub(crate) fn write_display_name(&self, put: &mut dyn FnMut(&[u8])) {
+        match self.name.try_borrow().as_deref() {
+            Ok(Some(name)) if !name.is_empty() => put(name.as_bytes()),
+            _ if self.number.get() != 0 => {
+                put(NUMBER_PREFIX.get().copied().unwrap_or("fiber").as_bytes());
+                put(b"-");
+                let mut digits = [0u8; 20];
+                put(crate::overflow::decimal(
+                    self.number.get() as usize,
+                    &mut digits,
+                ));
+            }
+            _ => put(b"<unnamed>"),
+        }
+    }
+
     /// Whether a parent was chosen (by `set_parent` or at the first switch).
     fn has_parent(&self) -> bool {
         let parent = self.parent.take();
@@ -305,11 +332,13 @@ impl Slot {
 thread_local! {
     /// F2: the running slot; null means the root slot.
     static CURRENT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
-    /// The thread's original context. Its `Rc` is leaked on purpose (one
-    /// small record per thread): a thread-local with a destructor could be
-    /// gone while other thread-local destructors still switch fibers (a hub
-    /// tearing down at thread exit), and the root must outlive them all (F4).
+    /// The thread's original context, made on first use. It holds one strong
+    /// count of its `Rc` (F8): a plain `Cell`, with no destructor, so it is
+    /// still there while other thread-local destructors switch fibers (a hub
+    /// tearing down at thread exit); `ROOT_RELEASE` lets go of it last.
     static ROOT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
+    /// Frees the root slot at thread exit when nothing refers to it (F8).
+    static ROOT_RELEASE: RootRelease = const { RootRelease };
     /// Emptied slots of finished fibers, each held only here (strong count
     /// 1, no weak references), for [`Fiber::new`] to reuse. Reached with
     /// `try_with`: at thread exit, once it is gone, slots are simply freed.
@@ -388,7 +417,8 @@ fn root_ptr_first_time() -> *const Slot {
     root
 }
 
-/// The root slot of this thread, made on first use and never freed (F4).
+/// The root slot of this thread, made on first use; freed at thread exit
+/// if nothing refers to it any more (F8).
 fn root_ptr() -> *const Slot {
     let root = ROOT.with(Cell::get);
     if !root.is_null() {
@@ -396,7 +426,40 @@ fn root_ptr() -> *const Slot {
     }
     let root = Rc::into_raw(Rc::new(Slot::new(Phase::Started)));
     ROOT.with(|r| r.set(root));
+    // Registers the release at thread exit. Made during thread exit, after
+    // the release ran, the root is simply kept (F8).
+    let _ = ROOT_RELEASE.try_with(|_| ());
     root
+}
+
+/// Lets go of the root slot's `ROOT` count at thread exit (F8).
+struct RootRelease;
+
+impl Drop for RootRelease {
+    fn drop(&mut self) {
+        let root = ROOT.with(Cell::get);
+        if root.is_null() {
+            return;
+        }
+        let current = CURRENT.with(Cell::get);
+        if !(current.is_null() || ptr::eq(current, root)) {
+            return; // A fiber runs (it cannot, here): keep the root.
+        }
+        // SAFETY: F8: `ROOT` holds one strong count of the live root slot,
+        // which this takes back; it is handed back below unless freed.
+        let rc = unsafe { Rc::from_raw(root) };
+        if Rc::strong_count(&rc) != 1 || Rc::weak_count(&rc) != 0 {
+            // A handle still names it (a fiber's parent, a `FiberRef`): it
+            // must outlive them, so it stays, as before.
+            let _ = Rc::into_raw(rc);
+            return;
+        }
+        // Nothing else refers to it, so nothing can switch to it; the thread
+        // runs its own stack. A later use on this thread makes a new root.
+        ROOT.with(|r| r.set(ptr::null()));
+        CURRENT.with(|c| c.set(ptr::null()));
+        drop(rc);
+    }
 }
 
 /// A strong reference to the root slot.
@@ -914,20 +977,14 @@ impl Drop for Fiber {
 /// freed safely: its stack is still in use. Keep it forever and say so.
 #[cold]
 fn leak_unfinished(slot: &Rc<Slot>) {
-    let name = slot
-        .name
-        .borrow()
-        .as_deref()
-        .map_or(String::new(), |n| n.to_string());
-    tracing_free_warning(&name);
-    slot.set_keep_alive(Rc::clone(slot));
-}
-
-fn tracing_free_warning(name: &str) {
+    let mut name = Vec::new();
+    slot.write_display_name(&mut |bytes| name.extend_from_slice(bytes));
     eprintln!(
-        "green-ctx: fiber '{name}' caught its ForcedUnwind and suspended again; \
-         its stack is leaked (let ForcedUnwind propagate with resume_unwind)"
+        "green-ctx: fiber '{}' caught its ForcedUnwind and suspended again; \
+         its stack is leaked (let ForcedUnwind propagate with resume_unwind)",
+        String::from_utf8_lossy(&name)
     );
+    slot.set_keep_alive(Rc::clone(slot));
 }
 
 /// The current slot as a strong reference.
@@ -1100,7 +1157,8 @@ pub(crate) fn probe_fp_control() -> bool {
     let before = get_mxcsr();
     // Rounding control (bits 13-14) set to "toward zero" inside the fiber.
     let changed = before | (0b11 << 13);
-    let stack = Stack::new(crate::MIN_STACK_SIZE).expect("a 16 KiB stack for the switch probe");
+    let stack =
+        Stack::new(crate::MIN_STACK_SIZE).expect("a minimum-sized stack for the switch probe");
     let fiber = Fiber::new(stack, move |_| {
         set_mxcsr(changed);
         0

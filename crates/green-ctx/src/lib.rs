@@ -74,8 +74,11 @@ mod valgrind;
 pub use arena::Arena;
 pub use fiber::{set_number_prefix, Fiber, FiberRef, FiberState, ForcedUnwind, Payload};
 pub use prefetch::prefetch;
-pub use stack::{page_size, read_max_map_count, Stack, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
-pub use stack_pool::{StackPool, StackPoolConfig};
+pub use stack::{
+    page_size, read_max_map_count, usable_stack_size, Stack, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
+    MIN_STACK_SIZE,
+};
+pub use stack_pool::{StackPool, StackPoolConfig, MAX_REFILL_BYTES};
 pub use valgrind::running_on_valgrind;
 
 /// Whether the linked context switch saves and restores the floating-point

@@ -190,19 +190,7 @@ fn report_and_abort(slot: &fiber::Slot) -> ! {
     };
     put(b"\nfiber '");
     let mut digits = [0u8; 20];
-    match slot.name.try_borrow().as_deref() {
-        Ok(Some(name)) if !name.is_empty() => put(name.as_bytes()),
-        _ if slot.number.get() != 0 => {
-            put(fiber::NUMBER_PREFIX
-                .get()
-                .copied()
-                .unwrap_or("fiber")
-                .as_bytes());
-            put(b"-");
-            put(decimal(slot.number.get() as usize, &mut digits));
-        }
-        _ => put(b"<unnamed>"),
-    }
+    slot.write_display_name(&mut put);
     put(b"'");
     if let Some(site) = slot.site.get() {
         put(b" (spawned at ");
@@ -222,7 +210,7 @@ fn report_and_abort(slot: &fiber::Slot) -> ! {
 }
 
 /// Formats `n` in decimal into the end of `buf`, without allocating (O1).
-fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

@@ -4,7 +4,9 @@
 //! * **LIFO reuse:** the stack given back last is handed out first; its top
 //!   pages are the most likely to still be in the cache and already committed.
 //! * **Bulk refill:** an empty pool maps `refill` guarded stacks with one `mmap`
-//!   (see [`Stack::new_batch`]), or carves them from its arena.
+//!   (see [`Stack::new_batch`]), or carves them from its arena; a batch spans
+//!   at most [`MAX_REFILL_BYTES`], so large stacks come a few at a time and
+//!   huge ones one at a time.
 //! * **Cap:** at most `max_cached` stacks are kept; the rest are freed.
 //! * **Watermark:** a stack given back while `hot_watermark` or more are cached
 //!   has its touched pages released (`MADV_DONTNEED`), so a burst of fibers does
@@ -13,14 +15,19 @@
 use std::io;
 
 use crate::arena::Arena;
-use crate::stack::{round_size, Stack, DEFAULT_STACK_SIZE};
+use crate::stack::{guard_size, usable_stack_size, Stack, DEFAULT_STACK_SIZE};
+
+/// Most bytes (usable plus guard) one refill maps: 16 default-sized stacks
+/// fit, a 1 MiB stack comes seven at a time, a 64 MiB one alone.
+pub const MAX_REFILL_BYTES: usize = 8 << 20;
 
 /// Settings of a [`StackPool`].
 #[derive(Clone, Debug)]
 pub struct StackPoolConfig {
     /// Usable bytes of each stack (rounded up to pages).
     pub stack_size: usize,
-    /// How many stacks an empty pool makes at once.
+    /// How many stacks an empty pool makes at once (fewer when they would
+    /// span more than [`MAX_REFILL_BYTES`]; at least one).
     pub refill: usize,
     /// Most stacks kept cached; extra ones given back are freed.
     pub max_cached: usize,
@@ -51,9 +58,11 @@ pub struct StackPool {
 }
 
 impl StackPool {
-    /// A pool with the given settings.
+    /// A pool with the given settings. A `stack_size` above
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) makes a pool whose
+    /// [`get`](StackPool::get) fails with that error.
     pub fn new(mut config: StackPoolConfig) -> StackPool {
-        config.stack_size = round_size(config.stack_size);
+        config.stack_size = usable_stack_size(config.stack_size).unwrap_or(config.stack_size);
         config.refill = config.refill.max(1);
         StackPool {
             config,
@@ -92,7 +101,13 @@ impl StackPool {
     }
 
     fn refill(&mut self) -> io::Result<()> {
-        let count = self.config.refill.min(self.config.max_cached.max(1));
+        let stride = self.config.stack_size.saturating_add(guard_size());
+        let count = self
+            .config
+            .refill
+            .min(self.config.max_cached)
+            .min(MAX_REFILL_BYTES / stride)
+            .max(1);
         if self.config.guarded {
             let mut batch = Stack::new_batch(self.config.stack_size, count)?;
             // Hand out the lowest first; order does not matter for correctness.
@@ -128,6 +143,12 @@ impl StackPool {
     /// Number of stacks cached now.
     pub fn cached(&self) -> usize {
         self.cached.len()
+    }
+
+    /// Frees cached stacks until at most `keep` remain (the last given back
+    /// go first).
+    pub fn trim_to(&mut self, keep: usize) {
+        self.cached.truncate(keep);
     }
 
     /// Frees every cached stack.
