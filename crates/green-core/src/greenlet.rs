@@ -640,6 +640,17 @@ impl<T: Clone + 'static> Greenlet<T> {
         if let Some(value) = self.inner.value.borrow().as_ref() {
             return Ok(value.clone());
         }
+        if !self.inner.core.is_dead() {
+            // `get` returns early only when its wait cannot go on: nothing
+            // could ever finish the greenlet, but LoopExit cannot be raised
+            // (the caller is unwinding), or the hub is being torn down.
+            return Err(GreenletError::new(
+                ErrorKind::NotReady,
+                "greenlet has not finished: the wait gave up because nothing could ever \
+                 finish it (the caller was unwinding, so LoopExit could not be raised, or \
+                 the hub was being torn down)",
+            ));
+        }
         Err(self.inner.core.error().unwrap_or_else(|| {
             GreenletError::new(
                 ErrorKind::NotReady,
