@@ -67,11 +67,13 @@
 //!
 //! # Lifetime
 //!
-//! The `Hub` record is allocated once per thread and never freed (a few
-//! hundred bytes), so that greenlet code unwinding during thread exit can
-//! still reach it; what it owns (the loop, the stacks, the greenlets) is
-//! released by [`Hub::teardown`], at the end of [`run`](crate::run) or at
-//! thread exit, after which the next use builds it anew.
+//! The `Hub` record is allocated once per thread and handed out as
+//! `&'static Hub`, so that greenlet code (even code unwinding during thread
+//! exit) reaches it without holding a borrow across a switch. What it owns
+//! (the loop, the stacks, the greenlets) is released by [`Hub::teardown`], at
+//! the end of [`run`](crate::run), by [`shutdown`](crate::shutdown) or at
+//! thread exit, after which the next use builds it anew; the record itself
+//! is freed at thread exit once teardown is over (`hub_record.rs`, R1-R2).
 
 use std::cell::{Cell, Ref, RefCell};
 use std::cmp::Reverse;
@@ -143,22 +145,24 @@ fn prefetch_ahead(ready: &VecDeque<CoreRef>) {
 
 thread_local! {
     static HUB: Cell<Option<&'static Hub>> = const { Cell::new(None) };
-    /// Tears the hub down at thread exit (the `HUB` slot itself has no
-    /// destructor, so it stays readable while this runs).
-    static TEARDOWN_AT_EXIT: ExitGuard = const { ExitGuard };
 }
 
-struct ExitGuard;
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        if let Some(hub) = HUB.with(Cell::get) {
-            if hub.is_initialised() {
-                // Never let a panic escape a TLS destructor: that aborts.
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| hub.teardown()));
-            }
-        }
+/// At thread exit: tears the hub down, then returns its record for
+/// `hub_record` to free (R2), clearing the thread's slot. `None` when the
+/// record must stay: teardown did not finish, or this runs off the thread's
+/// own stack (a process exit called inside a greenlet runs thread-local
+/// destructors there).
+pub(crate) fn teardown_at_exit() -> Option<&'static Hub> {
+    let hub = HUB.with(Cell::get)?;
+    if hub.is_initialised() {
+        // Never let a panic escape a TLS destructor: that aborts.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| hub.teardown()));
     }
+    if hub.is_initialised() || hub.tearing_down.get() || !FiberRef::current().is_root() {
+        return None;
+    }
+    HUB.with(|slot| slot.set(None));
+    Some(hub)
 }
 
 /// Chains a panic hook, once per process, that counts a panic in the
@@ -209,7 +213,7 @@ pub(crate) fn hub() -> &'static Hub {
 #[cold]
 #[inline(never)]
 fn new_hub() -> &'static Hub {
-    let hub: &'static Hub = Box::leak(Box::new(Hub::empty()));
+    let hub = crate::hub_record::allocate();
     HUB.with(|slot| slot.set(Some(hub)));
     hub
 }
@@ -337,7 +341,7 @@ pub(crate) fn next_greenlet_id() -> u64 {
 }
 
 impl Hub {
-    fn empty() -> Hub {
+    pub(crate) fn empty() -> Hub {
         Hub {
             initialised: Cell::new(false),
             epoch: Cell::new(0),
@@ -416,7 +420,7 @@ impl Hub {
         // A hub built by a thread-local destructor that runs after ours has
         // no exit guard left to tear it down; it still works, and is torn
         // down by `run` or `shutdown` if the destructor uses them.
-        if TEARDOWN_AT_EXIT.try_with(|_| ()).is_err() {
+        if !crate::hub_record::tear_down_at_exit() {
             tracing::debug!(
                 "green-core: hub created during thread exit; it is not torn down at exit"
             );
