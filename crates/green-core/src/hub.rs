@@ -318,6 +318,8 @@ pub(crate) struct Hub {
     /// raised). The next park of any greenlet arms them all.
     pub(crate) unarmed_timeouts: RefCell<Vec<usize>>,
     pub(crate) next_timeout_serial: Cell<u64>,
+    /// Its timeouts cancelled from other threads.
+    foreign_cancels: RefCell<Option<std::sync::Arc<crate::timeout::ForeignCancels>>>,
     /// Greenlets waiting for a `start_later` timer, held strongly.
     delayed: RefCell<Slab<CoreRef>>,
     free_idents: RefCell<BinaryHeap<Reverse<usize>>>,
@@ -368,6 +370,7 @@ impl Hub {
             timeouts: RefCell::new(Slab::new()),
             unarmed_timeouts: RefCell::new(Vec::new()),
             next_timeout_serial: Cell::new(0),
+            foreign_cancels: RefCell::new(None),
             delayed: RefCell::new(Slab::new()),
             free_idents: RefCell::new(BinaryHeap::new()),
             next_ident: Cell::new(1),
@@ -393,6 +396,7 @@ impl Hub {
         static NEXT_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         self.epoch
             .set(NEXT_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        *self.foreign_cancels.borrow_mut() = Some(crate::timeout::register_hub(self.epoch.get()));
         let lp = Loop::new().unwrap_or_else(|e| {
             panic!("green-core: cannot create the event loop for this thread's hub: {e}")
         });
@@ -483,6 +487,16 @@ impl Hub {
                 .as_ref()
                 .expect("the main greenlet exists"),
         )
+    }
+
+    /// The record of this hub's timeouts cancelled from other threads, if
+    /// it holds any request (one atomic load otherwise).
+    pub(crate) fn foreign_cancels(&self) -> Option<std::sync::Arc<crate::timeout::ForeignCancels>> {
+        self.foreign_cancels
+            .borrow()
+            .as_ref()
+            .filter(|c| c.is_pending())
+            .cloned()
     }
 
     /// Whether the hub fiber itself runs (a rawlink, a loop handler).
@@ -889,6 +903,9 @@ impl Hub {
     /// One round of the hub's work; returns after switching to a greenlet
     /// that later switched back, or after polling the loop.
     fn run_once(&self) {
+        if let Some(cancels) = self.foreign_cancels() {
+            crate::timeout::withdraw_foreign_cancels(self, &cancels);
+        }
         self.reap_dead();
         self.fire_pending_links();
         if self.tearing_down.get() && self.teardown_grace_over() {
@@ -1339,6 +1356,8 @@ impl Hub {
         // (closures it held) finds no hub rather than a half-torn-down one.
         self.initialised.set(false);
         drop(lp);
+        crate::timeout::unregister_hub(self.epoch.get());
+        *self.foreign_cancels.borrow_mut() = None;
         // A destructor run by the drops above may have started a timeout in
         // the fresh collections: nothing of it may reach the next hub.
         *self.timeouts.borrow_mut() = Slab::new();

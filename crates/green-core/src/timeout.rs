@@ -12,6 +12,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use green_loop::{Loop, TimerId};
@@ -177,39 +179,21 @@ impl Timeout {
     /// Stops it. If it fired but its greenlet has not raised it yet (it was
     /// in an uninterruptible wait), the raise is withdrawn too, whichever
     /// greenlet cancels.
+    ///
+    /// A started `Timeout` moved to another thread and cancelled (or dropped)
+    /// there is cancelled too: the request reaches its hub, which withdraws
+    /// it before it could fire.
     pub fn cancel(&self) {
         let Some(armed) = self.armed.take() else {
             return;
         };
         let Some(hub) = Self::own_hub(&armed) else {
+            cancel_from_another_thread(&armed);
             return;
         };
-        let mut timeouts = hub.timeouts.borrow_mut();
-        if timeouts
-            .get(armed.key)
-            .is_some_and(|e| e.serial == armed.serial)
-        {
-            // Not fired yet: withdraw its timer, or its place in the queue
-            // of timers still to arm.
-            let entry = timeouts
-                .remove(armed.key)
-                .expect("the entry was just found");
-            drop(timeouts);
-            match entry.timer {
-                Some(timer) => {
-                    let cancelled = hub.with_loop(|lp| lp.cancel_timer(timer));
-                    debug_assert!(cancelled, "a timeout's timer outlived its entry");
-                }
-                None => {
-                    let mut unarmed = hub.unarmed_timeouts.borrow_mut();
-                    if let Some(at) = unarmed.iter().rposition(|&k| k == armed.key) {
-                        unarmed.remove(at);
-                    }
-                }
-            }
+        if withdraw_entry(hub, armed.key, armed.serial) {
             return;
         }
-        drop(timeouts);
         // It fired: withdraw its raise if its greenlet has not seen it yet.
         let owner = hub.live_greenlet(armed.owner_key, armed.owner_id);
         if let Some(owner) = owner {
@@ -288,6 +272,111 @@ fn started_in_hub() -> ! {
     );
 }
 
+/// Withdraws a started timeout that has not fired: its timer, or its place
+/// in the queue of timers still to arm. Returns whether it was there.
+fn withdraw_entry(hub: &Hub, key: usize, serial: u64) -> bool {
+    let mut timeouts = hub.timeouts.borrow_mut();
+    if !timeouts.get(key).is_some_and(|e| e.serial == serial) {
+        return false;
+    }
+    let entry = timeouts.remove(key).expect("the entry was just found");
+    drop(timeouts);
+    match entry.timer {
+        Some(timer) => {
+            let cancelled = hub.with_loop(|lp| lp.cancel_timer(timer));
+            debug_assert!(cancelled, "a timeout's timer outlived its entry");
+        }
+        None => {
+            let mut unarmed = hub.unarmed_timeouts.borrow_mut();
+            if let Some(at) = unarmed.iter().rposition(|&k| k == key) {
+                unarmed.remove(at);
+            }
+        }
+    }
+    true
+}
+
+/// Cancellations of one hub's timeouts asked for from other threads: a
+/// started `Timeout` is `Send` (it is also the payload and the error), so it
+/// may be cancelled or dropped on a thread that is not its hub's.
+pub(crate) struct ForeignCancels {
+    epoch: u64,
+    /// Set when `list` is not empty: the hub's only cost is one load of it.
+    pending: AtomicBool,
+    /// `(slab key, serial)` of each timeout to withdraw.
+    list: Mutex<Vec<(usize, u64)>>,
+}
+
+impl ForeignCancels {
+    /// Whether a request waits.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+}
+
+/// The hubs alive in the process that have timeouts cancellable from
+/// elsewhere, by epoch.
+static FOREIGN_CANCELS: Mutex<Vec<Arc<ForeignCancels>>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; never let a poisoned one
+    // stop a cancel.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Makes a hub's timeouts cancellable from other threads (at hub start).
+pub(crate) fn register_hub(epoch: u64) -> Arc<ForeignCancels> {
+    let cancels = Arc::new(ForeignCancels {
+        epoch,
+        pending: AtomicBool::new(false),
+        list: Mutex::new(Vec::new()),
+    });
+    lock(&FOREIGN_CANCELS).push(Arc::clone(&cancels));
+    cancels
+}
+
+/// The end of [`register_hub`] (at teardown): later requests find no hub,
+/// and its timeouts cannot fire any more anyway.
+pub(crate) fn unregister_hub(epoch: u64) {
+    lock(&FOREIGN_CANCELS).retain(|c| c.epoch != epoch);
+}
+
+/// [`Timeout::cancel`] on a thread that is not its hub's.
+fn cancel_from_another_thread(armed: &Armed) {
+    let registry = lock(&FOREIGN_CANCELS);
+    if let Some(cancels) = registry.iter().find(|c| c.epoch == armed.epoch) {
+        lock(&cancels.list).push((armed.key, armed.serial));
+        cancels.pending.store(true, Ordering::Release);
+    }
+}
+
+/// Withdraws the timeouts other threads cancelled (the hub calls it before
+/// each loop iteration, and a firing timeout checks for itself).
+pub(crate) fn withdraw_foreign_cancels(hub: &Hub, cancels: &ForeignCancels) {
+    let list = {
+        let mut list = lock(&cancels.list);
+        cancels.pending.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *list)
+    };
+    for (key, serial) in list {
+        withdraw_entry(hub, key, serial);
+    }
+}
+
+/// Whether another thread cancelled the timeout at `key` with `serial`
+/// (removing the request).
+fn cancelled_elsewhere(cancels: &ForeignCancels, key: usize, serial: u64) -> bool {
+    let mut list = lock(&cancels.list);
+    match list.iter().position(|&c| c == (key, serial)) {
+        Some(at) => {
+            list.swap_remove(at);
+            cancels.pending.store(!list.is_empty(), Ordering::Relaxed);
+            true
+        }
+        None => false,
+    }
+}
+
 impl Drop for Timeout {
     fn drop(&mut self) {
         self.cancel();
@@ -354,6 +443,12 @@ fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
     let Some(entry) = hub.timeouts.borrow_mut().remove(key as usize) else {
         return;
     };
+    if hub
+        .foreign_cancels()
+        .is_some_and(|c| cancelled_elsewhere(&c, key as usize, entry.serial))
+    {
+        return;
+    }
     let Some(core) = entry.core.upgrade() else {
         return;
     };

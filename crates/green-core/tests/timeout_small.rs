@@ -1,9 +1,7 @@
-//! Small `Timeout` contracts.
-//!
-//! (`Timeout` must be `!Send`, so that a started one is never dropped on
-//! another thread, where cancelling cannot reach its hub. A negative trait
-//! bound can only be checked by a `compile_fail` doctest in the crate's own
-//! sources, so it is not tested here.)
+//! Small `Timeout` contracts: a clear message when a rawlink starts one, and
+//! a started one moved to another thread is still cancelled when dropped
+//! there (`Timeout` is `Send`: it is also the payload raised and the error
+//! `Timeout::run` returns).
 
 #[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
 mod support;
@@ -42,4 +40,40 @@ fn starting_a_timeout_in_a_rawlink_says_a_rawlink_cannot_start_a_timeout() {
         message.contains("rawlink") && message.contains("Timeout"),
         "the message says a rawlink cannot start a Timeout: {message}"
     );
+}
+
+/// "Dropping a started Timeout on another thread cancels it": the greenlet
+/// that started it sleeps past its deadline undisturbed.
+#[test]
+fn a_started_timeout_dropped_on_another_thread_never_fires() {
+    let outcome = within(LIMIT, || {
+        run(|| {
+            let t = Timeout::start_new(Duration::from_millis(30));
+            std::thread::spawn(move || drop(t)).join().unwrap();
+            let slept = catch(|| sleep(Duration::from_millis(150)));
+            slept.map_err(|p| panic_message(&*p))
+        })
+    });
+    assert!(outcome.is_ok(), "the dropped timeout fired: {outcome:?}");
+}
+
+/// The same for a timeout whose timer was already armed (its greenlet had
+/// blocked once before the drop), and one cancelled rather than dropped.
+#[test]
+fn an_armed_timeout_cancelled_on_another_thread_never_fires() {
+    let outcome = within(LIMIT, || {
+        run(|| {
+            let t = Timeout::start_new(Duration::from_millis(60));
+            sleep(Duration::from_millis(1)); // arms its timer
+            std::thread::spawn(move || {
+                t.cancel();
+                drop(t);
+            })
+            .join()
+            .unwrap();
+            let slept = catch(|| sleep(Duration::from_millis(200)));
+            slept.map_err(|p| panic_message(&*p))
+        })
+    });
+    assert!(outcome.is_ok(), "the cancelled timeout fired: {outcome:?}");
 }
