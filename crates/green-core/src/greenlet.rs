@@ -228,6 +228,9 @@ pub(crate) fn spawn_raw_at(f: Box<dyn FnOnce()>, site: &'static Location<'static
     g.start();
 }
 
+/// Why a link's greenlet could not be made, with the callback given back.
+pub(crate) type LinkStartError = (io::Error, Box<dyn FnOnce()>);
+
 /// Makes the greenlet of a `link` callback. `queued`: started the usual way
 /// (`Ok(None)`); else started but not queued, for the hub to switch into at
 /// once, so that it runs before the next link fires (`Ok(Some)`). Without a
@@ -237,7 +240,7 @@ pub(crate) fn try_start_link(
     f: Box<dyn FnOnce()>,
     site: &'static Location<'static>,
     queued: bool,
-) -> Result<Option<CoreRef>, (io::Error, Box<dyn FnOnce()>)> {
+) -> Result<Option<CoreRef>, LinkStartError> {
     // The entry is kept aside until the stack is there, to be given back
     // with the error.
     let slot = Rc::new(RefCell::new(Some(f)));

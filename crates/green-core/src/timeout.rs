@@ -276,7 +276,7 @@ fn started_in_hub() -> ! {
 /// in the queue of timers still to arm. Returns whether it was there.
 fn withdraw_entry(hub: &Hub, key: usize, serial: u64) -> bool {
     let mut timeouts = hub.timeouts.borrow_mut();
-    if !timeouts.get(key).is_some_and(|e| e.serial == serial) {
+    if timeouts.get(key).is_none_or(|e| e.serial != serial) {
         return false;
     }
     let entry = timeouts.remove(key).expect("the entry was just found");
