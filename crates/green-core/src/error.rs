@@ -154,3 +154,12 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
         "Box<dyn Any> (a non-string panic payload)".to_string()
     }
 }
+
+/// Whether a payload is one green-core raises into a greenlet (a kill, a
+/// timeout, a forced unwind), rather than a panic of the user's code.
+pub(crate) fn is_green_core_payload(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<GreenletExit>()
+        || payload.is::<crate::greenlet::KillPayload>()
+        || payload.is::<crate::Timeout>()
+        || payload.is::<green_ctx::ForcedUnwind>()
+}

@@ -889,7 +889,8 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
         Ok(value) => {
             *me.value.borrow_mut() = Some(value);
             // A kill or timeout that never got delivered dies with it.
-            hub.drop_guarded(core.throw.take(), core, "dropping an undelivered kill");
+            // (A kill raised in that drop is dropped too: it is finishing.)
+            let _ = hub.drop_guarded(core.throw.take(), core, "dropping an undelivered kill");
             core.set_outcome(true, None);
         }
         Err(payload) => record_death(core, payload),
@@ -912,10 +913,12 @@ fn drop_unobserved_outcome<T: 'static>(hub: &crate::hub::Hub, me: &Rc<Inner<T>>)
     if Rc::strong_count(me) != internal || !core.links.borrow().is_empty() {
         return;
     }
+    // A kill or timeout raised while these drop is dropped too: the
+    // greenlet is finishing anyway.
     let value = me.value.borrow_mut().take();
-    hub.drop_guarded(value, core, "dropping the value");
+    let _ = hub.drop_guarded(value, core, "dropping the value");
     let payload = core.throw.take();
-    hub.drop_guarded(payload, core, "dropping the panic payload");
+    let _ = hub.drop_guarded(payload, core, "dropping the panic payload");
 }
 
 /// Records what a greenlet died of (keeping the payload once, in `throw`),
@@ -955,20 +958,18 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
             record_death(c, payload);
             hub.on_death(core);
             if let Some(fiber) = fiber {
-                let stack = panic::catch_unwind(AssertUnwindSafe(|| fiber.take_stack()));
-                match stack {
-                    Ok(Some(stack)) => hub.give_back_stack(stack),
-                    Ok(None) => {}
-                    Err(payload) => {
-                        hub.caught_in_current(&*payload);
-                        report_failure(
-                            &format!("dropping the unrun entry of greenlet '{}'", display_name(c)),
-                            Some(c.spawn_site),
-                            &payload_message(&*payload),
-                        );
-                    }
+                // Dropping the entry in place is what `take_stack` does
+                // first; the killer's own kill raised meanwhile goes on.
+                let name = format!("dropping the unrun entry of greenlet '{}'", display_name(c));
+                let mut stack = None;
+                let passed = hub.guard_user_code(&name, c.spawn_site, || {
+                    stack = fiber.take_stack();
+                });
+                if let Some(stack) = stack {
+                    hub.give_back_stack(stack);
                 }
-                hub.drop_guarded(fiber, c, "dropping the unrun entry");
+                drop(fiber);
+                hub.pass_on(passed);
             }
             return;
         }

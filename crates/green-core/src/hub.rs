@@ -303,6 +303,9 @@ pub(crate) struct Hub {
     /// Fibers of finished greenlets, whose stacks go back to the pool once
     /// nothing runs on them (H1: fibers only, so reaping runs no user code).
     dead: RefCell<Vec<Fiber>>,
+    /// Last references to records of greenlets killed before they started,
+    /// found in the ready queue, for the hub to drop (H1).
+    dead_records: RefCell<Vec<CoreRef>>,
     /// Greenlets whose links are due (S4).
     pending_links: RefCell<VecDeque<CoreRef>>,
     /// Greenlets waiting in `idle()`.
@@ -363,6 +366,7 @@ impl Hub {
             ready: RefCell::new(VecDeque::new()),
             direct_switches: Cell::new(0),
             dead: RefCell::new(Vec::new()),
+            dead_records: RefCell::new(Vec::new()),
             pending_links: RefCell::new(VecDeque::new()),
             idle_waiters: RefCell::new(VecDeque::new()),
             stacks: RefCell::new(StackPools::new()),
@@ -650,8 +654,12 @@ impl Hub {
             if !c.is_dead() {
                 return Some(next);
             }
-            // Killed before it started: possibly the last reference (H1).
-            self.drop_record(next);
+            // Killed before it started. Its record may hold user data (a kill
+            // payload): if this is the last reference, the hub drops it (H1),
+            // not whichever greenlet is switching.
+            if Rc::strong_count(&next) == 1 {
+                self.dead_records.borrow_mut().push(next);
+            }
         }
     }
 
@@ -903,6 +911,7 @@ impl Hub {
     /// One round of the hub's work; returns after switching to a greenlet
     /// that later switched back, or after polling the loop.
     fn run_once(&self) {
+        self.drop_dead_records();
         if let Some(cancels) = self.foreign_cancels() {
             crate::timeout::withdraw_foreign_cancels(self, &cancels);
         }
@@ -1020,41 +1029,69 @@ impl Hub {
         }
     }
 
-    /// Drops something that may run user code (a dead greenlet's record, a
-    /// link that did not fire, a never-started greenlet's entry) so that a
-    /// panic in it is reported against `whose` greenlet instead of unwinding
-    /// the caller: the hub, a teardown, or a killer (H1).
-    pub(crate) fn drop_guarded<V>(&self, value: V, whose: &Core, what: &str) {
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
-            self.caught_in_current(&*payload);
-            report_failure(
-                &format!(
-                    "{what} of greenlet '{}'",
-                    crate::greenlet::display_name(whose)
-                ),
-                Some(whose.spawn_site),
-                &payload_message(&*payload),
-            );
+    /// Runs user code (a destructor) on behalf of greenlet `whose`, so that
+    /// a panic in it is reported against that greenlet instead of unwinding
+    /// the caller: the hub, a teardown, a killer (H1). A kill or timeout of
+    /// the running greenlet that unwinds out of it is not the destructor's
+    /// failure: it is handed back, for the caller to pass on with
+    /// [`Hub::pass_on`] (or to drop, where the greenlet is finishing anyway).
+    #[must_use]
+    pub(crate) fn guard_user_code(
+        &self,
+        whose: &str,
+        site: &'static Location<'static>,
+        f: impl FnOnce(),
+    ) -> Option<green_ctx::Payload> {
+        let payload = panic::catch_unwind(AssertUnwindSafe(f)).err()?;
+        self.caught_in_current(&*payload);
+        if crate::error::is_green_core_payload(&*payload) {
+            return Some(payload);
+        }
+        report_failure(whose, Some(site), &payload_message(&*payload));
+        None
+    }
+
+    /// [`Hub::guard_user_code`] dropping `value`, which belongs to `whose`.
+    #[must_use]
+    pub(crate) fn drop_guarded<V>(
+        &self,
+        value: V,
+        whose: &Core,
+        what: &str,
+    ) -> Option<green_ctx::Payload> {
+        let name = format!(
+            "{what} of greenlet '{}'",
+            crate::greenlet::display_name(whose)
+        );
+        self.guard_user_code(&name, whose.spawn_site, move || drop(value))
+    }
+
+    /// Raises in the running greenlet a kill or timeout that
+    /// [`Hub::guard_user_code`] handed back; in the hub, where no greenlet
+    /// runs, there is nothing to raise it in.
+    pub(crate) fn pass_on(&self, payload: Option<green_ctx::Payload>) {
+        let Some(payload) = payload else { return };
+        let current = self.current();
+        match current {
+            Some(core) => self.raise(core.core(), payload),
+            None => drop(payload),
         }
     }
 
     /// Drops a reference to a dead greenlet's record; if it is the last one,
-    /// the value and payload it still holds are dropped under [`Hub::drop_guarded`]'s
-    /// guard (H1).
+    /// the value and payload it still holds are dropped under
+    /// [`Hub::guard_user_code`] (H1).
     pub(crate) fn drop_record(&self, core: CoreRef) {
         if Rc::strong_count(&core) > 1 {
             return;
         }
-        let name = crate::greenlet::display_name(core.core());
+        let name = format!(
+            "dropping the value of greenlet '{}'",
+            crate::greenlet::display_name(core.core())
+        );
         let site = core.core().spawn_site;
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(core))) {
-            self.caught_in_current(&*payload);
-            report_failure(
-                &format!("dropping the value of greenlet '{name}'"),
-                Some(site),
-                &payload_message(&*payload),
-            );
-        }
+        let passed = self.guard_user_code(&name, site, move || drop(core));
+        self.pass_on(passed);
     }
 
     /// Something green-core wrapped in `catch_unwind` caught an unwind in the
@@ -1065,6 +1102,16 @@ impl Hub {
                 let depth = &core.core().unwind_depth;
                 depth.set(depth.get().saturating_sub(1));
             }
+        }
+    }
+
+    /// Drops the records [`Hub::pop_ready`] set aside (H1).
+    fn drop_dead_records(&self) {
+        loop {
+            let Some(core) = self.dead_records.borrow_mut().pop() else {
+                return;
+            };
+            self.drop_record(core);
         }
     }
 
@@ -1091,23 +1138,21 @@ impl Hub {
                     LinkFilter::OnFailure => !successful,
                 };
                 if !fire {
-                    self.drop_guarded(link, core.core(), "dropping a link that did not fire");
+                    let passed =
+                        self.drop_guarded(link, core.core(), "dropping a link that did not fire");
+                    self.pass_on(passed);
                     continue;
                 }
                 match link.action {
                     LinkAction::Wake(waiter) => self.schedule(&waiter),
                     LinkAction::Raw(f) => {
-                        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(&core))) {
-                            self.caught_in_current(&*payload);
-                            report_failure(
-                                &format!(
-                                    "a rawlink of {}",
-                                    crate::greenlet::display_name(core.core())
-                                ),
-                                Some(core.core().spawn_site),
-                                &payload_message(&*payload),
-                            );
-                        }
+                        let name = format!(
+                            "a rawlink of {}",
+                            crate::greenlet::display_name(core.core())
+                        );
+                        let passed =
+                            self.guard_user_code(&name, core.core().spawn_site, || f(&core));
+                        self.pass_on(passed);
                     }
                     LinkAction::Green(f) => self.start_link_greenlet(&core, f),
                 }
@@ -1137,7 +1182,9 @@ impl Hub {
                     Some(core.core().spawn_site),
                     &format!("its greenlet could not be started: {e}"),
                 );
-                self.drop_guarded(f, core.core(), "dropping a link that could not start");
+                let passed =
+                    self.drop_guarded(f, core.core(), "dropping a link that could not start");
+                self.pass_on(passed);
             }
         }
     }
@@ -1332,8 +1379,9 @@ impl Hub {
         let ready = std::mem::take(&mut *self.ready.borrow_mut());
         let idle = std::mem::take(&mut *self.idle_waiters.borrow_mut());
         let links = std::mem::take(&mut *self.pending_links.borrow_mut());
+        let records = std::mem::take(&mut *self.dead_records.borrow_mut());
         let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
-        for core in ready.into_iter().chain(idle).chain(links) {
+        for core in ready.into_iter().chain(idle).chain(links).chain(records) {
             self.drop_record(core);
         }
         for core in delayed.into_values() {
@@ -1434,7 +1482,8 @@ impl Hub {
         self.release_ident(c);
         self.unregister_live(c);
         let links = std::mem::take(&mut *c.links.borrow_mut());
-        self.drop_guarded(links, c, "dropping the links");
+        let passed = self.drop_guarded(links, c, "dropping the links");
+        self.pass_on(passed);
     }
 
     /// Past teardown's point of no return (see [`Hub::teardown`]).
