@@ -415,3 +415,36 @@ fn a_greenlet_killing_itself_while_unwinding_does_not_abort() {
     assert_eq!(stdout_value(&out, "DEAD"), "true");
     assert_eq!(stdout_value(&out, "SUCCESSFUL"), "true");
 }
+
+/// A killer dropping the unrun entry of the greenlet it kills runs user code
+/// on the target's behalf; if that destructor blocks and the killer is
+/// itself killed meanwhile, the killer's own kill goes on (the killer dies,
+/// successfully) instead of being reported as the destructor's failure, and
+/// the target is dead.
+#[test]
+fn a_killers_own_kill_passes_through_the_destructor_it_runs_for_its_target() {
+    let (killer_exit, target_dead, drops) = within(LIMIT, || {
+        run(|| {
+            let counter = DropCounter::new();
+            let token = counter.token();
+            let target: Greenlet<()> = Greenlet::new(move || drop(token));
+            let guard_target = target.clone();
+            let blocker = OnDrop(move || sleep(FOREVER));
+            // The target's closure now owns a destructor that blocks.
+            let target2: Greenlet<()> = Greenlet::new(move || drop(blocker));
+            let t2 = target2.clone();
+            let killer = spawn(move || {
+                guard_target.kill();
+                t2.kill(); // drops `blocker`, which sleeps
+            });
+            yield_now();
+            yield_now();
+            killer.kill();
+            let exit = killer.exception().map(|e| e.is_exit());
+            (exit, target.dead() && target2.dead(), counter.drops())
+        })
+    });
+    assert_eq!(killer_exit, Some(true), "the killer died of its own kill");
+    assert!(target_dead, "both targets are dead");
+    assert_eq!(drops, 1, "the first target's entry was dropped once");
+}
