@@ -135,7 +135,12 @@ impl Builder {
         self
     }
 
-    /// Usable stack bytes (rounded up to pages).
+    /// At least `size` usable stack bytes. Sizes other than the default
+    /// are rounded up to a power of two (so that few pools serve them), and
+    /// to at least [`green_ctx::MIN_STACK_SIZE`] (32 KiB: what a panic that
+    /// prints a backtrace needs). Past [`green_ctx::MAX_STACK_SIZE`] (1 GiB),
+    /// [`Builder::build`] and [`Builder::spawn`] return an
+    /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) error.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self
