@@ -14,8 +14,7 @@
 // as `line: gevent's / green's`.
 //
 //   program                                   status (then the first differing line)
-//   01_link_after_finish                      ignored (1)
-//       4: "link G" / "main after second sleep0" (it never fires)
+//   01_link_after_finish                      passes (a lone yield held links back for good)
 //   02_late_link_queue_place                  passes
 //   03_kill_unstarted_links                   passes
 //   04_kill_spawned_not_run                   passes
@@ -81,8 +80,7 @@
 //   42_killall_block                          ignored (1)
 //       1: "link C" / "B exits"
 //   43_killall_nowait                         passes
-//   44_get_on_killed_unstarted                ignored (1)
-//       3: "link G" / "main after sleep0" (it never fires)
+//   44_get_on_killed_unstarted                passes (a lone yield held links back for good)
 //   45_ready_ops_do_not_yield                 passes
 //   46_blocking_kill_target_survives_throw    ignored (2)
 //       5: "main after kill" / "link 2"
@@ -301,7 +299,6 @@ fn side_by_side(expected: &[String], got: &[String]) -> String {
 //   48_event_wait_zero             (Event)
 
 #[test]
-#[ignore = "issue 9: links fire from the queue: a late link never fires"]
 fn p01_link_after_finish() {
     check("01_link_after_finish", |log| {
         let g = spawn(log.task("G runs"));
@@ -1194,7 +1191,6 @@ fn p43_killall_nowait() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue: a queued link never fires"]
 fn p44_get_on_killed_unstarted() {
     check("44_get_on_killed_unstarted", |log| {
         let g = Greenlet::new(log.task("G runs"));

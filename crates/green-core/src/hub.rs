@@ -808,8 +808,10 @@ impl Hub {
         match next {
             // `yield_now` with nothing else ready: poll the loop once without
             // blocking (a yield is a loop iteration: due timers and
-            // completions run), then resume at once if still alone.
-            Some(next) if !self.tearing_down.get() => {
+            // completions run), then resume at once if still alone. Links
+            // waiting to fire need the hub: without this detour a greenlet
+            // yielding alone would hold them back for good.
+            Some(next) if !self.tearing_down.get() && self.pending_links.borrow().is_empty() => {
                 self.schedule(&next);
                 self.poll(false);
                 match self.pop_ready() {
@@ -820,8 +822,9 @@ impl Hub {
                     None => unreachable!("the yielding greenlet was just scheduled"),
                 }
             }
-            // Tearing down, and only we are ready: let the hub decide (it
-            // ends a greenlet that keeps yielding after its grace period).
+            // Tearing down (or links to fire), and only we are ready: let the
+            // hub decide (it fires the links; it ends a greenlet that keeps
+            // yielding after teardown's grace period).
             Some(next) => {
                 self.schedule(&next);
                 self.poll(false);
