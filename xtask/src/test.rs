@@ -144,6 +144,10 @@ const VALGRIND_CORE_SUITES: &[&str] = &[
     "hub_teardown",
     "stack_overflow",
     "mixed_stress",
+    "unwind_per_greenlet",
+    "hub_survives_user_code",
+    "teardown_leaves_nothing",
+    "timeout_small",
 ];
 
 /// `cargo test -p green-ctx` with `RUST_TEST_THREADS=1`: the variable reaches
