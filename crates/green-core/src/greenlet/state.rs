@@ -190,6 +190,11 @@ pub(crate) struct Core {
     pub(crate) is_main: bool,
     /// Queued in the hub's pending-links list (S4).
     pub(crate) links_queued: Cell<bool>,
+    /// S2: a payload was left in `throw` while it ran (it was unwinding too
+    /// deep, or inside an uninterruptible wait): its next blocking call
+    /// raises it on the way in if it may by then (U3), instead of parking
+    /// with it.
+    pub(crate) throw_held: Cell<bool>,
     /// gevent's `successful()`: returned a value or died of `GreenletExit`.
     pub(crate) succeeded: Cell<bool>,
     /// `spawn_after_local`: do not start if the parent died meanwhile.
@@ -243,6 +248,7 @@ impl Core {
             ident: Cell::new(0),
             links: RefCell::new(SmallVec::new()),
             links_queued: Cell::new(false),
+            throw_held: Cell::new(false),
             error: RefCell::new(None),
             succeeded: Cell::new(false),
             parent: parent.map(Rc::downgrade),
