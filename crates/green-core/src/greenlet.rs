@@ -989,14 +989,23 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
         }
         State::Parked => {
             let pending = c.throw.take();
-            let keep = match pending {
+            let depth = c.unwind_depth.get();
+            match pending {
                 // A pending kill wins: payloads are delivered once.
-                Some(p) if !p.is::<Timeout>() => p,
-                _ => payload,
-            };
-            c.throw.set(Some(keep));
-            // A kill is caught at the root: raised only when not unwinding (U3).
-            c.throw_depth.set(0);
+                Some(p) if !p.is::<Timeout>() => c.throw.set(Some(p)),
+                // A timeout that may be raised now inside an unwind this kill
+                // may not interrupt goes first; the kill waits behind it (U3).
+                Some(t) if depth > 0 && depth <= c.throw_depth.get() => {
+                    c.throw.set(Some(t));
+                    c.set_aside(payload, 0);
+                }
+                _ => {
+                    c.throw.set(Some(payload));
+                    // A kill is caught at the root: raised only when not
+                    // unwinding (U3).
+                    c.throw_depth.set(0);
+                }
+            }
             hub.schedule(core);
         }
     }

@@ -720,6 +720,9 @@ impl Hub {
         core.state.set(State::Parked);
         if std::thread::panicking() {
             self.note_parking_while_panicking(core);
+        } else if core.unwind_depth.get() != 0 {
+            // A count left from an unwind the user's code caught (U1).
+            self.unwind_depth(core);
         }
         let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET {
             self.pop_ready()
@@ -768,9 +771,18 @@ impl Hub {
         };
         if self.unwind_depth(core) <= core.throw_depth.get() {
             core.throw_held.set(false);
-            self.raise(core, payload);
+            self.raise_pending(core, payload);
         }
         core.throw.set(Some(payload));
+    }
+
+    /// Raises a payload taken from `throw`; a kill set aside behind a
+    /// `Timeout` is pending again as that timeout goes (U3).
+    fn raise_pending(&self, core: &Core, payload: green_ctx::Payload) -> ! {
+        if payload.is::<crate::Timeout>() {
+            core.restore_set_aside();
+        }
+        self.raise(core, payload)
     }
 
     /// [`Hub::park_as`] resumed inside an uninterruptible wait: a payload
@@ -790,7 +802,9 @@ impl Hub {
         let depth = &core.unwind_depth;
         if !std::thread::panicking() {
             // No unwind anywhere on the thread, so none here.
-            depth.set(0);
+            if depth.replace(0) != 0 {
+                self.count_was_too_high(core);
+            }
         } else if self.parked_mid_unwind.get() == 0
             && self.leaked_mid_unwind.get() == 0
             && depth.get() == 0
@@ -800,6 +814,23 @@ impl Hub {
             depth.set(1);
         }
         depth.get()
+    }
+
+    /// [`Hub::unwind_depth`] found a count above zero on a greenlet that is
+    /// not unwinding (the user's own `catch_unwind` caught a panic). The
+    /// depths its started timeouts and its pending payload recorded came from
+    /// that count; with no unwind in progress every live scope of it started
+    /// outside any unwind, so they are all 0 too (U3).
+    #[cold]
+    #[inline(never)]
+    fn count_was_too_high(&self, core: &Core) {
+        core.throw_depth.set(0);
+        for (_, entry) in self.timeouts.borrow_mut().iter_mut() {
+            let owner = entry.core.upgrade();
+            if owner.is_some_and(|owner| std::ptr::eq(owner.core(), core)) {
+                entry.depth = 0;
+            }
+        }
     }
 
     /// Raises `payload` in the running greenlet, counting the unwind (U1).
@@ -907,7 +938,7 @@ impl Hub {
         // so a depth below the payload's (a count corrected since) is safe.
         if self.unwind_depth(core) <= core.throw_depth.get() {
             core.throw_held.set(false);
-            self.raise(core, payload);
+            self.raise_pending(core, payload);
         }
         core.throw.set(Some(payload));
         core.throw_held.set(true);

@@ -56,6 +56,14 @@ impl<T> Slab<T> {
         self.entries.into_iter().flatten()
     }
 
+    /// Occupied entries with their keys, mutable.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+        self.entries
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(k, v)| v.as_mut().map(|v| (k, v)))
+    }
+
     /// Occupied entries with their keys.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
         self.entries

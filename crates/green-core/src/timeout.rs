@@ -199,9 +199,16 @@ impl Timeout {
         if let Some(owner) = owner {
             let throw = owner.core().throw.take();
             match throw {
-                Some(p) if p.downcast_ref::<Timeout>().is_some_and(|t| t.id == self.id) => {}
+                Some(p) if p.downcast_ref::<Timeout>().is_some_and(|t| t.id == self.id) => {
+                    // A kill set aside behind it is pending again.
+                    owner.core().restore_set_aside();
+                }
                 other => owner.core().throw.set(other),
             }
+            // Or set aside behind another timeout: withdrawn there too.
+            owner.core().withdraw_set_aside(|p| {
+                p.downcast_ref::<Timeout>().is_some_and(|t| t.id == self.id)
+            });
         }
     }
 
@@ -457,7 +464,21 @@ fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
         return;
     }
     let pending = c.throw.take();
+    let depth = c.unwind_depth.get();
     let payload = match pending {
+        // A payload waiting that may not be raised yet (its greenlet unwinds
+        // deeper than its catcher) while this timeout may (its scope is
+        // inside that unwind, in a destructor): the timeout goes first, the
+        // other after (U3).
+        Some(waiting) if depth > c.throw_depth.get() && depth <= entry.depth => {
+            c.set_aside(waiting, c.throw_depth.get());
+            c.throw_depth.set(entry.depth);
+            Box::new(Timeout {
+                id: entry.id,
+                duration: entry.duration,
+                armed: Cell::new(None),
+            })
+        }
         // A kill already waiting wins; it is delivered once.
         Some(p) => p,
         None => {

@@ -45,26 +45,27 @@ const LATE_BOUND: Duration = Duration::from_secs(2);
 /// The body of a timeout that must fire: far longer than any round.
 const LONG: Duration = Duration::from_secs(5);
 /// The body of a timeout in a greenlet that may also be killed meanwhile:
-/// [`LONG`] with `GREEN_STRESS_KNOWN_BUGS=1`, else short enough that a
+/// [`LONG`] with the full mix (`full_mix`), else short enough that a
 /// timeout swallowed by a kill held back mid-unwind (see
 /// [`a_timeout_in_a_destructor_fires_though_a_second_kill_is_pending`])
 /// only costs a few milliseconds.
 fn long_body() -> Duration {
-    if known_bugs() {
+    if full_mix() {
         LONG
     } else {
         Duration::from_millis(20)
     }
 }
 
-/// Whether to exercise what known library bugs break (see the ignored
-/// reproductions at the end): `GREEN_STRESS_KNOWN_BUGS=1`. Without it, the
-/// mix catches no panic by hand (a panic caught by user code, while another
-/// greenlet is parked mid-unwind, leaves its greenlet miscounted as
-/// unwinding, which can end in an abort), and the timed bodies are short.
-fn known_bugs() -> bool {
+/// Whether the mix includes what once broke the library (see the
+/// reproductions at the end): panics caught by hand (which leave a greenlet
+/// miscounted as unwinding while another is parked mid-unwind) and long
+/// timed bodies (which a swallowed `Timeout` would wait out). On unless
+/// `GREEN_STRESS_SAFE_MIX=1`, which leaves them out to tell a regression
+/// there from one elsewhere.
+fn full_mix() -> bool {
     thread_local! {
-        static ON: bool = std::env::var_os("GREEN_STRESS_KNOWN_BUGS").is_some_and(|v| v == "1");
+        static ON: bool = std::env::var_os("GREEN_STRESS_SAFE_MIX").is_none_or(|v| v != "1");
     }
     ON.with(|on| *on)
 }
@@ -79,6 +80,9 @@ const CONTAINED: &str = "mixed_stress: a panic caught inside a destructor";
 /// The main greenlet's own panic, in the rounds where it panics mid-run.
 const MAIN_PANIC: &str = "mixed_stress: the main greenlet panics mid-run";
 
+/// A greenlet of the round, with whether a deliberate panic escaped it.
+type SpawnedGreenlet = (Greenlet<()>, Rc<Cell<bool>>);
+
 thread_local! {
     static STATE: Cell<u64> = const { Cell::new(DEFAULT_SEED) };
     /// Drop tokens handed out (each must be dropped exactly once) in the
@@ -86,7 +90,7 @@ thread_local! {
     static TOKENS: Cell<usize> = const { Cell::new(0) };
     /// Every greenlet of the round, with whether a deliberate panic escaped
     /// its body (set at its root).
-    static SPAWNED: RefCell<Vec<(Greenlet<()>, Rc<Cell<bool>>)>> = const { RefCell::new(Vec::new()) };
+    static SPAWNED: RefCell<Vec<SpawnedGreenlet>> = const { RefCell::new(Vec::new()) };
     /// Set when the round ends: parked greenlets may finish their unwind.
     static RELEASE: Cell<bool> = const { Cell::new(false) };
     static PARKERS: Cell<usize> = const { Cell::new(0) };
@@ -193,7 +197,7 @@ fn random_block() -> Block {
         5 => Block::TimeoutInDrop(micros(1500)),
         // A panic caught by user code miscounts the greenlet's unwinds
         // while another one is parked mid-unwind (see the reproductions).
-        _ if known_bugs() => Block::ContainedPanic,
+        _ if full_mix() => Block::ContainedPanic,
         _ => Block::Yield,
     }
 }
@@ -337,7 +341,7 @@ fn work(counter: &DropCounter, depth: u32) {
             6 => {
                 let t = Timeout::start_new(micros(500));
                 // Catching it by hand miscounts (see the reproductions).
-                if known_bugs() && below(2) == 0 {
+                if full_mix() && below(2) == 0 {
                     if let Err(payload) = catch(yield_now) {
                         if !t.is(&*payload) {
                             std::panic::resume_unwind(payload);
@@ -355,7 +359,7 @@ fn work(counter: &DropCounter, depth: u32) {
                 // A guard ends its scope normally and panics: caught here,
                 // or (rarely) failing the whole greenlet.
                 if let Some(g) = guards.pop() {
-                    if !known_bugs() || below(4) == 0 {
+                    if !full_mix() || below(4) == 0 {
                         g.finish();
                     } else if let Err(payload) = catch(|| g.finish()) {
                         if panic_message(&*payload) != DELIBERATE {
@@ -385,7 +389,7 @@ fn work(counter: &DropCounter, depth: u32) {
                     sleep(long_body());
                 });
             }
-            _ if !known_bugs() => {
+            _ if !full_mix() => {
                 let _ = timed("Timeout::run of a short sleep", micros(300), || {
                     sleep(micros(600));
                 });
@@ -576,8 +580,8 @@ fn every_greenlet_of_a_random_mix_is_unwound_exactly_once() {
 
 // ===== reproductions of library bugs the mix found =====
 //
-// Ignored until fixed (run them with `--ignored`); the mix keeps the bodies
-// they would hang in short unless `GREEN_STRESS_KNOWN_BUGS=1`.
+// Each failed before its fix; the one limitation that remains is ignored
+// with its reason (documented in docs/design/kill-and-timeout.md).
 
 /// A greenlet killed, parked in a destructor inside `Timeout::run(50 ms,
 /// || sleep(3 s))`, then killed again: the second kill cannot be raised
@@ -590,7 +594,6 @@ fn every_greenlet_of_a_random_mix_is_unwound_exactly_once() {
 /// `Timeout::run` at teardown waits out its whole body (here past the
 /// grace period, and a destructor that then blocks again is leaked).
 #[test]
-#[ignore = "library bug: a kill held back mid-unwind swallows a Timeout::run in a destructor"]
 fn a_timeout_in_a_destructor_fires_though_a_second_kill_is_pending() {
     quiet_deliberate_panics();
     let (seen, kill_took) = within(Duration::from_secs(20), || {
@@ -625,7 +628,6 @@ fn a_timeout_in_a_destructor_fires_though_a_second_kill_is_pending() {
 /// destructor goes on to block once more, and still runs to its end (no
 /// leak, no full grace period).
 #[test]
-#[ignore = "library bug: a kill held back mid-unwind swallows a Timeout::run in a destructor"]
 fn teardown_does_not_swallow_a_timeout_in_a_destructor_of_a_killed_greenlet() {
     quiet_deliberate_panics();
     let (done, took) = within(Duration::from_secs(20), || {
@@ -658,10 +660,10 @@ fn teardown_does_not_swallow_a_timeout_in_a_destructor_of_a_killed_greenlet() {
 /// raise`) while another greenlet is parked mid-unwind is taken for an
 /// unwinding one (U1 counts the raise, nothing counts the user's catch), so
 /// a kill is held back for as long as the other greenlet stays parked.
-/// hub.rs lists this among what the hub "cannot see" and points to
-/// docs/design/kill-and-timeout.md, which does not list it.
+/// `docs/design/kill-and-timeout.md` lists it among what the per-greenlet
+/// count cannot see; `Timeout::run` is the form the hub does see.
 #[test]
-#[ignore = "library limitation: a kill is held back from a greenlet that caught its own Timeout while another is parked mid-unwind"]
+#[ignore = "documented limitation (kill-and-timeout.md): a Timeout caught by hand, not by Timeout::run, while another greenlet is parked mid-unwind, leaves its greenlet counted as unwinding"]
 fn kill_of_a_greenlet_that_caught_its_own_timeout_while_another_is_parked_mid_unwind() {
     quiet_deliberate_panics();
     let (died, took) = within(Duration::from_secs(20), || {
@@ -764,7 +766,6 @@ fn child() {
 /// that had caught a `Timeout` of its own by hand). U3 promises a `Timeout`
 /// is raised only where its scope is sure to catch it.
 #[test]
-#[ignore = "library bug: aborts the process (a Timeout raised into a destructor mid-unwind)"]
 fn a_timeout_started_while_miscounted_is_never_raised_into_a_destructor_mid_unwind() {
     let out = support::run_child(
         CHILD_ENV,

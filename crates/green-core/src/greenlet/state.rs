@@ -147,6 +147,11 @@ pub(crate) struct Extra {
     pub(crate) name: Option<Cow<'static, str>>,
     /// `start_later` / `spawn_later`: the timer that will start it.
     pub(crate) start_timer: Option<DelayedStart>,
+    /// A payload set aside, with the depth it may be raised at, while a
+    /// `Timeout` that may be raised now (inside a destructor, during an
+    /// unwind the set-aside payload may not interrupt) goes first (U3); it
+    /// is pending again once that timeout is raised or withdrawn.
+    pub(crate) set_aside: Option<(Payload, u32)>,
 }
 
 /// Type-erased access to a greenlet's record.
@@ -331,6 +336,59 @@ impl Core {
             .borrow_mut()
             .get_or_insert_with(Box::default)
             .start_timer = Some(wake);
+    }
+
+    /// Sets a payload that may not be raised yet aside behind a `Timeout`
+    /// that may (see `Extra::set_aside`). Only one waits there: a kill over
+    /// a timeout, else the first (a payload is delivered once).
+    pub(crate) fn set_aside(&self, payload: Payload, depth: u32) {
+        // The payload that loses is dropped once the borrow is released (its
+        // destructor is the user's).
+        let _loser = {
+            let mut extra = self.extra.borrow_mut();
+            let extra = extra.get_or_insert_with(Box::default);
+            let replace = match &extra.set_aside {
+                None => true,
+                Some((waiting, _)) => {
+                    waiting.is::<crate::Timeout>() && !payload.is::<crate::Timeout>()
+                }
+            };
+            if replace {
+                extra.set_aside.replace((payload, depth))
+            } else {
+                Some((payload, depth))
+            }
+        };
+    }
+
+    /// Drops the payload set aside if `is_it` says it is the one.
+    pub(crate) fn withdraw_set_aside(&self, is_it: impl FnOnce(&Payload) -> bool) {
+        let mut extra = self.extra.borrow_mut();
+        if let Some(extra) = extra.as_mut() {
+            if extra.set_aside.as_ref().is_some_and(|(p, _)| is_it(p)) {
+                extra.set_aside = None;
+            }
+        }
+    }
+
+    /// Makes the payload set aside pending again, unless another one is.
+    pub(crate) fn restore_set_aside(&self) {
+        let waiting = self
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .and_then(|e| e.set_aside.take());
+        let Some((payload, depth)) = waiting else {
+            return;
+        };
+        let pending = self.throw.take();
+        if pending.is_some() {
+            self.throw.set(pending);
+            return;
+        }
+        self.throw.set(Some(payload));
+        self.throw_depth.set(depth);
+        self.throw_held.set(true);
     }
 
     pub(crate) fn take_start_timer(&self) -> Option<DelayedStart> {
