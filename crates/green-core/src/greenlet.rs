@@ -895,7 +895,9 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
             *me.value.borrow_mut() = Some(value);
             // A kill or timeout that never got delivered dies with it.
             // (A kill raised in that drop is dropped too: it is finishing.)
-            let _ = hub.drop_guarded(core.throw.take(), core, "dropping an undelivered kill");
+            if let Some(undelivered) = core.throw.take() {
+                let _ = hub.drop_guarded(undelivered, core, "dropping an undelivered kill");
+            }
             core.set_outcome(true, None);
         }
         Err(payload) => record_death(core, payload),
@@ -920,10 +922,12 @@ fn drop_unobserved_outcome<T: 'static>(hub: &crate::hub::Hub, me: &Rc<Inner<T>>)
     }
     // A kill or timeout raised while these drop is dropped too: the
     // greenlet is finishing anyway.
-    let value = me.value.borrow_mut().take();
-    let _ = hub.drop_guarded(value, core, "dropping the value");
-    let payload = core.throw.take();
-    let _ = hub.drop_guarded(payload, core, "dropping the panic payload");
+    if let Some(value) = me.value.borrow_mut().take() {
+        let _ = hub.drop_guarded(value, core, "dropping the value");
+    }
+    if let Some(payload) = core.throw.take() {
+        let _ = hub.drop_guarded(payload, core, "dropping the panic payload");
+    }
 }
 
 /// Records what a greenlet died of (keeping the payload once, in `throw`),
@@ -965,9 +969,9 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
             if let Some(fiber) = fiber {
                 // Dropping the entry in place is what `take_stack` does
                 // first; the killer's own kill raised meanwhile goes on.
-                let name = format!("dropping the unrun entry of greenlet '{}'", display_name(c));
+                let name = || format!("dropping the unrun entry of greenlet '{}'", display_name(c));
                 let mut stack = None;
-                let passed = hub.guard_user_code(&name, c.spawn_site, || {
+                let passed = hub.guard_user_code(name, c.spawn_site, || {
                     stack = fiber.take_stack();
                 });
                 if let Some(stack) = stack {

@@ -511,9 +511,12 @@ impl Hub {
             .cloned()
     }
 
-    /// Whether the hub fiber itself runs (a rawlink, a loop handler).
-    pub(crate) fn current_is_hub(&self) -> bool {
-        self.current.borrow().is_none()
+    /// Runs `f` with the running greenlet, without taking a reference to
+    /// it; `None` inside the hub (a rawlink, a loop handler). `f` must not
+    /// switch greenlets.
+    #[inline]
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&CoreRef) -> R) -> Option<R> {
+        self.current.borrow().as_ref().map(f)
     }
 
     /// Whether `core` is the running greenlet.
@@ -536,17 +539,6 @@ impl Hub {
             "green-core: a blocking call was made inside the hub (a rawlink callback or an \
              event-loop handler); these must not block: use link() or spawn a greenlet"
         )
-    }
-
-    /// Runs `f` with the running greenlet, without taking a reference to
-    /// it; panics like [`Hub::current_for_blocking`] inside the hub. `f` must
-    /// not switch greenlets.
-    #[track_caller]
-    pub(crate) fn with_current_for_blocking<R>(&self, f: impl FnOnce(&CoreRef) -> R) -> R {
-        match &*self.current.borrow() {
-            Some(core) => f(core),
-            None => self.current_for_blocking_failed(),
-        }
     }
 
     /// The running greenlet; a clear panic if called from the hub itself,
@@ -798,7 +790,17 @@ impl Hub {
     /// U1: how many unwinds are in progress on `core`'s stack (the running
     /// greenlet's, or one about to park), corrected by the thread-wide flag
     /// where that flag is conclusive.
+    #[inline]
     pub(crate) fn unwind_depth(&self, core: &Core) -> u32 {
+        if core.unwind_depth.get() == 0 && !std::thread::panicking() {
+            return 0;
+        }
+        self.unwind_depth_slow(core)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unwind_depth_slow(&self, core: &Core) -> u32 {
         let depth = &core.unwind_depth;
         if !std::thread::panicking() {
             // No unwind anywhere on the thread, so none here.
@@ -1118,9 +1120,11 @@ impl Hub {
     /// failure: it is handed back, for the caller to pass on with
     /// [`Hub::pass_on`] (or to drop, where the greenlet is finishing anyway).
     #[must_use]
+    ///
+    /// `whose` names the code for the report; it is only called on failure.
     pub(crate) fn guard_user_code(
         &self,
-        whose: &str,
+        whose: impl FnOnce() -> String,
         site: &'static Location<'static>,
         f: impl FnOnce(),
     ) -> Option<green_ctx::Payload> {
@@ -1129,7 +1133,7 @@ impl Hub {
         if crate::error::is_green_core_payload(&*payload) {
             return Some(payload);
         }
-        report_failure(whose, Some(site), &payload_message(&*payload));
+        report_failure(&whose(), Some(site), &payload_message(&*payload));
         None
     }
 
@@ -1141,11 +1145,13 @@ impl Hub {
         whose: &Core,
         what: &str,
     ) -> Option<green_ctx::Payload> {
-        let name = format!(
-            "{what} of greenlet '{}'",
-            crate::greenlet::display_name(whose)
-        );
-        self.guard_user_code(&name, whose.spawn_site, move || drop(value))
+        let name = || {
+            format!(
+                "{what} of greenlet '{}'",
+                crate::greenlet::display_name(whose)
+            )
+        };
+        self.guard_user_code(name, whose.spawn_site, move || drop(value))
     }
 
     /// Raises in the running greenlet a kill or timeout that
@@ -1172,7 +1178,7 @@ impl Hub {
             crate::greenlet::display_name(core.core())
         );
         let site = core.core().spawn_site;
-        let passed = self.guard_user_code(&name, site, move || drop(core));
+        let passed = self.guard_user_code(|| name, site, move || drop(core));
         self.pass_on(passed);
     }
 
@@ -1228,12 +1234,14 @@ impl Hub {
                 match link.action {
                     LinkAction::Wake(waiter) => self.schedule(&waiter),
                     LinkAction::Raw(f) => {
-                        let name = format!(
-                            "a rawlink of {}",
-                            crate::greenlet::display_name(core.core())
-                        );
+                        let name = || {
+                            format!(
+                                "a rawlink of {}",
+                                crate::greenlet::display_name(core.core())
+                            )
+                        };
                         let passed =
-                            self.guard_user_code(&name, core.core().spawn_site, || f(&core));
+                            self.guard_user_code(name, core.core().spawn_site, || f(&core));
                         self.pass_on(passed);
                     }
                     LinkAction::Green(f) => self.start_link_greenlet(&core, f),

@@ -124,10 +124,7 @@ impl Timeout {
         };
         let serial = hub.next_timeout_serial.get() + 1;
         hub.next_timeout_serial.set(serial);
-        if hub.current_is_hub() {
-            started_in_hub();
-        }
-        let (owner_key, owner_id, key) = hub.with_current_for_blocking(|me| {
+        let started = hub.with_current(|me| {
             let entry = TimeoutEntry {
                 core: Rc::downgrade(me),
                 id: self.id,
@@ -140,6 +137,9 @@ impl Timeout {
             let key = hub.timeouts.borrow_mut().insert(entry);
             (hub.register_live(me), me.core().id, key)
         });
+        let Some((owner_key, owner_id, key)) = started else {
+            started_in_hub();
+        };
         // The timer goes in when this greenlet next blocks (`arm_started`):
         // until then nothing can observe it, since a timeout is only ever
         // raised at a blocking point.
