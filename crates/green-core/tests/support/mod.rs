@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use green_core::{sleep, spawn, Greenlet};
+use green_core::{sleep, spawn, yield_now, Greenlet};
 
 /// Counts how many times its values were dropped: kill and unwind tests
 /// check that captured values and locals are dropped exactly once.
@@ -225,5 +225,54 @@ pub fn describe_get<T: std::fmt::Debug>(
         Ok(Ok(v)) => format!("Ok({v:?})"),
         Ok(Err(e)) => format!("Err({:?}: {})", e.kind(), e.message()),
         Err(p) => format!("panic: {}", panic_message(&*p)),
+    }
+}
+
+/// A greenlet parked in a destructor while it unwinds from a kill, until
+/// released (at most 5 s).
+pub struct MidUnwind {
+    pub greenlet: Greenlet<()>,
+    release: Rc<Cell<bool>>,
+}
+
+impl MidUnwind {
+    /// Spawns the greenlet, kills it and returns once its destructor runs
+    /// (it polls with short sleeps, each one a park while unwinding).
+    pub fn start() -> MidUnwind {
+        MidUnwind::start_with(DropCounter::new())
+    }
+
+    /// Spawns the greenlet (holding a token of `drops`), kills it and
+    /// returns once its destructor runs.
+    pub fn start_with(drops: DropCounter) -> MidUnwind {
+        let release = Rc::new(Cell::new(false));
+        let in_drop = Rc::new(Cell::new(false));
+        let (r, d) = (Rc::clone(&release), Rc::clone(&in_drop));
+        let greenlet = spawn(move || {
+            let _token = drops.token();
+            let _guard = OnDrop(move || {
+                d.set(true);
+                let start = Instant::now();
+                while !r.get() && start.elapsed() < Duration::from_secs(5) {
+                    sleep(5 * MS);
+                }
+            });
+            sleep(Duration::from_secs(3600));
+        });
+        yield_now();
+        greenlet.kill_nowait();
+        let start = Instant::now();
+        while !in_drop.get() {
+            assert!(start.elapsed() < Duration::from_secs(5), "it never unwound");
+            yield_now();
+        }
+        assert!(!greenlet.dead(), "it is parked in its destructor");
+        MidUnwind { greenlet, release }
+    }
+
+    /// Lets the destructor end and waits for the greenlet to die.
+    pub fn finish(self) {
+        self.release.set(true);
+        self.greenlet.join();
     }
 }
