@@ -670,3 +670,67 @@ fn kill_during_a_timeouts_unwind_waits_for_both_scopes_then_kills() {
     assert_eq!(log, ["dtor Err(Some(40ms))", "outer Err(Some(20ms))"]);
     assert!(dead);
 }
+
+/// Runs a `Timeout::run` when dropped and records how it ended.
+struct TimedDrop(Rc<RefCell<Option<(String, Duration)>>>);
+
+impl Drop for TimedDrop {
+    fn drop(&mut self) {
+        let start = Instant::now();
+        let r = Timeout::run(20 * MS, || sleep(Duration::from_secs(3)));
+        let r = format!("{:?}", r.map_err(|t| t.duration()));
+        *self.0.borrow_mut() = Some((r, start.elapsed()));
+    }
+}
+
+/// "A `Timeout::run` in the destructor of a value captured by a greenlet
+/// that never ran, dropped when teardown kills that greenlet, gets its own
+/// timeout on time: a scope inside the destructor catches it, so nothing
+/// unwinds out of the teardown."
+///
+/// Diagnosis: teardown runs its kill rounds inside
+/// `Hub::uninterruptible` (hub.rs) so that the main greenlet's own kill or
+/// timeout cannot cut it short; killing a greenlet that never ran drops its
+/// entry right there, on the main greenlet (S3, `kill_core`), so the
+/// destructor's own timeout fires into an uninterruptible wait and is held
+/// (`hold_pending_throw`, then `raise_held` returns at once while
+/// `uninterruptible > 0`). The scope's body runs until teardown's grace
+/// period gives up on the main greenlet's wait (about 1 s, the `sleep`
+/// returning early) and the scope returns `Ok`. A timeout started inside
+/// the uninterruptible section (caught by its own scope) could be raised.
+#[test]
+fn timeout_in_the_drop_of_an_unrun_greenlets_closure_at_teardown_fires() {
+    let seen = within(LIMIT, || {
+        let seen = Rc::new(RefCell::new(None));
+        let value = TimedDrop(Rc::clone(&seen));
+        run(move || {
+            let _g = spawn(move || drop(value));
+        });
+        let seen = seen.borrow_mut().take();
+        seen
+    });
+    let (r, took) = seen.expect("the destructor ran");
+    assert_eq!(
+        r, "Err(Some(20ms))",
+        "the scope gets its own timeout (after {took:?})"
+    );
+    assert!(took < Duration::from_millis(900), "{took:?}");
+}
+
+/// The same drop outside teardown: a kill of a greenlet that never ran,
+/// from the main greenlet. (Held: the contrast for the test above.)
+#[test]
+fn timeout_in_the_drop_of_an_unrun_greenlets_closure_at_a_kill_fires() {
+    let seen = within(LIMIT, || {
+        let seen = Rc::new(RefCell::new(None));
+        let value = TimedDrop(Rc::clone(&seen));
+        run(move || {
+            let g = spawn(move || drop(value));
+            g.kill();
+        });
+        let seen = seen.borrow_mut().take();
+        seen
+    });
+    let (r, took) = seen.expect("the destructor ran");
+    assert_eq!(r, "Err(Some(20ms))", "after {took:?}");
+}
