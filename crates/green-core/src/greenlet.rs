@@ -17,7 +17,7 @@ use green_ctx::{Fiber, ForcedUnwind, Payload};
 use crate::error::{payload_message, ErrorKind, GreenletError, GreenletExit};
 use crate::hub::{deadline_after, hub, next_greenlet_id, report_failure};
 use crate::timeout::Timeout;
-use state::{AsCore, Core, CoreRef, Link, LinkAction, LinkFilter, State};
+use state::{AsCore, Catcher, Core, CoreRef, Link, LinkAction, LinkFilter, State};
 
 pub use state::LinkId;
 
@@ -992,22 +992,26 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
             hub.raise(c, payload);
         }
         State::Parked => {
-            let pending = c.throw.take();
-            let depth = c.unwind_depth.get();
-            match pending {
+            let (depth, held) = (c.unwind_depth.get(), c.uninterruptible.get());
+            let may_raise = |k: Catcher| held <= k.uninterruptible && depth <= k.unwind_depth;
+            match c.throw.take() {
                 // A pending kill wins: payloads are delivered once.
                 Some(p) if !p.is::<Timeout>() => c.throw.set(Some(p)),
-                // A timeout that may be raised now inside an unwind this kill
-                // may not interrupt goes first; the kill waits behind it (U3).
-                Some(t) if depth > 0 && depth <= c.throw_depth.get() => {
+                // A timeout that may be raised now, inside an unwind or a
+                // wait this kill may not interrupt, goes first; the kill
+                // waits behind it (U3).
+                Some(t) if !may_raise(Catcher::ROOT) && may_raise(c.throw_catcher.get()) => {
                     c.throw.set(Some(t));
-                    c.set_aside(payload, 0);
+                    c.set_aside(payload, Catcher::ROOT);
                 }
-                _ => {
+                // Else the kill goes first; a timeout pending waits behind
+                // it (it is raised if the greenlet survives the kill).
+                waiting => {
+                    if let Some(t) = waiting {
+                        c.set_aside(t, c.throw_catcher.get());
+                    }
                     c.throw.set(Some(payload));
-                    // A kill is caught at the root: raised only when not
-                    // unwinding (U3).
-                    c.throw_depth.set(0);
+                    c.throw_catcher.set(Catcher::ROOT);
                 }
             }
             hub.schedule(core);

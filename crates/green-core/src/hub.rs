@@ -89,7 +89,7 @@ use green_ctx::{Fiber, FiberRef, Stack, DEFAULT_STACK_SIZE};
 use green_loop::{Loop, TimerId};
 
 use crate::error::{payload_message, LoopExit};
-use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State, WeakCore};
+use crate::greenlet::state::{Catcher, Core, CoreRef, LinkAction, LinkFilter, State, WeakCore};
 use crate::greenlet::MainGreenlet;
 use crate::slab::Slab;
 use crate::stacks::StackPools;
@@ -157,11 +157,16 @@ thread_local! {
 /// destructors there).
 pub(crate) fn teardown_at_exit() -> Option<&'static Hub> {
     let hub = HUB.with(Cell::get)?;
+    if !FiberRef::current().is_root() {
+        // A process exit called inside a greenlet: nothing to tear down from
+        // here, and the process is ending anyway.
+        return None;
+    }
     if hub.is_initialised() {
         // Never let a panic escape a TLS destructor: that aborts.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| hub.teardown()));
     }
-    if hub.is_initialised() || hub.tearing_down.get() || !FiberRef::current().is_root() {
+    if hub.is_initialised() || hub.tearing_down.get() {
         return None;
     }
     HUB.with(|slot| slot.set(None));
@@ -262,9 +267,9 @@ pub(crate) struct TimeoutEntry {
     /// it after the slab key may have gone to another.
     pub(crate) serial: u64,
     pub(crate) deadline: Instant,
-    /// Its greenlet's unwind depth when it started: the depth it may be
-    /// raised at (U3).
-    pub(crate) depth: u32,
+    /// Where its scope started (its greenlet's unwind and uninterruptible
+    /// depths then): where it may be raised (U3).
+    pub(crate) catcher: Catcher,
     /// Its loop timer, once armed: a timeout's timer is only inserted when
     /// its greenlet first blocks (`arm_started_timeouts`), so a scope whose
     /// body never blocks costs no timer at all.
@@ -738,12 +743,8 @@ impl Hub {
         if core.loop_exit.get() {
             return self.park_loop_exit(core);
         }
-        if core.uninterruptible.get() == 0 {
-            if let Some(payload) = core.throw.take() {
-                self.park_throw(core, payload);
-            }
-        } else {
-            self.hold_pending_throw(core);
+        if let Some(payload) = core.throw.take() {
+            self.park_throw(core, payload);
         }
         true
     }
@@ -754,37 +755,27 @@ impl Hub {
     #[cold]
     #[inline(never)]
     fn raise_held(&self, core: &Core) {
-        if core.uninterruptible.get() > 0 {
-            return;
-        }
         let Some(payload) = core.throw.take() else {
             core.throw_held.set(false); // withdrawn meanwhile
             return;
         };
-        if self.unwind_depth(core) <= core.throw_depth.get() {
-            core.throw_held.set(false);
-            self.raise_pending(core, payload);
-        }
-        core.throw.set(Some(payload));
+        self.park_throw(core, payload);
     }
 
-    /// Raises a payload taken from `throw`; a kill set aside behind a
-    /// `Timeout` is pending again as that timeout goes (U3).
+    /// Whether a payload caught by `catcher` may be raised in `core` now:
+    /// it is no deeper in an unwind or an uninterruptible wait than where
+    /// the catcher started (U3, S2).
+    fn may_raise(&self, core: &Core, catcher: Catcher) -> bool {
+        core.uninterruptible.get() <= catcher.uninterruptible
+            && self.unwind_depth(core) <= catcher.unwind_depth
+    }
+
+    /// Raises a payload taken from `throw`; the next payload set aside is
+    /// pending again as it goes (U3).
     fn raise_pending(&self, core: &Core, payload: green_ctx::Payload) -> ! {
-        if payload.is::<crate::Timeout>() {
-            core.restore_set_aside();
-        }
+        core.throw_held.set(false);
+        core.restore_set_aside();
         self.raise(core, payload)
-    }
-
-    /// [`Hub::park_as`] resumed inside an uninterruptible wait: a payload
-    /// there waits for the first blocking call after it (S2).
-    #[cold]
-    #[inline(never)]
-    fn hold_pending_throw(&self, core: &Core) {
-        let payload = core.throw.take();
-        core.throw_held.set(payload.is_some());
-        core.throw.set(payload);
     }
 
     /// U1: how many unwinds are in progress on `core`'s stack (the running
@@ -826,11 +817,13 @@ impl Hub {
     #[cold]
     #[inline(never)]
     fn count_was_too_high(&self, core: &Core) {
-        core.throw_depth.set(0);
+        let mut catcher = core.throw_catcher.get();
+        catcher.unwind_depth = 0;
+        core.throw_catcher.set(catcher);
         for (_, entry) in self.timeouts.borrow_mut().iter_mut() {
             let owner = entry.core.upgrade();
             if owner.is_some_and(|owner| std::ptr::eq(owner.core(), core)) {
-                entry.depth = 0;
+                entry.catcher.unwind_depth = 0;
             }
         }
     }
@@ -936,10 +929,19 @@ impl Hub {
     #[cold]
     #[inline(never)]
     fn park_throw(&self, core: &Core, payload: green_ctx::Payload) {
+        // A timeout another thread cancelled after it fired is withdrawn
+        // here, before it could be raised.
+        if payload.is::<crate::Timeout>()
+            && self.foreign_cancels().is_some_and(|c| {
+                crate::timeout::cancelled_elsewhere_after_firing(self, &c, &*payload)
+            })
+        {
+            core.restore_set_aside();
+            return;
+        }
         // A scope cannot have started deeper than the greenlet unwinds now,
         // so a depth below the payload's (a count corrected since) is safe.
-        if self.unwind_depth(core) <= core.throw_depth.get() {
-            core.throw_held.set(false);
+        if self.may_raise(core, core.throw_catcher.get()) {
             self.raise_pending(core, payload);
         }
         core.throw.set(Some(payload));
@@ -947,7 +949,9 @@ impl Hub {
     }
 
     /// Runs `f` with kills and timeouts held back (S2); they are raised at the
-    /// first blocking point after it returns.
+    /// first blocking point after it returns. A `Timeout` started inside `f`
+    /// (by a destructor it runs) is caught inside it too, so it is raised
+    /// there as usual (its catcher records the wait's depth, U3).
     pub(crate) fn uninterruptible<R>(&self, f: impl FnOnce() -> R) -> R {
         let me = self.current_for_blocking();
         let depth = &me.core().uninterruptible;

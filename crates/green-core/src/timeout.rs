@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use green_ctx::Payload;
 use green_loop::{Loop, TimerId};
 
-use crate::greenlet::state::State;
+use crate::greenlet::state::{Catcher, State};
 use crate::hub::{deadline_after, existing_hub, hub, Hub, TimeoutEntry};
 
 /// Timeout ids are unique in the process: each thread takes a block of 2^32
@@ -131,7 +132,10 @@ impl Timeout {
                 duration: self.duration,
                 serial,
                 deadline,
-                depth: hub.unwind_depth(me.core()),
+                catcher: Catcher {
+                    unwind_depth: hub.unwind_depth(me.core()),
+                    uninterruptible: me.core().uninterruptible.get(),
+                },
                 timer: None,
             };
             let key = hub.timeouts.borrow_mut().insert(entry);
@@ -188,28 +192,13 @@ impl Timeout {
             return;
         };
         let Some(hub) = Self::own_hub(&armed) else {
-            cancel_from_another_thread(&armed);
+            cancel_from_another_thread(&armed, self.id);
             return;
         };
         if withdraw_entry(hub, armed.key, armed.serial) {
             return;
         }
-        // It fired: withdraw its raise if its greenlet has not seen it yet.
-        let owner = hub.live_greenlet(armed.owner_key, armed.owner_id);
-        if let Some(owner) = owner {
-            let throw = owner.core().throw.take();
-            match throw {
-                Some(p) if p.downcast_ref::<Timeout>().is_some_and(|t| t.id == self.id) => {
-                    // A kill set aside behind it is pending again.
-                    owner.core().restore_set_aside();
-                }
-                other => owner.core().throw.set(other),
-            }
-            // Or set aside behind another timeout: withdrawn there too.
-            owner.core().withdraw_set_aside(|p| {
-                p.downcast_ref::<Timeout>().is_some_and(|t| t.id == self.id)
-            });
-        }
+        withdraw_raise(hub, self.id, armed.owner_key, armed.owner_id);
     }
 
     /// Whether a panic payload is this timeout.
@@ -279,6 +268,23 @@ fn started_in_hub() -> ! {
     );
 }
 
+/// Withdraws the raise of timeout `id`, which fired, if its greenlet has
+/// not seen it yet: from its `throw` slot (the next payload set aside is
+/// pending then) or from among the payloads set aside.
+fn withdraw_raise(hub: &Hub, id: u64, owner_key: u32, owner_id: u64) {
+    let Some(owner) = hub.live_greenlet(owner_key, owner_id) else {
+        return;
+    };
+    let c = owner.core();
+    let is_it = |p: &Payload| p.downcast_ref::<Timeout>().is_some_and(|t| t.id == id);
+    let throw = c.throw.take();
+    match throw {
+        Some(p) if is_it(&p) => c.restore_set_aside(),
+        other => c.throw.set(other),
+    }
+    c.withdraw_set_aside(is_it);
+}
+
 /// Withdraws a started timeout that has not fired: its timer, or its place
 /// in the queue of timers still to arm. Returns whether it was there.
 fn withdraw_entry(hub: &Hub, key: usize, serial: u64) -> bool {
@@ -303,6 +309,17 @@ fn withdraw_entry(hub: &Hub, key: usize, serial: u64) -> bool {
     true
 }
 
+/// One timeout cancelled from another thread: its entry, and (in case it
+/// fired meanwhile) its identity and greenlet, to withdraw its raise.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ForeignCancel {
+    key: usize,
+    serial: u64,
+    id: u64,
+    owner_key: u32,
+    owner_id: u64,
+}
+
 /// Cancellations of one hub's timeouts asked for from other threads: a
 /// started `Timeout` is `Send` (it is also the payload and the error), so it
 /// may be cancelled or dropped on a thread that is not its hub's.
@@ -310,8 +327,8 @@ pub(crate) struct ForeignCancels {
     epoch: u64,
     /// Set when `list` is not empty: the hub's only cost is one load of it.
     pending: AtomicBool,
-    /// `(slab key, serial)` of each timeout to withdraw.
-    list: Mutex<Vec<(usize, u64)>>,
+    /// The timeouts to withdraw.
+    list: Mutex<Vec<ForeignCancel>>,
 }
 
 impl ForeignCancels {
@@ -349,10 +366,16 @@ pub(crate) fn unregister_hub(epoch: u64) {
 }
 
 /// [`Timeout::cancel`] on a thread that is not its hub's.
-fn cancel_from_another_thread(armed: &Armed) {
+fn cancel_from_another_thread(armed: &Armed, id: u64) {
     let registry = lock(&FOREIGN_CANCELS);
     if let Some(cancels) = registry.iter().find(|c| c.epoch == armed.epoch) {
-        lock(&cancels.list).push((armed.key, armed.serial));
+        lock(&cancels.list).push(ForeignCancel {
+            key: armed.key,
+            serial: armed.serial,
+            id,
+            owner_key: armed.owner_key,
+            owner_id: armed.owner_id,
+        });
         cancels.pending.store(true, Ordering::Release);
     }
 }
@@ -365,16 +388,37 @@ pub(crate) fn withdraw_foreign_cancels(hub: &Hub, cancels: &ForeignCancels) {
         cancels.pending.store(false, Ordering::Relaxed);
         std::mem::take(&mut *list)
     };
-    for (key, serial) in list {
-        withdraw_entry(hub, key, serial);
+    for cancel in list {
+        if !withdraw_entry(hub, cancel.key, cancel.serial) {
+            // It fired meanwhile: withdraw its raise instead.
+            withdraw_raise(hub, cancel.id, cancel.owner_key, cancel.owner_id);
+        }
     }
 }
 
 /// Whether another thread cancelled the timeout at `key` with `serial`
 /// (removing the request).
 fn cancelled_elsewhere(cancels: &ForeignCancels, key: usize, serial: u64) -> bool {
+    take_request(cancels, |c| c.key == key && c.serial == serial)
+}
+
+/// Whether another thread cancelled the timeout `payload` (one that fired
+/// and is about to be raised), removing the request.
+pub(crate) fn cancelled_elsewhere_after_firing(
+    _hub: &Hub,
+    cancels: &ForeignCancels,
+    payload: &(dyn Any + Send),
+) -> bool {
+    let Some(fired) = payload.downcast_ref::<Timeout>() else {
+        return false;
+    };
+    take_request(cancels, |c| c.id == fired.id)
+}
+
+/// Removes the first request `matches` picks; whether there was one.
+fn take_request(cancels: &ForeignCancels, matches: impl Fn(&ForeignCancel) -> bool) -> bool {
     let mut list = lock(&cancels.list);
-    match list.iter().position(|&c| c == (key, serial)) {
+    match list.iter().position(matches) {
         Some(at) => {
             list.swap_remove(at);
             cancels.pending.store(!list.is_empty(), Ordering::Relaxed);
@@ -463,35 +507,35 @@ fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
     if c.is_dead() {
         return;
     }
-    let pending = c.throw.take();
-    let depth = c.unwind_depth.get();
-    let payload = match pending {
-        // A payload waiting that may not be raised yet (its greenlet unwinds
-        // deeper than its catcher) while this timeout may (its scope is
-        // inside that unwind, in a destructor): the timeout goes first, the
-        // other after (U3).
-        Some(waiting) if depth > c.throw_depth.get() && depth <= entry.depth => {
-            c.set_aside(waiting, c.throw_depth.get());
-            c.throw_depth.set(entry.depth);
-            Box::new(Timeout {
-                id: entry.id,
-                duration: entry.duration,
-                armed: Cell::new(None),
-            })
-        }
-        // A kill already waiting wins; it is delivered once.
-        Some(p) => p,
+    let fired: Payload = Box::new(Timeout {
+        id: entry.id,
+        duration: entry.duration,
+        armed: Cell::new(None),
+    });
+    match c.throw.take() {
         None => {
-            // Raised only at the depth its scope started at (U3).
-            c.throw_depth.set(entry.depth);
-            Box::new(Timeout {
-                id: entry.id,
-                duration: entry.duration,
-                armed: Cell::new(None),
-            })
+            c.throw.set(Some(fired));
+            c.throw_catcher.set(entry.catcher);
         }
-    };
-    c.throw.set(Some(payload));
+        Some(waiting) => {
+            let (depth, held) = (c.unwind_depth.get(), c.uninterruptible.get());
+            let may_raise = |k: Catcher| held <= k.uninterruptible && depth <= k.unwind_depth;
+            if !may_raise(c.throw_catcher.get()) && may_raise(entry.catcher) {
+                // The payload waiting may not be raised yet (its greenlet
+                // unwinds deeper than its catcher) while this timeout may
+                // (its scope is inside that unwind, in a destructor): the
+                // timeout goes first, the other after (U3).
+                c.set_aside(waiting, c.throw_catcher.get());
+                c.throw.set(Some(fired));
+                c.throw_catcher.set(entry.catcher);
+            } else {
+                // A kill waiting wins; another timeout due at the same time
+                // goes first. This one waits its turn.
+                c.throw.set(Some(waiting));
+                c.set_aside(fired, entry.catcher);
+            }
+        }
+    }
     if c.state.get() == State::Parked {
         hub.schedule(&core);
     }

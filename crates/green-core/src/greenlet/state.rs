@@ -30,9 +30,10 @@
 //!   scheduling the target; the target raises it (`resume_unwind`) when its
 //!   `park` returns, unless it is inside an uninterruptible wait (a non-zero
 //!   `uninterruptible` depth: an I/O op being cancelled) or unwinding deeper
-//!   than the payload's catcher (the hub's rule U3: a kill only when it is not
-//!   unwinding at all, a `Timeout` only at the depth its scope started at), in
-//!   which case the payload waits in `throw`. A payload is delivered once and
+//!   than the payload's catcher (`Catcher`, the hub's rule U3: a kill only
+//!   when it is neither unwinding nor in such a wait, a `Timeout` only as
+//!   deep as its scope started), in which case the payload waits in `throw`
+//!   (or, behind another, among the payloads set aside). A payload is delivered once and
 //!   never retried.
 //! * **S3.** A greenlet that never ran is never run after a kill: it becomes
 //!   Dead at once, without a switch. Its death is recorded before its entry
@@ -83,6 +84,25 @@ impl LinkId {
     pub fn as_raw(self) -> u64 {
         self.0
     }
+}
+
+/// Where a payload raised into a greenlet is sure to be caught (U3 in
+/// `hub.rs`): the unwind depth and the uninterruptible depth its catcher
+/// started at. A payload may be raised while the greenlet is no deeper in
+/// either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Catcher {
+    pub(crate) unwind_depth: u32,
+    pub(crate) uninterruptible: u32,
+}
+
+impl Catcher {
+    /// A kill's: the greenlet's root, outside any unwind or uninterruptible
+    /// wait.
+    pub(crate) const ROOT: Catcher = Catcher {
+        unwind_depth: 0,
+        uninterruptible: 0,
+    };
 }
 
 /// Which outcomes a link fires for.
@@ -147,11 +167,12 @@ pub(crate) struct Extra {
     pub(crate) name: Option<Cow<'static, str>>,
     /// `start_later` / `spawn_later`: the timer that will start it.
     pub(crate) start_timer: Option<DelayedStart>,
-    /// A payload set aside, with the depth it may be raised at, while a
-    /// `Timeout` that may be raised now (inside a destructor, during an
-    /// unwind the set-aside payload may not interrupt) goes first (U3); it
-    /// is pending again once that timeout is raised or withdrawn.
-    pub(crate) set_aside: Option<(Payload, u32)>,
+    /// Payloads set aside, each with where it may be raised, while another
+    /// goes first (U3): a `Timeout` that may be raised now (inside a
+    /// destructor, during an unwind a kill may not interrupt), or one of
+    /// several timeouts due together. The next is pending again once the one
+    /// in `throw` is raised or withdrawn.
+    pub(crate) set_aside: Vec<(Payload, Catcher)>,
 }
 
 /// Type-erased access to a greenlet's record.
@@ -210,10 +231,10 @@ pub(crate) struct Core {
     /// sees it panic, down when `Timeout::run` catches its own timeout, and
     /// corrected whenever `std::thread::panicking()` settles the question.
     pub(crate) unwind_depth: Cell<u32>,
-    /// The unwind depth at which the payload in `throw` may be raised (U3):
-    /// 0 for a kill (caught at the root), the depth its scope started at for
-    /// a `Timeout`.
-    pub(crate) throw_depth: Cell<u32>,
+    /// Where the payload in `throw` is sure to be caught, so where it may be
+    /// raised (U3): at the root for a kill, where its scope started for a
+    /// `Timeout`.
+    pub(crate) throw_catcher: Cell<Catcher>,
     /// Its fiber; `None` for the main greenlet (the thread's own stack) and
     /// once a dead greenlet's stack went back to the pool.
     fiber: Cell<Option<Fiber>>,
@@ -263,7 +284,7 @@ impl Core {
             started: Cell::new(is_main),
             parked_unwinding: Cell::new(false),
             unwind_depth: Cell::new(0),
-            throw_depth: Cell::new(0),
+            throw_catcher: Cell::new(Catcher::ROOT),
             is_main,
         }
     }
@@ -338,56 +359,58 @@ impl Core {
             .start_timer = Some(wake);
     }
 
-    /// Sets a payload that may not be raised yet aside behind a `Timeout`
-    /// that may (see `Extra::set_aside`). Only one waits there: a kill over
-    /// a timeout, else the first (a payload is delivered once).
-    pub(crate) fn set_aside(&self, payload: Payload, depth: u32) {
-        // The payload that loses is dropped once the borrow is released (its
-        // destructor is the user's).
-        let _loser = {
-            let mut extra = self.extra.borrow_mut();
-            let extra = extra.get_or_insert_with(Box::default);
-            let replace = match &extra.set_aside {
-                None => true,
-                Some((waiting, _)) => {
-                    waiting.is::<crate::Timeout>() && !payload.is::<crate::Timeout>()
-                }
-            };
-            if replace {
-                extra.set_aside.replace((payload, depth))
-            } else {
-                Some((payload, depth))
-            }
-        };
-    }
-
-    /// Drops the payload set aside if `is_it` says it is the one.
-    pub(crate) fn withdraw_set_aside(&self, is_it: impl FnOnce(&Payload) -> bool) {
-        let mut extra = self.extra.borrow_mut();
-        if let Some(extra) = extra.as_mut() {
-            if extra.set_aside.as_ref().is_some_and(|(p, _)| is_it(p)) {
-                extra.set_aside = None;
-            }
-        }
-    }
-
-    /// Makes the payload set aside pending again, unless another one is.
-    pub(crate) fn restore_set_aside(&self) {
-        let waiting = self
-            .extra
+    /// Sets a payload aside while another goes first (see
+    /// `Extra::set_aside`).
+    pub(crate) fn set_aside(&self, payload: Payload, catcher: Catcher) {
+        self.extra
             .borrow_mut()
-            .as_mut()
-            .and_then(|e| e.set_aside.take());
-        let Some((payload, depth)) = waiting else {
-            return;
+            .get_or_insert_with(Box::default)
+            .set_aside
+            .push((payload, catcher));
+    }
+
+    /// Drops the payloads set aside that `is_it` picks (a `Timeout`
+    /// withdrawing its raise).
+    pub(crate) fn withdraw_set_aside(&self, mut is_it: impl FnMut(&Payload) -> bool) {
+        // Dropped once the borrow is released.
+        let _withdrawn: Vec<(Payload, Catcher)> = {
+            let mut extra = self.extra.borrow_mut();
+            match extra.as_mut() {
+                Some(extra) => {
+                    let (out, keep) = std::mem::take(&mut extra.set_aside)
+                        .into_iter()
+                        .partition(|(p, _)| is_it(p));
+                    extra.set_aside = keep;
+                    out
+                }
+                None => Vec::new(),
+            }
         };
+    }
+
+    /// Makes the next payload set aside pending again, unless one is: a
+    /// kill before timeouts (a kill wins), else the first set aside.
+    pub(crate) fn restore_set_aside(&self) {
         let pending = self.throw.take();
         if pending.is_some() {
             self.throw.set(pending);
             return;
         }
+        let next = {
+            let mut extra = self.extra.borrow_mut();
+            let Some(extra) = extra.as_mut() else { return };
+            let at = extra
+                .set_aside
+                .iter()
+                .position(|(p, _)| !p.is::<crate::Timeout>())
+                .or((!extra.set_aside.is_empty()).then_some(0));
+            at.map(|at| extra.set_aside.remove(at))
+        };
+        let Some((payload, catcher)) = next else {
+            return;
+        };
         self.throw.set(Some(payload));
-        self.throw_depth.set(depth);
+        self.throw_catcher.set(catcher);
         self.throw_held.set(true);
     }
 
