@@ -772,6 +772,7 @@ impl Hub {
 
     /// Raises a payload taken from `throw`; the next payload set aside is
     /// pending again as it goes (U3).
+    #[inline(always)]
     fn raise_pending(&self, core: &Core, payload: green_ctx::Payload) -> ! {
         core.throw_held.set(false);
         core.restore_set_aside();
@@ -829,6 +830,9 @@ impl Hub {
     }
 
     /// Raises `payload` in the running greenlet, counting the unwind (U1).
+    /// Inlined: every frame between a blocking call and the greenlet's root
+    /// is one more the unwinder walks, twice.
+    #[inline(always)]
     pub(crate) fn raise(&self, core: &Core, payload: green_ctx::Payload) -> ! {
         core.unwind_depth.set(core.unwind_depth.get() + 1);
         panic::resume_unwind(payload)

@@ -24,7 +24,13 @@
 //! [`StackPool`](crate::StackPool) does above its watermark: after a burst of
 //! fibers, the memory they touched returns (a page of RSS per freed stack
 //! otherwise stays), while steady churn below the watermark makes no system
-//! call. Chunks are unmapped when the arena and every stack from it are gone.
+//! call. Neighbours freed one after the other (a teardown, the end of a
+//! burst) are released together, up to [`RELEASE_RUN`] in one call. Chunks are unmapped when the
+//! arena and every stack from it are gone.
+//!
+//! * **A1.** The run of stacks still to be released (`unreleased`) holds only
+//!   stacks on the free list, and is released before any free stack is
+//!   handed out again, so no stack in use ever loses its contents.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -37,6 +43,11 @@ const CHUNK_BYTES: usize = 1 << 30;
 
 /// Freed stacks kept with their pages; those freed beyond it are released.
 pub(crate) const HOT_FREE: usize = 256;
+
+/// Most stacks released by one `madvise`: a run of neighbours freed one
+/// after the other waits for at most this many (their pages stay until the
+/// run is released, so the run is kept short).
+const RELEASE_RUN: usize = 64;
 
 /// A source of unguarded stacks of one size. Cloning shares the arena.
 #[derive(Clone, Debug)]
@@ -55,6 +66,12 @@ pub(crate) struct ArenaInner {
     left_in_chunk: Cell<usize>,
     /// Bottoms of stacks given back, reused LIFO.
     free: RefCell<Vec<usize>>,
+    /// `(start, len)` of adjacent free stacks whose pages are still to be
+    /// released: neighbours freed one after the other (a teardown, the end
+    /// of a burst) are released with one `madvise` instead of one each. Only
+    /// free stacks are in it, and it is released before any free stack is
+    /// handed out again (A1).
+    unreleased: Cell<(usize, usize)>,
 }
 
 impl Arena {
@@ -75,6 +92,7 @@ impl Arena {
                 next: Cell::new(0),
                 left_in_chunk: Cell::new(0),
                 free: RefCell::new(Vec::new()),
+                unreleased: Cell::new((0, 0)),
             }),
         })
     }
@@ -91,7 +109,10 @@ impl Arena {
     pub fn stack(&self) -> io::Result<Stack> {
         let inner = &self.inner;
         let size = inner.stack_size;
-        if let Some(bottom) = inner.free.borrow_mut().pop() {
+        let reused = inner.free.borrow_mut().pop();
+        if let Some(bottom) = reused {
+            // A1: the run may hold this very stack; release it first.
+            inner.release_unreleased();
             return Ok(Stack::from_arena(bottom, size, Rc::clone(inner)));
         }
         if inner.left_in_chunk.get() == 0 {
@@ -143,20 +164,36 @@ impl ArenaInner {
     pub(crate) fn give_back(&self, bottom: usize) {
         let mut free = self.free.borrow_mut();
         if free.len() >= HOT_FREE {
-            // SAFETY: `[bottom, bottom + stack_size)` is a stack of one of our
-            // chunks whose `Stack` is being dropped: no fiber runs on it (a
-            // fiber owns its stack until finished, fiber F5) and nothing else
-            // refers to it, so discarding its contents affects no live memory.
-            let rc = unsafe {
-                libc::madvise(
-                    bottom as *mut libc::c_void,
-                    self.stack_size,
-                    libc::MADV_DONTNEED,
-                )
-            };
-            debug_assert_eq!(rc, 0, "madvise(MADV_DONTNEED) on an arena stack failed");
+            let size = self.stack_size;
+            let (start, len) = self.unreleased.get();
+            if len >= RELEASE_RUN * size {
+                self.release_unreleased();
+                self.unreleased.set((bottom, size));
+            } else if len != 0 && bottom == start + len {
+                self.unreleased.set((start, len + size));
+            } else if len != 0 && bottom + size == start {
+                self.unreleased.set((bottom, len + size));
+            } else {
+                self.release_unreleased();
+                self.unreleased.set((bottom, size));
+            }
         }
         free.push(bottom);
+    }
+
+    /// Gives the pages of the run of free stacks waiting for it back to the
+    /// kernel.
+    fn release_unreleased(&self) {
+        let (start, len) = self.unreleased.replace((0, 0));
+        if len == 0 {
+            return;
+        }
+        // SAFETY: A1: the run holds only stacks of our chunks that are on the
+        // free list: no fiber runs on them (a fiber owns its stack until
+        // finished, fiber F5) and none was handed out since it was freed, so
+        // discarding their contents affects no live memory.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        debug_assert_eq!(rc, 0, "madvise(MADV_DONTNEED) on arena stacks failed");
     }
 }
 
