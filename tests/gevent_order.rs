@@ -39,8 +39,7 @@
 //   14_kill_behind_join_wakeup                ignored (4)
 //       4: "G joined H" / "main joined G"
 //   15_kill_vs_expired_timer                  passes
-//   16_two_kills_two_exits                    ignored (5)
-//       4: "G caught exit 2" / nothing (hangs: G sleeps on)
+//   16_two_kills_two_exits                    passes
 //   17_second_kill_after_death                passes
 //   18_kill_nowait_caught_then_blocking_kill  ignored (3)
 //       5: "main after blocking kill" / "link G"
@@ -609,7 +608,6 @@ fn p15_kill_vs_expired_timer() {
 }
 
 #[test]
-#[ignore = "issue 9: each kill delivers one exception"]
 fn p16_two_kills_two_exits() {
     check("16_two_kills_two_exits", |log| {
         let l = log.clone();

@@ -492,7 +492,9 @@ impl<T: 'static> Greenlet<T> {
     /// Raises [`GreenletExit`] in it at its next blocking point and waits for
     /// it to finish. A greenlet that never started never runs and is dead at
     /// once. The payload is delivered once: a greenlet that catches it keeps
-    /// running, and `kill` keeps waiting.
+    /// running, and `kill` keeps waiting. Each kill delivers its own payload
+    /// (gevent's rule): two kills sent before the greenlet runs again reach
+    /// it one after the other, the second at its next blocking call.
     ///
     /// # Kill safety
     /// The caller's wait is interruptible like [`Greenlet::join`].
@@ -995,8 +997,13 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
             let (depth, held) = (c.unwind_depth.get(), c.uninterruptible.get());
             let may_raise = |k: Catcher| held <= k.uninterruptible && depth <= k.unwind_depth;
             match c.throw.take() {
-                // A pending kill wins: payloads are delivered once.
-                Some(p) if !p.is::<Timeout>() => c.throw.set(Some(p)),
+                // Each kill delivers one exception (gevent): a second kill
+                // waits behind the first, and is raised at the blocking call
+                // after the greenlet caught the first.
+                Some(p) if !p.is::<Timeout>() => {
+                    c.throw.set(Some(p));
+                    c.set_aside(payload, Catcher::ROOT);
+                }
                 // A timeout that may be raised now, inside an unwind or a
                 // wait this kill may not interrupt, goes first; the kill
                 // waits behind it (U3).
