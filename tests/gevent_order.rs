@@ -34,10 +34,8 @@
 //       3: "link G" / "A start"
 //   12_blocking_kill_returns_first            ignored (3)
 //       3: "main after kill" / "link G"
-//   13_kill_behind_sleep0_resume              ignored (4)
-//       3: "G resumed" / "main joined"
-//   14_kill_behind_join_wakeup                ignored (4)
-//       4: "G joined H" / "main joined G"
+//   13_kill_behind_sleep0_resume              passes
+//   14_kill_behind_join_wakeup                passes
 //   15_kill_vs_expired_timer                  passes
 //   16_two_kills_two_exits                    passes
 //   17_second_kill_after_death                passes
@@ -101,8 +99,8 @@
 //       3: "S end" / "link P"
 //   56_with_timeout_zero                      ignored (6)
 //       2: "hops 1" / nothing (the Timeout escapes)
-//   57_blocking_kill_behind_resume            ignored (4)
-//       2: "G resumed" / "link G"
+//   57_blocking_kill_behind_resume            ignored (3)
+//       4: "main after kill" / "link G"
 //   58_cancelled_zero_timeout                 ignored (6)
 //       1: "main cancelled timeout, pending: False" / nothing (the Timeout escapes)
 //   59_get_raises_at_waiter_place             ignored (1)
@@ -526,7 +524,6 @@ fn p12_blocking_kill_returns_first() {
 }
 
 #[test]
-#[ignore = "issue 9: a kill is queued behind a pending resume"]
 fn p13_kill_behind_sleep0_resume() {
     check("13_kill_behind_sleep0_resume", |log| {
         let l = log.clone();
@@ -552,7 +549,6 @@ fn p13_kill_behind_sleep0_resume() {
 }
 
 #[test]
-#[ignore = "issue 9: a kill is queued behind a pending resume"]
 fn p14_kill_behind_join_wakeup() {
     check("14_kill_behind_join_wakeup", |log| {
         let h = log.task("H runs");
@@ -1426,7 +1422,7 @@ fn p56_with_timeout_zero() {
 }
 
 #[test]
-#[ignore = "issue 9: a kill is queued behind a pending resume"]
+#[ignore = "issue 9: a blocking kill returns before the target's links"]
 fn p57_blocking_kill_behind_resume() {
     check("57_blocking_kill_behind_resume", |log| {
         let l = log.clone();

@@ -993,6 +993,14 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
             }
             hub.raise(c, payload);
         }
+        State::Parked if c.in_ready.get() && c.throw_is_empty() => {
+            // Already queued to resume (a `sleep(0)`, a wait that completed):
+            // gevent queues the kill behind that resume, so the greenlet
+            // first returns from its blocking call and runs on to the next
+            // one, where the kill is raised (issue 9, rule 4).
+            c.set_aside(payload, Catcher::ROOT);
+            c.throw_held.set(true);
+        }
         State::Parked => {
             let (depth, held) = (c.unwind_depth.get(), c.uninterruptible.get());
             let may_raise = |k: Catcher| held <= k.uninterruptible && depth <= k.unwind_depth;

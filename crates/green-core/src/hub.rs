@@ -755,8 +755,12 @@ impl Hub {
     #[cold]
     #[inline(never)]
     fn raise_held(&self, core: &Core) {
+        if core.throw_is_empty() {
+            // Withdrawn meanwhile, or a kill set aside behind a resume.
+            core.restore_set_aside();
+        }
         let Some(payload) = core.throw.take() else {
-            core.throw_held.set(false); // withdrawn meanwhile
+            core.throw_held.set(false);
             return;
         };
         self.park_throw(core, payload);

@@ -359,6 +359,14 @@ impl Core {
             .start_timer = Some(wake);
     }
 
+    /// Whether no payload is pending in `throw`.
+    pub(crate) fn throw_is_empty(&self) -> bool {
+        let pending = self.throw.take();
+        let empty = pending.is_none();
+        self.throw.set(pending);
+        empty
+    }
+
     /// Sets a payload aside while another goes first (see
     /// `Extra::set_aside`).
     pub(crate) fn set_aside(&self, payload: Payload, catcher: Catcher) {
