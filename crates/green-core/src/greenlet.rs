@@ -1002,8 +1002,7 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
             c.throw_held.set(true);
         }
         State::Parked => {
-            let (depth, held) = (c.unwind_depth.get(), c.uninterruptible.get());
-            let may_raise = |k: Catcher| held <= k.uninterruptible && depth <= k.unwind_depth;
+            let may_raise = |k: Catcher| c.catcher_admits(k);
             match c.throw.take() {
                 // Each kill delivers one exception (gevent): a second kill
                 // waits behind the first, and is raised at the blocking call

@@ -770,8 +770,8 @@ impl Hub {
     /// it is no deeper in an unwind or an uninterruptible wait than where
     /// the catcher started (U3, S2).
     fn may_raise(&self, core: &Core, catcher: Catcher) -> bool {
-        core.uninterruptible.get() <= catcher.uninterruptible
-            && self.unwind_depth(core) <= catcher.unwind_depth
+        self.unwind_depth(core); // corrects the count first (U1)
+        core.catcher_admits(catcher)
     }
 
     /// Raises a payload taken from `throw`; the next payload set aside is

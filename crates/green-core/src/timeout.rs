@@ -518,9 +518,7 @@ fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
             c.throw_catcher.set(entry.catcher);
         }
         Some(waiting) => {
-            let (depth, held) = (c.unwind_depth.get(), c.uninterruptible.get());
-            let may_raise = |k: Catcher| held <= k.uninterruptible && depth <= k.unwind_depth;
-            if !may_raise(c.throw_catcher.get()) && may_raise(entry.catcher) {
+            if !c.catcher_admits(c.throw_catcher.get()) && c.catcher_admits(entry.catcher) {
                 // The payload waiting may not be raised yet (its greenlet
                 // unwinds deeper than its catcher) while this timeout may
                 // (its scope is inside that unwind, in a destructor): the

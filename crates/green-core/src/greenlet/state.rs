@@ -359,6 +359,14 @@ impl Core {
             .start_timer = Some(wake);
     }
 
+    /// Whether a payload caught by `catcher` may be raised in it, judged by
+    /// its counts as they stand (a parked greenlet's, set when it parked; the
+    /// hub's `may_raise` corrects a running one's first).
+    pub(crate) fn catcher_admits(&self, catcher: Catcher) -> bool {
+        self.uninterruptible.get() <= catcher.uninterruptible
+            && self.unwind_depth.get() <= catcher.unwind_depth
+    }
+
     /// Whether no payload is pending in `throw`.
     pub(crate) fn throw_is_empty(&self) -> bool {
         let pending = self.throw.take();
