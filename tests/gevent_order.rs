@@ -32,15 +32,13 @@
 //       3: "main got B" / "C end"
 //   11_link_added_by_waiter_during_firing     ignored (2)
 //       3: "link G" / "A start"
-//   12_blocking_kill_returns_first            ignored (3)
-//       3: "main after kill" / "link G"
+//   12_blocking_kill_returns_first            passes
 //   13_kill_behind_sleep0_resume              passes
 //   14_kill_behind_join_wakeup                passes
 //   15_kill_vs_expired_timer                  passes
 //   16_two_kills_two_exits                    passes
 //   17_second_kill_after_death                passes
-//   18_kill_nowait_caught_then_blocking_kill  ignored (3)
-//       5: "main after blocking kill" / "link G"
+//   18_kill_nowait_caught_then_blocking_kill  passes
 //   19_timeout0_after_callbacks               passes
 //   20_timeout0_body_of_sleep0s               ignored (6)
 //       2: "main step 1" / "main timed out"
@@ -62,8 +60,7 @@
 //   33_spawn_from_greenlet                    passes
 //   34_link_kinds_success                     passes
 //   35_link_kinds_failure                     passes
-//   36_link_kinds_killed                      ignored (3)
-//       1: "main after kill, successful: True" / "link_value"
+//   36_link_kinds_killed                      passes
 //   37_unlink_during_firing                   ignored (1)
 //       2: "main after sleep0 1" / "link 1 unlinks link 3"
 //   38_link_added_during_firing               ignored (2)
@@ -99,8 +96,7 @@
 //       3: "S end" / "link P"
 //   56_with_timeout_zero                      ignored (6)
 //       2: "hops 1" / nothing (the Timeout escapes)
-//   57_blocking_kill_behind_resume            ignored (3)
-//       4: "main after kill" / "link G"
+//   57_blocking_kill_behind_resume            passes
 //   58_cancelled_zero_timeout                 ignored (6)
 //       1: "main cancelled timeout, pending: False" / nothing (the Timeout escapes)
 //   59_get_raises_at_waiter_place             ignored (1)
@@ -503,7 +499,6 @@ fn p11_link_added_by_waiter_during_firing() {
 }
 
 #[test]
-#[ignore = "issue 9: a blocking kill returns before the links"]
 fn p12_blocking_kill_returns_first() {
     check("12_blocking_kill_returns_first", |log| {
         let l = log.clone();
@@ -658,7 +653,6 @@ fn p17_second_kill_after_death() {
 }
 
 #[test]
-#[ignore = "issue 9: a blocking kill returns before the links"]
 fn p18_kill_nowait_caught_then_blocking_kill() {
     check("18_kill_nowait_caught_then_blocking_kill", |log| {
         let l = log.clone();
@@ -1008,7 +1002,6 @@ fn p35_link_kinds_failure() {
 }
 
 #[test]
-#[ignore = "issue 9: a blocking kill returns before the links"]
 fn p36_link_kinds_killed() {
     check("36_link_kinds_killed", |log| {
         let g = spawn(|| sleep(ten_s()));
@@ -1422,7 +1415,6 @@ fn p56_with_timeout_zero() {
 }
 
 #[test]
-#[ignore = "issue 9: a blocking kill returns before the target's links"]
 fn p57_blocking_kill_behind_resume() {
     check("57_blocking_kill_behind_resume", |log| {
         let l = log.clone();

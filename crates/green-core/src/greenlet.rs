@@ -494,7 +494,9 @@ impl<T: 'static> Greenlet<T> {
     /// once. The payload is delivered once: a greenlet that catches it keeps
     /// running, and `kill` keeps waiting. Each kill delivers its own payload
     /// (gevent's rule): two kills sent before the greenlet runs again reach
-    /// it one after the other, the second at its next blocking call.
+    /// it one after the other, the second at its next blocking call. As in
+    /// gevent, `kill` returns as soon as its kill was raised and the greenlet
+    /// died, before its links fire.
     ///
     /// # Kill safety
     /// The caller's wait is interruptible like [`Greenlet::join`].
@@ -1032,8 +1034,38 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
         }
     }
     if block {
+        wait_for_kill_raised(hub, core);
         join_core(core, None);
     }
+}
+
+/// A blocking kill's first wait (gevent's): until the kill has been raised
+/// and the target died, or parked again with no kill left to raise. The
+/// killer then runs before the target's links fire; a target that survived
+/// is then joined like any other.
+///
+/// # Kill safety
+/// Interruptible: a kill of the killer unwinds out of it and removes its
+/// registration.
+#[track_caller]
+fn wait_for_kill_raised(hub: &'static crate::hub::Hub, core: &CoreRef) {
+    let c = core.core();
+    if c.is_dead() || c.state.get() != State::Parked {
+        return;
+    }
+    let me = hub.current_for_blocking();
+    if std::ptr::eq(me.core(), c) {
+        return;
+    }
+    c.add_kill_waiter(Rc::clone(&me));
+    struct Unregister<'a>(&'a Core, &'a Core);
+    impl Drop for Unregister<'_> {
+        fn drop(&mut self) {
+            self.0.remove_kill_waiter(self.1);
+        }
+    }
+    let _unregister = Unregister(c, me.core());
+    while hub.park_as(&me) && !c.is_dead() && c.has_kill_waiter(me.core()) {}
 }
 
 /// Waits for `core` to die, at most `timeout`; returns whether it is dead.

@@ -312,6 +312,10 @@ pub(crate) struct Hub {
     current: RefCell<Option<CoreRef>>,
     ready: RefCell<VecDeque<CoreRef>>,
     direct_switches: Cell<u32>,
+    /// The front of the ready queue is a greenlet blocked in `kill()` whose
+    /// kill was just raised: it runs next, before the hub fires any links
+    /// (gevent's blocking kill returns before the target's links).
+    urgent: Cell<bool>,
     /// Fibers of finished greenlets, whose stacks go back to the pool once
     /// nothing runs on them (H1: fibers only, so reaping runs no user code).
     dead: RefCell<Vec<Fiber>>,
@@ -378,6 +382,7 @@ impl Hub {
             current: RefCell::new(None),
             ready: RefCell::new(VecDeque::new()),
             direct_switches: Cell::new(0),
+            urgent: Cell::new(false),
             dead: RefCell::new(Vec::new()),
             dead_records: RefCell::new(Vec::new()),
             pending_links: RefCell::new(VecDeque::new()),
@@ -715,13 +720,17 @@ impl Hub {
             crate::timeout::arm_started(self);
         }
         core.state.set(State::Parked);
+        if core.has_kill_waiters.get() {
+            self.parked_after_kill(core);
+        }
         if std::thread::panicking() {
             self.note_parking_while_panicking(core);
         } else if core.unwind_depth.get() != 0 {
             // A count left from an unwind the user's code caught (U1).
             self.unwind_depth(core);
         }
-        let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET {
+        let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET || self.urgent.get() {
+            self.urgent.set(false);
             self.pop_ready()
         } else {
             None
@@ -850,6 +859,29 @@ impl Hub {
         if self.unwind_depth(core) > 0 {
             core.parked_unwinding.set(true);
             self.parked_mid_unwind.set(self.parked_mid_unwind.get() + 1);
+        }
+    }
+
+    /// [`Hub::park_as`] of a greenlet that greenlets blocked in `kill()`
+    /// wait on: once no kill is left to raise in it, they run next.
+    #[cold]
+    #[inline(never)]
+    fn parked_after_kill(&self, core: &Core) {
+        if !core.has_payload_waiting() {
+            self.wake_kill_waiters(core);
+        }
+    }
+
+    /// Puts the greenlets blocked in `kill()` on `core` at the front of the
+    /// ready queue, in the order they waited: they run next (see `urgent`).
+    pub(crate) fn wake_kill_waiters(&self, core: &Core) {
+        let waiters = core.take_kill_waiters();
+        let mut ready = self.ready.borrow_mut();
+        for waiter in waiters.into_iter().rev() {
+            if mark_ready(waiter.core()) {
+                ready.push_front(waiter);
+                self.urgent.set(true);
+            }
         }
     }
 
@@ -1007,6 +1039,13 @@ impl Hub {
     /// One round of the hub's work; returns after switching to a greenlet
     /// that later switched back, or after polling the loop.
     fn run_once(&self) {
+        if self.urgent.replace(false) {
+            // A greenlet blocked in `kill()` runs before any link fires.
+            if let Some(next) = self.pop_ready() {
+                self.switch_into(next);
+                return;
+            }
+        }
         self.drop_dead_records();
         if let Some(cancels) = self.foreign_cancels() {
             crate::timeout::withdraw_foreign_cancels(self, &cancels);
@@ -1273,7 +1312,13 @@ impl Hub {
         // In the hub: start it now, so that links run in registration order
         // whatever their kind.
         match crate::greenlet::try_start_link(f, Location::caller(), !in_hub) {
-            Ok(Some(g)) => self.switch_into(g),
+            Ok(Some(g)) => {
+                // When it finishes or blocks it comes back here, for the
+                // later links to fire (spending the direct-switch budget is
+                // what sends it through the hub).
+                self.direct_switches.set(DIRECT_SWITCH_BUDGET);
+                self.switch_into(g);
+            }
             Ok(None) => {}
             Err((e, f)) => {
                 report_failure(
@@ -1311,6 +1356,9 @@ impl Hub {
         if !self.wake_joiners_now(c) {
             self.queue_links(core);
         }
+        if c.has_kill_waiters.get() {
+            self.wake_kill_waiters(c);
+        }
     }
 
     /// When every link of a dead greenlet only wakes a waiter (`join`,
@@ -1337,8 +1385,9 @@ impl Hub {
     /// goes. Straight to the next ready greenlet when nothing needs the hub
     /// (no links to fire, fairness budget left); else to the hub fiber.
     pub(crate) fn leave_finished(&self, core: &Core) {
-        let hub_needed = !self.pending_links.borrow().is_empty()
-            || self.direct_switches.get() >= DIRECT_SWITCH_BUDGET;
+        let hub_needed = (!self.pending_links.borrow().is_empty()
+            || self.direct_switches.get() >= DIRECT_SWITCH_BUDGET)
+            && !self.urgent.replace(false);
         let next = if hub_needed { None } else { self.pop_ready() };
         match next {
             Some(next)

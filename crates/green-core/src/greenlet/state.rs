@@ -173,6 +173,10 @@ pub(crate) struct Extra {
     /// several timeouts due together. The next is pending again once the one
     /// in `throw` is raised or withdrawn.
     pub(crate) set_aside: Vec<(Payload, Catcher)>,
+    /// Greenlets blocked in `kill()` on it, waiting for their kill to have
+    /// been raised: they run as soon as it dies, or parks again with no kill
+    /// left pending, before its links fire (gevent's blocking kill).
+    pub(crate) kill_waiters: Vec<CoreRef>,
 }
 
 /// Type-erased access to a greenlet's record.
@@ -216,6 +220,8 @@ pub(crate) struct Core {
     pub(crate) is_main: bool,
     /// Queued in the hub's pending-links list (S4).
     pub(crate) links_queued: Cell<bool>,
+    /// `Extra::kill_waiters` is not empty (checked when it parks or dies).
+    pub(crate) has_kill_waiters: Cell<bool>,
     /// S2: a payload was left in `throw` while it ran (it was unwinding too
     /// deep, or inside an uninterruptible wait): its next blocking call
     /// raises it on the way in if it may by then (U3), instead of parking
@@ -275,6 +281,7 @@ impl Core {
             links: RefCell::new(SmallVec::new()),
             links_queued: Cell::new(false),
             throw_held: Cell::new(false),
+            has_kill_waiters: Cell::new(false),
             error: RefCell::new(None),
             succeeded: Cell::new(false),
             parent: parent.map(Rc::downgrade),
@@ -365,6 +372,61 @@ impl Core {
     pub(crate) fn catcher_admits(&self, catcher: Catcher) -> bool {
         self.uninterruptible.get() <= catcher.uninterruptible
             && self.unwind_depth.get() <= catcher.unwind_depth
+    }
+
+    /// Registers a greenlet blocked in `kill()` on this one.
+    pub(crate) fn add_kill_waiter(&self, waiter: CoreRef) {
+        self.extra
+            .borrow_mut()
+            .get_or_insert_with(Box::default)
+            .kill_waiters
+            .push(waiter);
+        self.has_kill_waiters.set(true);
+    }
+
+    /// Removes a kill waiter (its wait ended otherwise); whether it was there.
+    pub(crate) fn remove_kill_waiter(&self, waiter: &Core) -> bool {
+        let mut extra = self.extra.borrow_mut();
+        let Some(extra) = extra.as_mut() else {
+            return false;
+        };
+        let before = extra.kill_waiters.len();
+        extra
+            .kill_waiters
+            .retain(|w| !std::ptr::eq(w.core(), waiter));
+        self.has_kill_waiters.set(!extra.kill_waiters.is_empty());
+        extra.kill_waiters.len() != before
+    }
+
+    /// Whether `waiter` is still registered (not yet woken).
+    pub(crate) fn has_kill_waiter(&self, waiter: &Core) -> bool {
+        self.extra.borrow().as_ref().is_some_and(|e| {
+            e.kill_waiters
+                .iter()
+                .any(|w| std::ptr::eq(w.core(), waiter))
+        })
+    }
+
+    /// Takes every kill waiter.
+    pub(crate) fn take_kill_waiters(&self) -> Vec<CoreRef> {
+        self.has_kill_waiters.set(false);
+        self.extra
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.kill_waiters))
+            .unwrap_or_default()
+    }
+
+    /// Whether a kill is still to be raised in it: pending, held back, or
+    /// set aside.
+    pub(crate) fn has_payload_waiting(&self) -> bool {
+        !self.throw_is_empty()
+            || self.throw_held.get()
+            || self
+                .extra
+                .borrow()
+                .as_ref()
+                .is_some_and(|e| !e.set_aside.is_empty())
     }
 
     /// Whether no payload is pending in `throw`.
