@@ -9,7 +9,7 @@
 //! ([`Log::finally`]), `with Timeout(0):` is `Timeout::run`.
 
 // Status today (issue 9), the same with io_uring and with
-// GREEN_LOOP_BACKEND=epoll. `ignored (N)`: fails today and is #[ignore]d;
+// GREEN_LOOP_BACKEND=epoll. `ignored (N)`: fails today and is ignored;
 // N is the README rule its first differing line breaks. That line is given
 // as `line: gevent's / green's`.
 //

@@ -188,10 +188,10 @@ impl ArenaInner {
         if len == 0 {
             return;
         }
-        // SAFETY: A1: the run holds only stacks of our chunks that are on the
-        // free list: no fiber runs on them (a fiber owns its stack until
-        // finished, fiber F5) and none was handed out since it was freed, so
-        // discarding their contents affects no live memory.
+        // No fiber runs on a free stack (a fiber owns its stack until it is
+        // finished, fiber F5).
+        // SAFETY: A1: the run holds only free stacks of our chunks, none
+        // handed out since it was freed: discarding them loses no live data.
         let rc = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
         debug_assert_eq!(rc, 0, "madvise(MADV_DONTNEED) on arena stacks failed");
     }
