@@ -1385,9 +1385,12 @@ impl Hub {
     /// goes. Straight to the next ready greenlet when nothing needs the hub
     /// (no links to fire, fairness budget left); else to the hub fiber.
     pub(crate) fn leave_finished(&self, core: &Core) {
+        // A greenlet blocked in `kill()` on this one runs next, whatever
+        // else waits for the hub (its flag is spent either way).
+        let urgent = self.urgent.replace(false);
         let hub_needed = (!self.pending_links.borrow().is_empty()
             || self.direct_switches.get() >= DIRECT_SWITCH_BUDGET)
-            && !self.urgent.replace(false);
+            && !urgent;
         let next = if hub_needed { None } else { self.pop_ready() };
         match next {
             Some(next)
