@@ -6,10 +6,13 @@
 //! `RUST_BACKTRACE` or measure RSS run in a child process
 //! (`GREEN_CORE_STACKS_CHILD`), killed if it outlives a time limit.
 
-use std::io::{self, Read};
+#[allow(unreachable_pub)] // The shared fixtures are `pub` for every test binary.
+mod support;
+
+use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use green_core::{sleep, yield_now, Builder};
 use green_ctx::{MAX_STACK_SIZE, MIN_STACK_SIZE};
@@ -17,40 +20,9 @@ use green_ctx::{MAX_STACK_SIZE, MIN_STACK_SIZE};
 const CHILD_ENV: &str = "GREEN_CORE_STACKS_CHILD";
 const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
+/// Runs this binary's `child` test with `mode` and `RUST_BACKTRACE=backtrace`.
 fn run_child(mode: &str, backtrace: &str) -> Output {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
-        .env("RUST_BACKTRACE", backtrace)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child test process");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > CHILD_LIMIT {
-            let _ = child.kill();
-            panic!("child {mode} still runs after {CHILD_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    support::run_child_with_backtrace(CHILD_ENV, mode, backtrace, CHILD_LIMIT)
 }
 
 /// Checks that the child exited cleanly and returns its stdout.

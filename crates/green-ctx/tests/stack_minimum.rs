@@ -8,55 +8,23 @@
 //! The `measure` mode prints how deep the panic went, the figure documented
 //! at `MIN_STACK_SIZE`.
 
-use std::io::Read;
+mod support;
+
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use green_ctx::{Arena, Fiber, Stack, MIN_STACK_SIZE};
 
 const CHILD_ENV: &str = "GREEN_CTX_MIN_CHILD";
 const CHILD_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs this binary's `child` test with `mode` and `RUST_BACKTRACE=backtrace`.
+fn run_child(mode: &str, backtrace: &str) -> Output {
+    support::run_child(CHILD_ENV, mode, backtrace, CHILD_LIMIT)
+}
 /// What the unguarded case fills its neighbour's stack with.
 const PATTERN: u8 = 0xa5;
-
-/// Runs this binary's `child` test with `mode` and `RUST_BACKTRACE=backtrace`;
-/// kills it and fails if it runs longer than [`CHILD_LIMIT`].
-fn run_child(mode: &str, backtrace: &str) -> Output {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
-        .env("RUST_BACKTRACE", backtrace)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child test process");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > CHILD_LIMIT {
-            let _ = child.kill();
-            panic!("child {mode} still runs after {CHILD_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
 
 /// A fiber on `stack` that panics with a plain `panic!()`; returns whether
 /// the panic came back through `take_panic`.

@@ -5,9 +5,11 @@
 //! The cases that change process limits or measure RSS run in a child
 //! process (`GREEN_CTX_SIZES_CHILD`), killed if it outlives a time limit.
 
-use std::io::{self, Read};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::io;
+use std::process::Output;
+use std::time::Duration;
 
 use green_ctx::{
     usable_stack_size, Arena, Stack, StackPool, StackPoolConfig, DEFAULT_STACK_SIZE,
@@ -17,40 +19,9 @@ use green_ctx::{
 const CHILD_ENV: &str = "GREEN_CTX_SIZES_CHILD";
 const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
+/// Runs this binary's `child` test with `mode`.
 fn run_child(mode: &str) -> Output {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child test process");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > CHILD_LIMIT {
-            let _ = child.kill();
-            panic!("child {mode} still runs after {CHILD_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    support::run_child(CHILD_ENV, mode, "0", CHILD_LIMIT)
 }
 
 /// The value printed after `key ` by the child.

@@ -158,10 +158,15 @@ pub const CHILD_LIMIT: Duration = Duration::from_secs(60);
 /// Runs this binary's `child` test with `env` set to `mode` and returns its
 /// output; kills it and fails if it still runs after `limit`.
 pub fn run_child(env: &str, mode: &str, limit: Duration) -> Output {
+    run_child_with_backtrace(env, mode, "0", limit)
+}
+
+/// [`run_child`] with `RUST_BACKTRACE` set to `backtrace`.
+pub fn run_child_with_backtrace(env: &str, mode: &str, backtrace: &str, limit: Duration) -> Output {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(env, mode)
-        .env("RUST_BACKTRACE", "0")
+        .env("RUST_BACKTRACE", backtrace)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
