@@ -8,101 +8,11 @@
 //! blocking call ([`except_exit`]), `finally:` is a drop guard
 //! ([`Log::finally`]), `with Timeout(0):` is `Timeout::run`.
 
-// Status today (issue 9), the same with io_uring and with
-// GREEN_LOOP_BACKEND=epoll. `ignored (N)`: fails today and is ignored;
-// N is the README rule its first differing line breaks. That line is given
-// as `line: gevent's / green's`.
-//
-//   program                                   status (then the first differing line)
-//   01_link_after_finish                      passes (a lone yield held links back for good)
-//   02_late_link_queue_place                  passes
-//   03_kill_unstarted_links                   passes
-//   04_kill_spawned_not_run                   passes
-//   05_links_dont_overtake                    ignored (1)
-//       3: "B start" / "link A"
-//   06_links_in_finish_order                  ignored (1)
-//       3: "A end" / "link B 1"
-//   07_join_waiter_is_link                    ignored (1)
-//       2: "H links 2" / "link 1"
-//   08_get_waiter_is_link                     ignored (1)
-//       2: "H links 2" / "link 1"
-//   09_joinall_waiter_position                ignored (1)
-//       2: "B runs" / "link A before"
-//   10_iwait_order                            ignored (2)
-//       3: "main got B" / "C end"
-//   11_link_added_by_waiter_during_firing     ignored (2)
-//       3: "link G" / "A start"
-//   12_blocking_kill_returns_first            passes
-//   13_kill_behind_sleep0_resume              passes
-//   14_kill_behind_join_wakeup                passes
-//   15_kill_vs_expired_timer                  passes
-//   16_two_kills_two_exits                    passes
-//   17_second_kill_after_death                passes
-//   18_kill_nowait_caught_then_blocking_kill  passes
-//   19_timeout0_after_callbacks               passes
-//   20_timeout0_body_of_sleep0s               ignored (6)
-//       2: "main step 1" / "main timed out"
-//   21_spawn_later0_after_spawn               passes
-//   22_wait_timeout0_sees_finish              ignored (6)
-//       1: "G runs" / "main wait returned 0 done"
-//   23_join_timeout0                          passes
-//   24_nested_zero_timeouts                   passes
-//   25_zero_timer_vs_sleep0_chain             passes
-//   26_zero_timers_fifo                       passes
-//   27_timeout0_vs_spawn_later0               ignored (6)
-//       1: "L start" / "main timed out"
-//   28_fairness_short_chain                   passes
-//   29_fairness_sleep0_loop_timer             passes
-//   30_fairness_sleep0_loop_io                skipped
-//       needs socket I/O
-//   31_sleep0_round_robin                     passes
-//   32_start_vs_spawn_order                   passes
-//   33_spawn_from_greenlet                    passes
-//   34_link_kinds_success                     passes
-//   35_link_kinds_failure                     passes
-//   36_link_kinds_killed                      passes
-//   37_unlink_during_firing                   ignored (1)
-//       2: "main after sleep0 1" / "link 1 unlinks link 3"
-//   38_link_added_during_firing               ignored (2)
-//       4: "main joined" / "link 3"
-//   39_link_that_spawns                       ignored (1)
-//       2: "B start" / "link G spawns X"
-//   40_link_that_blocks                       ignored (1)
-//       2: "B start" / "link 1 sleeps"
-//   41_blocking_kill_from_link                ignored (1)
-//       2: "main after sleep0 1" / "link 1 kills H"
-//   42_killall_block                          ignored (1)
-//       1: "link C" / "B exits"
-//   43_killall_nowait                         passes
-//   44_get_on_killed_unstarted                passes (a lone yield held links back for good)
-//   45_ready_ops_do_not_yield                 passes
-//   46_blocking_kill_target_survives_throw    ignored (2)
-//       5: "main after kill" / "link 2"
-//   47_event_set_wakeup_order                 skipped
-//       needs Event
-//   48_event_wait_zero                        skipped
-//       needs Event
-//   49_rawlink_vs_get_waiter                  ignored (2)
-//       2: "main get -> v" / "rawlink"
-//   50_idle_after_all                         ignored (6)
-//       4: "timer greenlet" / "main after idle"
-//   51_kill_timeout_zero                      passes
-//   52_joinall_with_killed_unstarted          passes
-//   53_iwait_timeout_zero                     ignored (6)
-//       1: "A runs" / "main iwait over"
-//   54_self_link                              ignored (1)
-//       3: "B start" / "link A"
-//   55_killall_diehard                        ignored (1)
-//       3: "S end" / "link P"
-//   56_with_timeout_zero                      ignored (6)
-//       2: "hops 1" / nothing (the Timeout escapes)
-//   57_blocking_kill_behind_resume            passes
-//   58_cancelled_zero_timeout                 ignored (6)
-//       1: "main cancelled timeout, pending: False" / nothing (the Timeout escapes)
-//   59_get_raises_at_waiter_place             ignored (1)
-//       1: "H adds link 2" / "link_exception 1"
-//
-// 56 ported: 22 pass, 34 ignored; 3 skipped.
+// Every port passes, with io_uring and with GREEN_LOOP_BACKEND=epoll. Three
+// programs are not ported yet: 30_fairness_sleep0_loop_io needs green
+// sockets, 47_event_set_wakeup_order and 48_event_wait_zero need `Event`.
+// The README's rules 1-7 are the scheduler's Q1-Q6 (crates/green-core's
+// hub module docs).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -347,7 +257,6 @@ fn p04_kill_spawned_not_run() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p05_links_dont_overtake() {
     check("05_links_dont_overtake", |log| {
         let l = log.clone();
@@ -365,7 +274,6 @@ fn p05_links_dont_overtake() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p06_links_in_finish_order() {
     check("06_links_in_finish_order", |log| {
         let l = log.clone();
@@ -387,7 +295,6 @@ fn p06_links_in_finish_order() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p07_join_waiter_is_link() {
     check("07_join_waiter_is_link", |log| {
         let g = spawn(log.task("G runs"));
@@ -406,7 +313,6 @@ fn p07_join_waiter_is_link() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p08_get_waiter_is_link() {
     check("08_get_waiter_is_link", |log| {
         let l = log.clone();
@@ -430,7 +336,6 @@ fn p08_get_waiter_is_link() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p09_joinall_waiter_position() {
     check("09_joinall_waiter_position", |log| {
         let ga = spawn(log.task("A runs"));
@@ -452,7 +357,6 @@ fn p09_joinall_waiter_position() {
 }
 
 #[test]
-#[ignore = "issue 9: a waiter is a link, woken at its place"]
 fn p10_iwait_order() {
     check("10_iwait_order", |log| {
         let worker = |name: &'static str, hops: usize| {
@@ -484,7 +388,6 @@ fn p10_iwait_order() {
 }
 
 #[test]
-#[ignore = "issue 9: a link added while the entry fires joins it"]
 fn p11_link_added_by_waiter_during_firing() {
     check("11_link_added_by_waiter_during_firing", |log| {
         let g = spawn(log.task("G runs"));
@@ -702,7 +605,6 @@ fn p19_timeout0_after_callbacks() {
 }
 
 #[test]
-#[ignore = "issue 9: zero timers fire after the callback pass"]
 fn p20_timeout0_body_of_sleep0s() {
     check("20_timeout0_body_of_sleep0s", |log| {
         // `with Timeout(0):` is Timeout::run; its Err is the except branch.
@@ -739,7 +641,6 @@ fn p21_spawn_later0_after_spawn() {
 }
 
 #[test]
-#[ignore = "issue 9: zero timers fire after the callback pass"]
 fn p22_wait_timeout0_sees_finish() {
     check("22_wait_timeout0_sees_finish", |log| {
         let g = spawn(log.task("G runs"));
@@ -848,7 +749,6 @@ fn p26_zero_timers_fifo() {
 }
 
 #[test]
-#[ignore = "issue 9: zero timers fire after the callback pass, in start order"]
 fn p27_timeout0_vs_spawn_later0() {
     check("27_timeout0_vs_spawn_later0", |log| {
         spawn_later(Duration::ZERO, log.task("L start"));
@@ -1020,7 +920,6 @@ fn p36_link_kinds_killed() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p37_unlink_during_firing() {
     check("37_unlink_during_firing", |log| {
         // Python unlinks by callback, green by the id `rawlink` returned.
@@ -1046,7 +945,6 @@ fn p37_unlink_during_firing() {
 }
 
 #[test]
-#[ignore = "issue 9: a waiter is a link, woken at its place"]
 fn p38_link_added_during_firing() {
     check("38_link_added_during_firing", |log| {
         let l = log.clone();
@@ -1067,7 +965,6 @@ fn p38_link_added_during_firing() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p39_link_that_spawns() {
     check("39_link_that_spawns", |log| {
         let l = log.clone();
@@ -1086,7 +983,6 @@ fn p39_link_that_spawns() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p40_link_that_blocks() {
     check("40_link_that_blocks", |log| {
         let l = log.clone();
@@ -1107,7 +1003,6 @@ fn p40_link_that_blocks() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p41_blocking_kill_from_link() {
     check("41_blocking_kill_from_link", |log| {
         let l = log.clone();
@@ -1144,7 +1039,6 @@ fn sleeper(log: &Log, name: &'static str) -> impl FnOnce() + 'static {
 }
 
 #[test]
-#[ignore = "issue 9: links of an unstarted kill are queued at the kill"]
 fn p42_killall_block() {
     check("42_killall_block", |log| {
         let a = spawn(sleeper(log, "A"));
@@ -1216,7 +1110,6 @@ fn p45_ready_ops_do_not_yield() {
 }
 
 #[test]
-#[ignore = "issue 9: a waiter is a link, woken at its place"]
 fn p46_blocking_kill_target_survives_throw() {
     check("46_blocking_kill_target_survives_throw", |log| {
         let l = log.clone();
@@ -1245,7 +1138,6 @@ fn p46_blocking_kill_target_survives_throw() {
 }
 
 #[test]
-#[ignore = "issue 9: a waiter is a link, woken at its place"]
 fn p49_rawlink_vs_get_waiter() {
     check("49_rawlink_vs_get_waiter", |log| {
         let g = spawn(|| "v");
@@ -1262,7 +1154,6 @@ fn p49_rawlink_vs_get_waiter() {
 }
 
 #[test]
-#[ignore = "issue 9: zero timers fire before idle returns"]
 fn p50_idle_after_all() {
     check("50_idle_after_all", |log| {
         let l = log.clone();
@@ -1317,7 +1208,6 @@ fn p52_joinall_with_killed_unstarted() {
 }
 
 #[test]
-#[ignore = "issue 9: zero timers fire after the callback pass"]
 fn p53_iwait_timeout_zero() {
     check("53_iwait_timeout_zero", |log| {
         let a = spawn(log.task("A runs"));
@@ -1335,7 +1225,6 @@ fn p53_iwait_timeout_zero() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p54_self_link() {
     check("54_self_link", |log| {
         let l = log.clone();
@@ -1356,7 +1245,6 @@ fn p54_self_link() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p55_killall_diehard() {
     check("55_killall_diehard", |log| {
         let l = log.clone();
@@ -1385,7 +1273,6 @@ fn p55_killall_diehard() {
 }
 
 #[test]
-#[ignore = "issue 9: zero timers fire after the callback pass"]
 fn p56_with_timeout_zero() {
     check("56_with_timeout_zero", |log| {
         let l = log.clone();
@@ -1437,7 +1324,6 @@ fn p57_blocking_kill_behind_resume() {
 }
 
 #[test]
-#[ignore = "issue 9: zero timers fire after the callback pass"]
 fn p58_cancelled_zero_timeout() {
     check("58_cancelled_zero_timeout", |log| {
         let t = Timeout::start_new(Duration::ZERO);
@@ -1455,7 +1341,6 @@ fn p58_cancelled_zero_timeout() {
 }
 
 #[test]
-#[ignore = "issue 9: links fire from the queue, not ahead of it"]
 fn p59_get_raises_at_waiter_place() {
     check("59_get_raises_at_waiter_place", |log| {
         // `exception_stream = None`: as in 35, the report goes to stderr.

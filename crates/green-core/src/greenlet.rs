@@ -1039,6 +1039,19 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
     }
 }
 
+/// Raises `payload` in a started greenlet now, as gevent's `throw` does:
+/// its resume goes to the front of the callback queue and the caller waits
+/// until the payload has been raised (the target died, or blocked again).
+/// Used by `killall`, whose kills gevent throws one after the other from a
+/// single callback.
+#[track_caller]
+pub(crate) fn throw_now(core: &CoreRef, payload: Payload) {
+    let hub = hub();
+    kill_core(core, payload, false);
+    hub.run_next(core);
+    wait_for_kill_raised(hub, core);
+}
+
 /// A blocking kill's first wait (gevent's): until the kill has been raised
 /// and the target died, or parked again with no kill left to raise. The
 /// killer then runs before the target's links fire; a target that survived

@@ -98,8 +98,44 @@ use crate::stacks::StackPools;
 /// destructors may block briefly) before giving up on them.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// Direct greenlet-to-greenlet switches allowed before the loop is polled.
-pub(crate) const DIRECT_SWITCH_BUDGET: u32 = 64;
+/// Fairness (Q4): every this many entries run in one pass, the hub looks at
+/// the clock ...
+const CALLBACK_CHECK_COUNT: u32 = 50;
+
+/// ... and cuts the pass short, to run due timers and I/O, once this long has
+/// passed since the pass began (gevent's switch interval).
+const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// One entry of the hub's callback queue (Q1): what happens next, in the
+/// order it was caused.
+pub(crate) enum Entry {
+    /// Run a greenlet: its start, its resume after `sleep(0)`, a wake-up, the
+    /// throw of a kill.
+    Resume(CoreRef),
+    /// Fire a finished greenlet's links, in registration order (Q2).
+    Links(CoreRef),
+}
+
+impl Entry {
+    #[inline(always)]
+    fn record(&self) -> &CoreRef {
+        match self {
+            Entry::Resume(core) | Entry::Links(core) => core,
+        }
+    }
+}
+
+/// What the callback queue gives a greenlet (or the hub) that gives up the
+/// CPU.
+enum Next {
+    /// Switch to this greenlet.
+    Run(CoreRef),
+    /// The front entry needs the hub fiber (a link callback to run, or the
+    /// pass to cut short, Q4).
+    Hub,
+    /// The queue is empty: time to poll the loop.
+    Empty,
+}
 
 /// S1: marks a greenlet ready unless it already is, or is dead; returns
 /// whether the caller must put it in the ready queue.
@@ -110,6 +146,24 @@ fn mark_ready(c: &Core) -> bool {
     }
     c.in_ready.set(true);
     true
+}
+
+/// Whether `waiter` is queued to resume only to have a kill or timeout
+/// raised (Q3).
+#[inline(always)]
+fn throw_queued(waiter: &Core) -> bool {
+    waiter.in_ready.get()
+        && waiter.state.get() == State::Parked
+        && !waiter.is_dead()
+        && !waiter.throw_is_empty()
+}
+
+/// Whether a links entry may switch straight to `waiter` to fire its link
+/// (Q2): it is suspended and nothing else is about to run it. One already
+/// queued to resume runs at that place instead.
+#[inline(always)]
+fn can_switch_to(waiter: &Core) -> bool {
+    waiter.state.get() == State::Parked && !waiter.in_ready.get() && !waiter.is_dead()
 }
 
 /// How far down the ready queue [`prefetch_ahead`] reaches for each of the
@@ -130,18 +184,18 @@ const PREFETCH_STACK_AHEAD: usize = 2;
 /// from 72 to 40 ns per yield, 10 000 from about 125 to 103 ns). A short
 /// queue makes this a few bounds checks.
 #[inline(always)]
-fn prefetch_ahead(ready: &VecDeque<CoreRef>) {
-    if let Some(record) = ready.get(PREFETCH_RECORD_AHEAD) {
+fn prefetch_ahead(ready: &VecDeque<Entry>) {
+    if let Some(record) = ready.get(PREFETCH_RECORD_AHEAD).map(Entry::record) {
         // The record's hot fields span its first two lines (`Inner` and
         // `Core` are `repr(C)`, the hot fields first).
         let at = Rc::as_ptr(record).cast::<u8>();
         green_ctx::prefetch(at);
         green_ctx::prefetch(at.wrapping_add(64));
     }
-    if let Some(record) = ready.get(PREFETCH_SLOT_AHEAD) {
+    if let Some(record) = ready.get(PREFETCH_SLOT_AHEAD).map(Entry::record) {
         record.core().fref.prefetch_slot();
     }
-    if let Some(record) = ready.get(PREFETCH_STACK_AHEAD) {
+    if let Some(record) = ready.get(PREFETCH_STACK_AHEAD).map(Entry::record) {
         record.core().fref.prefetch_context();
     }
 }
@@ -310,8 +364,19 @@ pub(crate) struct Hub {
     main: RefCell<Option<CoreRef>>,
     /// The running greenlet; `None` while the hub fiber runs.
     current: RefCell<Option<CoreRef>>,
-    ready: RefCell<VecDeque<CoreRef>>,
-    direct_switches: Cell<u32>,
+    /// The callback queue (Q1).
+    ready: RefCell<VecDeque<Entry>>,
+    /// Entries run since the pass began or was last checked (Q4).
+    pass_count: Cell<u32>,
+    /// When the current pass began: the last poll of the loop (Q4).
+    pass_started: Cell<Instant>,
+    /// A greenlet found the pass overdue: the hub polls before going on.
+    cut_due: Cell<bool>,
+    /// A rawlink is running (the hub fires a link): a waiter it wakes is
+    /// switched to right after it, at the link's place (Q2).
+    firing_rawlink: Cell<bool>,
+    /// The waiter such a rawlink woke.
+    woken_by_rawlink: RefCell<Option<CoreRef>>,
     /// The front of the ready queue is a greenlet blocked in `kill()` whose
     /// kill was just raised: it runs next, before the hub fires any links
     /// (gevent's blocking kill returns before the target's links).
@@ -322,8 +387,6 @@ pub(crate) struct Hub {
     /// Last references to records of greenlets killed before they started,
     /// found in the ready queue, for the hub to drop (H1).
     dead_records: RefCell<Vec<CoreRef>>,
-    /// Greenlets whose links are due (S4).
-    pending_links: RefCell<VecDeque<CoreRef>>,
     /// Greenlets waiting in `idle()`.
     idle_waiters: RefCell<VecDeque<CoreRef>>,
     /// The stack pools (stacks.rs): closed outside initialise..teardown.
@@ -381,11 +444,14 @@ impl Hub {
             main: RefCell::new(None),
             current: RefCell::new(None),
             ready: RefCell::new(VecDeque::new()),
-            direct_switches: Cell::new(0),
+            pass_count: Cell::new(0),
+            pass_started: Cell::new(Instant::now()),
+            cut_due: Cell::new(false),
+            firing_rawlink: Cell::new(false),
+            woken_by_rawlink: RefCell::new(None),
             urgent: Cell::new(false),
             dead: RefCell::new(Vec::new()),
             dead_records: RefCell::new(Vec::new()),
-            pending_links: RefCell::new(VecDeque::new()),
             idle_waiters: RefCell::new(VecDeque::new()),
             stacks: RefCell::new(StackPools::new()),
             live: RefCell::new(Slab::new()),
@@ -632,44 +698,121 @@ impl Hub {
 
     // ===== scheduling =====
 
-    /// Puts a greenlet at the back of the ready queue (S1: at most once).
+    /// Queues a greenlet's resume at the back of the callback queue (S1: at
+    /// most once).
     #[inline]
     pub(crate) fn schedule(&self, core: &CoreRef) {
         if mark_ready(core.core()) {
-            self.ready.borrow_mut().push_back(Rc::clone(core));
+            self.ready
+                .borrow_mut()
+                .push_back(Entry::Resume(Rc::clone(core)));
         }
     }
 
-    /// [`Hub::schedule`] for a caller that gives its reference away.
-    #[inline]
-    fn schedule_owned(&self, core: CoreRef) {
-        if mark_ready(core.core()) {
-            self.ready.borrow_mut().push_back(core);
+    /// Wakes a greenlet waiting on something a rawlink reports ready (`wait`,
+    /// `iwait`, later the sync primitives). Called by a rawlink the hub is
+    /// firing, the waiter runs right after it, before the later links (Q2,
+    /// gevent's `waiter.switch` inside a link); called from anywhere else, it
+    /// is queued like any wake-up.
+    pub(crate) fn wake_waiter(&self, waiter: &CoreRef) {
+        if self.firing_rawlink.get() {
+            let mut woken = self.woken_by_rawlink.borrow_mut();
+            if woken.is_none() && can_switch_to(waiter.core()) {
+                *woken = Some(Rc::clone(waiter));
+                return;
+            }
+        }
+        self.schedule(waiter);
+    }
+
+    /// Moves `core`'s queued resume to the front of the callback queue: it
+    /// runs next (a `throw` that gevent does on the spot).
+    pub(crate) fn run_next(&self, core: &CoreRef) {
+        let mut ready = self.ready.borrow_mut();
+        let at = ready
+            .iter()
+            .position(|e| matches!(e, Entry::Resume(c) if std::ptr::eq(c.core(), core.core())));
+        if let Some(entry) = at.and_then(|at| ready.remove(at)) {
+            ready.push_front(entry);
         }
     }
 
-    // The scheduling path is a handful of small steps run on every switch;
-    // inlined, they share one frame instead of each saving registers.
+    /// Q4: counts one more entry run in this pass; every
+    /// [`CALLBACK_CHECK_COUNT`] entries, says whether the pass has run for
+    /// its [`SWITCH_INTERVAL`] and must be cut short.
     #[inline(always)]
-    fn pop_ready(&self) -> Option<CoreRef> {
+    fn pass_overdue(&self) -> bool {
+        let count = self.pass_count.get() + 1;
+        self.pass_count.set(count);
+        count >= CALLBACK_CHECK_COUNT && self.check_pass_clock()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_pass_clock(&self) -> bool {
+        self.pass_count.set(0);
+        Instant::now().saturating_duration_since(self.pass_started.get()) >= SWITCH_INTERVAL
+    }
+
+    /// Takes the callback queue's next entry (Q1-Q3). A resume gives its
+    /// greenlet. A links entry is fired here as far as it only wakes
+    /// waiters (switching to one is the firing of its link); a rawlink or
+    /// `link` callback needs the hub fiber, so outside the hub (`in_hub`
+    /// false) the entry goes back to the front and the answer is
+    /// [`Next::Hub`]. `fair` is false for the killer a blocking kill resumes
+    /// (Q5): nothing may come between its target's throw and it.
+    #[inline(always)]
+    fn pop_next(&self, in_hub: bool, fair: bool) -> Next {
         loop {
-            let next = {
+            let entry = {
                 let mut ready = self.ready.borrow_mut();
-                let next = ready.pop_front()?;
+                if ready.is_empty() {
+                    return Next::Empty;
+                }
+                if fair && self.pass_overdue() {
+                    drop(ready);
+                    if in_hub {
+                        self.poll(false);
+                        continue;
+                    }
+                    self.cut_due.set(true);
+                    return Next::Hub;
+                }
+                let entry = ready.pop_front();
                 prefetch_ahead(&ready);
-                next
+                entry
             };
-            let c = next.core();
-            c.in_ready.set(false);
-            if !c.is_dead() {
-                return Some(next);
+            match entry {
+                Some(Entry::Resume(next)) => {
+                    let c = next.core();
+                    c.in_ready.set(false);
+                    if !c.is_dead() {
+                        return Next::Run(next);
+                    }
+                    // Killed before it started.
+                    self.release_record(next, in_hub);
+                }
+                Some(Entry::Links(dead)) => {
+                    if let Some(next) = self.fire_links(dead, in_hub) {
+                        return next;
+                    }
+                }
+                None => return Next::Empty,
             }
-            // Killed before it started. Its record may hold user data (a kill
-            // payload): if this is the last reference, the hub drops it (H1),
-            // not whichever greenlet is switching.
-            if Rc::strong_count(&next) == 1 {
-                self.dead_records.borrow_mut().push(next);
-            }
+        }
+    }
+
+    /// Lets go of a reference to a dead greenlet's record. Its last
+    /// reference may hold user data (a value, a kill payload): the hub drops
+    /// it, guarded (H1), not whichever greenlet is switching.
+    fn release_record(&self, core: CoreRef, in_hub: bool) {
+        if Rc::strong_count(&core) > 1 {
+            return;
+        }
+        if in_hub {
+            self.drop_record(core);
+        } else {
+            self.dead_records.borrow_mut().push(core);
         }
     }
 
@@ -729,18 +872,12 @@ impl Hub {
             // A count left from an unwind the user's code caught (U1).
             self.unwind_depth(core);
         }
-        let next = if self.direct_switches.get() < DIRECT_SWITCH_BUDGET || self.urgent.get() {
-            self.urgent.set(false);
-            self.pop_ready()
-        } else {
-            None
-        };
-        match next {
-            Some(next) if !Rc::ptr_eq(&next, me) => {
-                self.direct_switches.set(self.direct_switches.get() + 1);
-                self.switch_into(next);
-            }
-            next => self.park_via_hub(core, next),
+        let fair = !self.urgent.replace(false);
+        match self.pop_next(false, fair) {
+            Next::Run(next) if !Rc::ptr_eq(&next, me) => self.switch_into(next),
+            // `sleep(0)` with nothing else queued: it goes on at once.
+            Next::Run(_) => {}
+            Next::Hub | Next::Empty => self.park_via_hub(),
         }
         // Whoever switched back to us made us current again. A greenlet that
         // finished may have switched straight here: give its stack back.
@@ -879,7 +1016,7 @@ impl Hub {
         let mut ready = self.ready.borrow_mut();
         for waiter in waiters.into_iter().rev() {
             if mark_ready(waiter.core()) {
-                ready.push_front(waiter);
+                ready.push_front(Entry::Resume(waiter));
                 self.urgent.set(true);
             }
         }
@@ -911,43 +1048,14 @@ impl Hub {
         false
     }
 
-    /// [`Hub::park_as`] when it does not switch straight to another ready
-    /// greenlet: `next` is the parking greenlet itself (`yield_now` alone) or
-    /// nothing (none ready, or the fairness budget is spent).
+    /// [`Hub::park_as`] when it does not switch straight to another
+    /// greenlet: the queue is empty, its front needs the hub, or the pass is
+    /// to be cut short (Q4).
     #[cold]
     #[inline(never)]
-    fn park_via_hub(&self, core: &Core, next: Option<CoreRef>) {
-        match next {
-            // `yield_now` with nothing else ready: poll the loop once without
-            // blocking (a yield is a loop iteration: due timers and
-            // completions run), then resume at once if still alone. Links
-            // waiting to fire need the hub: without this detour a greenlet
-            // yielding alone would hold them back for good.
-            Some(next) if !self.tearing_down.get() && self.pending_links.borrow().is_empty() => {
-                self.schedule(&next);
-                self.poll(false);
-                match self.pop_ready() {
-                    Some(next) if next.core().id == core.id => {
-                        *self.current.borrow_mut() = Some(next);
-                    }
-                    Some(other) => self.switch_into(other),
-                    None => unreachable!("the yielding greenlet was just scheduled"),
-                }
-            }
-            // Tearing down (or links to fire), and only we are ready: let the
-            // hub decide (it fires the links; it ends a greenlet that keeps
-            // yielding after teardown's grace period).
-            Some(next) => {
-                self.schedule(&next);
-                self.poll(false);
-                *self.current.borrow_mut() = None;
-                self.hub_ref().switch(0);
-            }
-            None => {
-                *self.current.borrow_mut() = None;
-                self.hub_ref().switch(0);
-            }
-        }
+    fn park_via_hub(&self) {
+        *self.current.borrow_mut() = None;
+        self.hub_ref().switch(0);
     }
 
     /// [`Hub::park_as`] resumed by the hub finding nothing left that could
@@ -1040,8 +1148,8 @@ impl Hub {
     /// that later switched back, or after polling the loop.
     fn run_once(&self) {
         if self.urgent.replace(false) {
-            // A greenlet blocked in `kill()` runs before any link fires.
-            if let Some(next) = self.pop_ready() {
+            // A greenlet blocked in `kill()` runs before anything else (Q5).
+            if let Next::Run(next) = self.pop_next(true, false) {
                 self.switch_into(next);
                 return;
             }
@@ -1051,30 +1159,30 @@ impl Hub {
             crate::timeout::withdraw_foreign_cancels(self, &cancels);
         }
         self.reap_dead();
-        self.fire_pending_links();
         if self.tearing_down.get() && self.teardown_grace_over() {
             // Teardown gives greenlets a grace period to finish unwinding
             // (a destructor may sleep briefly); past it, whatever still runs
             // is given up on: the main greenlet's join sees LoopExit, and the
             // stragglers are force-unwound or leaked.
             self.give_up_on_stragglers();
-            if let Some(next) = self.pop_ready() {
+            if let Next::Run(next) = self.pop_next(true, false) {
                 self.switch_into(next);
             }
             return;
         }
-        if !self.ready.borrow().is_empty() {
-            if self.direct_switches.get() >= DIRECT_SWITCH_BUDGET {
-                // Fairness: poll before switching on, so timers and I/O run.
-                self.poll(false);
-            }
-            self.direct_switches.set(0);
-            if let Some(next) = self.pop_ready() {
-                self.switch_into(next);
-            }
-            return;
+        if self.cut_due.replace(false) {
+            // A greenlet found the pass overdue (Q4): timers and I/O first.
+            self.poll(false);
         }
-        if !self.dead.borrow().is_empty() || !self.pending_links.borrow().is_empty() {
+        match self.pop_next(true, true) {
+            Next::Run(next) => {
+                self.switch_into(next);
+                return;
+            }
+            Next::Hub => unreachable!("the hub fires every entry itself"),
+            Next::Empty => {}
+        }
+        if !self.dead.borrow().is_empty() || !self.dead_records.borrow().is_empty() {
             return;
         }
         let lp = self.lp();
@@ -1140,7 +1248,9 @@ impl Hub {
             tracing::error!(error = %e, "green-core: the event loop failed an iteration");
             eprintln!("green-core: the event loop failed an iteration: {e}");
         }
-        self.direct_switches.set(0);
+        // A new pass of the callback queue begins (Q4).
+        self.pass_count.set(0);
+        self.pass_started.set(Instant::now());
     }
 
     /// Gives finished greenlets' stacks back to the pool.
@@ -1254,18 +1364,118 @@ impl Hub {
         }
     }
 
-    /// Fires the links of greenlets that died (S4). Every piece of user code
-    /// it runs or drops is guarded (H1).
-    fn fire_pending_links(&self) {
+    /// Fires a links entry of the callback queue (Q2): the dead greenlet's
+    /// links in registration order, including those added while it fires.
+    /// A link that wakes a waiter is fired by switching to the waiter, with
+    /// the entry put back at the front of the queue, so that the later links
+    /// fire as soon as the waiter blocks again: the `Next::Run` returned.
+    /// `None` once every link has fired. Outside the hub a callback link
+    /// stops it (`Next::Hub`, the entry back at the front); in the hub every
+    /// piece of user code it runs or drops is guarded (H1).
+    fn fire_links(&self, dead: CoreRef, in_hub: bool) -> Option<Next> {
+        let c = dead.core();
         loop {
-            let Some(core) = self.pending_links.borrow_mut().pop_front() else {
-                return;
+            let link = {
+                let mut links = c.links.borrow_mut();
+                match links.first() {
+                    None => None,
+                    Some(first) if !in_hub && !matches!(first.action, LinkAction::Wake(_)) => {
+                        drop(links);
+                        self.ready.borrow_mut().push_front(Entry::Links(dead));
+                        return Some(Next::Hub);
+                    }
+                    Some(_) => Some(links.remove(0)),
+                }
             };
-            core.core().links_queued.set(false);
-            let successful = core.core().successful();
+            let Some(link) = link else {
+                c.links_queued.set(false);
+                self.release_record(dead, in_hub);
+                return None;
+            };
+            let fire = match link.filter() {
+                LinkFilter::Always => true,
+                LinkFilter::OnSuccess => c.successful(),
+                LinkFilter::OnFailure => !c.successful(),
+            };
+            if !fire {
+                // Outside the hub only waiters' links get here: nothing of
+                // the user's to drop.
+                let passed = self.drop_guarded(link, c, "dropping a link that did not fire");
+                self.pass_on(passed);
+                continue;
+            }
+            match link.action {
+                LinkAction::Wake(waiter) => {
+                    if throw_queued(waiter.core()) {
+                        self.defer_throw_behind_wake(waiter.core());
+                    }
+                    if can_switch_to(waiter.core()) {
+                        self.ready.borrow_mut().push_front(Entry::Links(dead));
+                        return Some(Next::Run(waiter));
+                    }
+                }
+                LinkAction::Raw(f) => {
+                    let name = || format!("a rawlink of {}", crate::greenlet::display_name(c));
+                    self.firing_rawlink.set(true);
+                    let passed = self.guard_user_code(name, c.spawn_site, || f(&dead));
+                    self.firing_rawlink.set(false);
+                    self.pass_on(passed);
+                    let woken = self.woken_by_rawlink.borrow_mut().take();
+                    if let Some(waiter) = woken.filter(|w| can_switch_to(w.core())) {
+                        self.ready.borrow_mut().push_front(Entry::Links(dead));
+                        return Some(Next::Run(waiter));
+                    }
+                }
+                LinkAction::Green(f) => {
+                    if let Some(started) = self.start_link_greenlet(&dead, f, false) {
+                        // It runs now, in the entry's place; when it blocks
+                        // or ends, the later links fire.
+                        self.ready.borrow_mut().push_front(Entry::Links(dead));
+                        return Some(Next::Run(started));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Q3: a waiter whose link fires while a kill (or timeout) is queued
+    /// for it: the kill's entry came later, so it first returns from its
+    /// wait, and the kill is raised at its next blocking call (gevent's
+    /// order; rule 4 of `kill_core` from the other side).
+    #[cold]
+    #[inline(never)]
+    fn defer_throw_behind_wake(&self, waiter: &Core) {
+        self.ready.borrow_mut().retain(|entry| match entry {
+            Entry::Resume(core) => !std::ptr::eq(core.core(), waiter),
+            Entry::Links(_) => true,
+        });
+        waiter.in_ready.set(false);
+        if let Some(payload) = waiter.throw.take() {
+            waiter.set_aside_first(payload, waiter.throw_catcher.get());
+            waiter.throw_held.set(true);
+        }
+    }
+
+    /// Fires every links entry left in the queue without the hub fiber, for
+    /// teardown: waiters are queued, link greenlets queued to start (and die
+    /// unrun once teardown is closing); resumes stay where they are.
+    fn fire_links_in_teardown(&self) {
+        loop {
+            let dead = {
+                let mut ready = self.ready.borrow_mut();
+                let Some(at) = ready.iter().position(|e| matches!(e, Entry::Links(_))) else {
+                    return;
+                };
+                match ready.remove(at) {
+                    Some(Entry::Links(dead)) => dead,
+                    _ => unreachable!("the entry found is a links entry"),
+                }
+            };
+            let c = dead.core();
+            c.links_queued.set(false);
             loop {
                 let link = {
-                    let mut links = core.core().links.borrow_mut();
+                    let mut links = c.links.borrow_mut();
                     if links.is_empty() {
                         break;
                     }
@@ -1273,53 +1483,45 @@ impl Hub {
                 };
                 let fire = match link.filter() {
                     LinkFilter::Always => true,
-                    LinkFilter::OnSuccess => successful,
-                    LinkFilter::OnFailure => !successful,
+                    LinkFilter::OnSuccess => c.successful(),
+                    LinkFilter::OnFailure => !c.successful(),
                 };
                 if !fire {
-                    let passed =
-                        self.drop_guarded(link, core.core(), "dropping a link that did not fire");
+                    let passed = self.drop_guarded(link, c, "dropping a link that did not fire");
                     self.pass_on(passed);
                     continue;
                 }
                 match link.action {
                     LinkAction::Wake(waiter) => self.schedule(&waiter),
                     LinkAction::Raw(f) => {
-                        let name = || {
-                            format!(
-                                "a rawlink of {}",
-                                crate::greenlet::display_name(core.core())
-                            )
-                        };
-                        let passed =
-                            self.guard_user_code(name, core.core().spawn_site, || f(&core));
+                        let name = || format!("a rawlink of {}", crate::greenlet::display_name(c));
+                        let passed = self.guard_user_code(name, c.spawn_site, || f(&dead));
                         self.pass_on(passed);
                     }
-                    LinkAction::Green(f) => self.start_link_greenlet(&core, f),
+                    LinkAction::Green(f) => {
+                        // Started the usual way (refused once closing).
+                        let _ = self.start_link_greenlet(&dead, f, true);
+                    }
                 }
             }
-            self.drop_record(core);
+            self.drop_record(dead);
         }
     }
 
-    /// Runs a `link` callback of the dead greenlet `core` in a greenlet of
-    /// its own. One that cannot get a stack is reported as a failure of that
-    /// link, never of the hub (H1).
-    fn start_link_greenlet(&self, core: &CoreRef, f: crate::greenlet::state::LinkFn) {
+    /// Makes the greenlet that runs a `link` callback of the dead greenlet
+    /// `core`: ready to be switched to (returned), or `queued` to start the
+    /// usual way. One that cannot get a stack is
+    /// reported as a failure of that link, never of the hub (H1).
+    fn start_link_greenlet(
+        &self,
+        core: &CoreRef,
+        f: crate::greenlet::state::LinkFn,
+        queued: bool,
+    ) -> Option<CoreRef> {
         let dead = Rc::clone(core);
         let f: Box<dyn FnOnce()> = Box::new(move || f(&dead));
-        let in_hub = self.current.borrow().is_none();
-        // In the hub: start it now, so that links run in registration order
-        // whatever their kind.
-        match crate::greenlet::try_start_link(f, Location::caller(), !in_hub) {
-            Ok(Some(g)) => {
-                // When it finishes or blocks it comes back here, for the
-                // later links to fire (spending the direct-switch budget is
-                // what sends it through the hub).
-                self.direct_switches.set(DIRECT_SWITCH_BUDGET);
-                self.switch_into(g);
-            }
-            Ok(None) => {}
+        match crate::greenlet::try_start_link(f, Location::caller(), queued) {
+            Ok(started) => started,
             Err((e, f)) => {
                 report_failure(
                     &format!(
@@ -1332,14 +1534,19 @@ impl Hub {
                 let passed =
                     self.drop_guarded(f, core.core(), "dropping a link that could not start");
                 self.pass_on(passed);
+                None
             }
         }
     }
 
-    /// Queues a dead greenlet's links to fire from the hub.
+    /// Queues a dead greenlet's links entry at the back of the callback
+    /// queue, unless one is queued or firing already (it picks up links
+    /// added meanwhile).
     pub(crate) fn queue_links(&self, core: &CoreRef) {
         if !core.core().links_queued.replace(true) {
-            self.pending_links.borrow_mut().push_back(Rc::clone(core));
+            self.ready
+                .borrow_mut()
+                .push_back(Entry::Links(Rc::clone(core)));
         }
     }
 
@@ -1353,7 +1560,7 @@ impl Hub {
         if let Some(start) = c.take_start_timer() {
             self.cancel_start(start);
         }
-        if !self.wake_joiners_now(c) {
+        if !c.links.borrow().is_empty() {
             self.queue_links(core);
         }
         if c.has_kill_waiters.get() {
@@ -1361,44 +1568,22 @@ impl Hub {
         }
     }
 
-    /// When every link of a dead greenlet only wakes a waiter (`join`,
-    /// `get`, `wait`), schedules the waiters now, in registration order, and
-    /// returns `true`: nothing else observes the difference from firing them
-    /// in the hub. Any callback link leaves all of them to the hub (S4).
-    fn wake_joiners_now(&self, c: &Core) -> bool {
-        let mut links = c.links.borrow_mut();
-        if !links
-            .iter()
-            .all(|l| matches!(l.action, LinkAction::Wake(_)))
-        {
-            return false;
-        }
-        for link in links.drain(..) {
-            if let LinkAction::Wake(waiter) = link.action {
-                self.schedule_owned(waiter);
-            }
-        }
-        true
-    }
-
     /// A finished greenlet's last act: pick where its fiber's final switch
-    /// goes. Straight to the next ready greenlet when nothing needs the hub
-    /// (no links to fire, fairness budget left); else to the hub fiber.
+    /// goes. Straight to the greenlet the callback queue gives next; to the
+    /// hub fiber when the queue is empty or its front needs the hub.
     pub(crate) fn leave_finished(&self, core: &Core) {
-        // A greenlet blocked in `kill()` on this one runs next, whatever
-        // else waits for the hub (its flag is spent either way).
-        let urgent = self.urgent.replace(false);
-        let hub_needed = (!self.pending_links.borrow().is_empty()
-            || self.direct_switches.get() >= DIRECT_SWITCH_BUDGET)
-            && !urgent;
-        let next = if hub_needed { None } else { self.pop_ready() };
+        // A greenlet blocked in `kill()` on this one runs next (Q5).
+        let fair = !self.urgent.replace(false);
+        let next = match self.pop_next(false, fair) {
+            Next::Run(next) => Some(next),
+            Next::Hub | Next::Empty => None,
+        };
         match next {
             Some(next)
                 if core
                     .with_fiber(|f| f.set_parent(&next.core().fref))
                     .is_some() =>
             {
-                self.direct_switches.set(self.direct_switches.get() + 1);
                 let c = next.core();
                 if c.state.get() == State::Scheduled {
                     c.state.set(State::Running);
@@ -1410,7 +1595,7 @@ impl Hub {
                     // No fiber to redirect (teardown took it to unwind it by
                     // force, and its parent is teardown's): let the hub run it.
                     next.core().in_ready.set(true);
-                    self.ready.borrow_mut().push_front(next);
+                    self.ready.borrow_mut().push_front(Entry::Resume(next));
                 }
                 let hub_fiber = self.hub_ref();
                 core.with_fiber(|f| f.set_parent(&hub_fiber));
@@ -1515,7 +1700,7 @@ impl Hub {
             }
         });
         self.reap_dead();
-        self.fire_pending_links();
+        self.fire_links_in_teardown();
         self.reap_dead();
         // The point of no return: a greenlet started from here on (by a
         // destructor that finishing off a straggler or the last drops run)
@@ -1527,16 +1712,18 @@ impl Hub {
             self.finish_off(core);
         }
         *self.current.borrow_mut() = Some(self.main_core());
-        self.fire_pending_links();
+        self.fire_links_in_teardown();
         self.reap_dead();
         // Take each collection out before dropping it: what it holds may run
         // destructors that come back to the hub.
         let ready = std::mem::take(&mut *self.ready.borrow_mut());
         let idle = std::mem::take(&mut *self.idle_waiters.borrow_mut());
-        let links = std::mem::take(&mut *self.pending_links.borrow_mut());
         let records = std::mem::take(&mut *self.dead_records.borrow_mut());
         let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
-        for core in ready.into_iter().chain(idle).chain(links).chain(records) {
+        let ready = ready.into_iter().map(|entry| match entry {
+            Entry::Resume(core) | Entry::Links(core) => core,
+        });
+        for core in ready.chain(idle).chain(records) {
             self.drop_record(core);
         }
         for core in delayed.into_values() {
@@ -1567,7 +1754,8 @@ impl Hub {
         self.unarmed_timeouts.borrow_mut().clear();
         *self.free_idents.borrow_mut() = BinaryHeap::new();
         self.next_ident.set(1);
-        self.direct_switches.set(0);
+        self.pass_count.set(0);
+        self.cut_due.set(false);
         self.teardown_deadline.set(None);
         self.parked_mid_unwind.set(0);
         self.closing.set(false);
@@ -1712,8 +1900,15 @@ pub(crate) fn report_failure(who: &str, site: Option<&Location<'_>>, message: &s
     }
 }
 
-/// Deadline `d` from now, saturating far in the future.
+/// Deadline `d` from now, saturating far in the future. A zero delay is
+/// due at the loop's cached clock (Q6): every zero timer started in one pass
+/// fires at the next poll, in the order started, after the pass.
 pub(crate) fn deadline_after(d: Duration) -> Instant {
+    if d.is_zero() {
+        if let Some(hub) = existing_hub() {
+            return hub.with_loop(|lp| lp.now());
+        }
+    }
     let now = Instant::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))

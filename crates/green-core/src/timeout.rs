@@ -116,13 +116,9 @@ impl Timeout {
             return;
         };
         let hub = hub();
-        // A zero timeout is due at once: the loop's own clock makes it fire
-        // at the next iteration rather than at the next millisecond.
-        let deadline = if duration.is_zero() {
-            hub.with_loop(|lp| lp.now())
-        } else {
-            deadline_after(duration)
-        };
+        // A zero timeout is due at the loop's clock: it fires at the next
+        // iteration rather than at the next millisecond.
+        let deadline = deadline_after(duration);
         let serial = hub.next_timeout_serial.get() + 1;
         hub.next_timeout_serial.set(serial);
         let started = hub.with_current(|me| {

@@ -8,11 +8,11 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::GreenletError;
 use crate::greenlet::state::{LinkAction, LinkFilter};
-use crate::greenlet::{add_link, kill_core, unlink, Greenlet, LinkId};
+use crate::greenlet::{add_link, kill_core, throw_now, unlink, Greenlet, LinkId};
 use crate::hub::{deadline_after, existing_hub, hub, TimerWake};
 use crate::GreenletExit;
 
@@ -56,9 +56,9 @@ pub struct Iwait<'a> {
     links: Vec<Option<LinkId>>,
     ready: Rc<RefCell<VecDeque<usize>>>,
     yielded: usize,
-    /// When the wait ends; checked against the clock, because the consumer's
-    /// own sleeps between `next` calls reuse its timer-wake slot.
-    deadline: Option<Instant>,
+    /// Its timer, when it has a timeout. The wait has timed out once the
+    /// timer fired, not when the clock says so: a zero timeout still sees
+    /// what finishes in the callback pass before it fires (gevent's order).
     wake: Option<TimerWake>,
     timed_out: bool,
 }
@@ -76,18 +76,16 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
         links.push(Some(object.link_ready(Box::new(move || {
             queue.borrow_mut().push_back(i);
             if let Some(hub) = existing_hub() {
-                hub.schedule(&waiter);
+                hub.wake_waiter(&waiter);
             }
         }))));
     }
-    let deadline = timeout.map(deadline_after);
-    let wake = deadline.map(|at| hub.wake_at(&me, at, true));
+    let wake = timeout.map(|d| hub.wake_at(&me, deadline_after(d), true));
     Iwait {
         objects,
         links,
         ready,
         yielded: 0,
-        deadline,
         wake,
         timed_out: false,
     }
@@ -107,7 +105,7 @@ impl Iterator for Iwait<'_> {
                 self.yielded += 1;
                 return Some(i);
             }
-            if self.deadline.is_some_and(|at| Instant::now() >= at) {
+            if self.wake.as_ref().is_some_and(|wake| wake.fired(hub)) {
                 self.timed_out = true;
                 return None;
             }
@@ -202,6 +200,13 @@ pub fn joinall<T: 'static>(
 /// `block`, waits for them to die, at most `timeout`. Returns whether all
 /// are dead.
 ///
+/// In gevent's order: those that never ran die at once, without running
+/// (their links are queued now). With `block`, the others are then killed
+/// one after the other from the callback queue's place behind what is
+/// queued already, each running until its kill has been raised, before
+/// `killall` waits for those that survived; without it, each one's kill is
+/// queued like `kill_nowait`'s.
+///
 /// # Kill safety
 /// As [`wait`].
 #[track_caller]
@@ -210,15 +215,42 @@ pub fn killall<T: 'static>(
     block: bool,
     timeout: Option<Duration>,
 ) -> bool {
+    let mut need_killed = Vec::with_capacity(greenlets.len());
     for g in greenlets {
-        kill_core(&g.core_ref_pub(), Box::new(GreenletExit), false);
-    }
-    if block {
-        let objects: Vec<&dyn Waitable> = greenlets.iter().map(|g| g as &dyn Waitable).collect();
-        let pending = greenlets.iter().filter(|g| !g.dead()).count();
-        if pending > 0 {
-            wait(&objects, timeout, None);
+        if g.dead() {
+            continue;
         }
+        if g.has_started() {
+            need_killed.push(g);
+        } else {
+            kill_core(&g.core_ref_pub(), Box::new(GreenletExit), false);
+        }
+    }
+    if need_killed.is_empty() {
+        return greenlets.iter().all(|g| g.dead());
+    }
+    if !block {
+        for g in need_killed {
+            kill_core(&g.core_ref_pub(), Box::new(GreenletExit), false);
+        }
+        return greenlets.iter().all(|g| g.dead());
+    }
+    // gevent queues one callback that throws into each in turn: this
+    // greenlet takes that place in the queue, then delivers each kill
+    // straight away.
+    hub().yield_now();
+    let mut diehards: Vec<&dyn Waitable> = Vec::new();
+    for g in need_killed {
+        if g.dead() {
+            continue;
+        }
+        throw_now(&g.core_ref_pub(), Box::new(GreenletExit));
+        if !g.dead() {
+            diehards.push(g);
+        }
+    }
+    if !diehards.is_empty() {
+        wait(&diehards, timeout, None);
     }
     greenlets.iter().all(|g| g.dead())
 }

@@ -447,6 +447,16 @@ impl Core {
             .push((payload, catcher));
     }
 
+    /// Sets a payload aside ahead of those already set aside: it was due
+    /// first, and is only held back by a resume that must come before it.
+    pub(crate) fn set_aside_first(&self, payload: Payload, catcher: Catcher) {
+        self.extra
+            .borrow_mut()
+            .get_or_insert_with(Box::default)
+            .set_aside
+            .insert(0, (payload, catcher));
+    }
+
     /// Drops the payloads set aside that `is_it` picks (a `Timeout`
     /// withdrawing its raise).
     pub(crate) fn withdraw_set_aside(&self, mut is_it: impl FnMut(&Payload) -> bool) {
