@@ -219,7 +219,10 @@ fn zero_timeout_fires_after_the_callback_pass_not_at_a_yield() {
             sleep(Duration::from_millis(1));
             log.push("after sleep");
         });
-        assert!(r.is_err(), "a zero timeout fires at the first wait on the loop");
+        assert!(
+            r.is_err(),
+            "a zero timeout fires at the first wait on the loop"
+        );
         assert_eq!(log.take(), ["before", "after yield"]);
     });
 }
