@@ -17,7 +17,10 @@ use green_ctx::{Fiber, ForcedUnwind, Payload};
 use crate::error::{payload_message, ErrorKind, GreenletError, GreenletExit};
 use crate::hub::{deadline_after, hub, next_greenlet_id, report_failure};
 use crate::timeout::Timeout;
-use state::{AsCore, Catcher, Core, CoreRef, Link, LinkAction, LinkFilter, State};
+use state::{
+    display_name, minimal_ident, AsCore, Catcher, Core, CoreRef, Link, LinkAction, LinkFilter,
+    State,
+};
 
 pub use state::LinkId;
 
@@ -35,22 +38,10 @@ impl<T: 'static> AsCore for Inner<T> {
     fn core(&self) -> &Core {
         &self.core
     }
-}
 
-/// The main greenlet's record (it has no value).
-pub(crate) struct MainGreenlet {
-    core: Core,
-}
-
-impl MainGreenlet {
-    pub(crate) fn new(core: Core) -> MainGreenlet {
-        MainGreenlet { core }
-    }
-}
-
-impl AsCore for MainGreenlet {
-    fn core(&self) -> &Core {
-        &self.core
+    fn drop_runs_user_code(&self) -> bool {
+        (std::mem::needs_drop::<T>() && self.value.borrow().is_some())
+            || self.core.holds_user_data()
     }
 }
 
@@ -789,29 +780,6 @@ pub fn current() -> GreenletRef {
 }
 
 // ===== shared machinery =====
-
-pub(crate) fn display_name(core: &Core) -> String {
-    match core.name() {
-        Some(name) => return name.to_string(),
-        None if core.is_main => return "main".to_string(),
-        None => {}
-    }
-    format!("Greenlet-{}", minimal_ident(core))
-}
-
-fn minimal_ident(core: &Core) -> usize {
-    if let Some(ident) = core.ident() {
-        return ident;
-    }
-    let hub = hub();
-    let ident = hub.allocate_ident();
-    core.set_ident(ident);
-    if core.is_dead() {
-        // Asked for after death: it is free for the next greenlet at once.
-        hub.release_ident(core);
-    }
-    ident
-}
 
 fn fmt_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     write!(

@@ -14,7 +14,7 @@
 //! # Invariants
 //!
 //! * **R1.** A record is made only by [`allocate`], which leaks a `Box`; the
-//!   thread's `HUB` slot (in `hub.rs`) is the only place that keeps the
+//!   thread's `HUB` slot (in `hub/mod.rs`) is the only place that keeps the
 //!   reference beyond a call. Every other `&'static Hub` lives in a frame of
 //!   code running on that thread (records are `!Send`: they never leave it).
 //! * **R2.** [`release`] is called only by the thread-exit guard, on the

@@ -16,11 +16,52 @@
 //!   is also created lazily on first use).
 //!
 //! Semantics follow gevent (spawn order, kill delivery, links after death,
-//! `LoopExit` instead of a hang); DESIGN.md §3 records where Rust forced a
-//! choice. Handles are `!Send`: greenlets never leave their thread.
+//! `LoopExit` instead of a hang). Handles are `!Send`: greenlets never leave
+//! their thread.
 //!
 //! Killing a greenlet or firing a `Timeout` unwinds its stack, so the crate
 //! requires `panic = "unwind"`.
+//!
+//! # The order things happen in
+//!
+//! The hub keeps gevent's one FIFO callback queue, and every gevent program
+//! that depends on its order behaves the same here (a suite of small gevent
+//! programs, ported line for line, checks the traces against gevent 26.9):
+//!
+//! * `spawn` does not switch; greenlets start in the order spawned.
+//! * A greenlet's start, its resume after [`yield_now`] or a wake-up, the
+//!   raise of a kill, and the firing of a finished greenlet's links are each
+//!   an entry in that queue, run in the order they were caused.
+//! * Links fire in registration order, from the finished greenlet's entry. A
+//!   greenlet blocked in `join`, `get`, [`wait`], [`iwait`] or a blocking
+//!   `kill` is itself one of the links: it runs at its place, until it
+//!   blocks again, before the later links fire.
+//! * A blocking `kill` returns once its kill has been raised (the target ran
+//!   until it blocked again or ended), before the target's links fire. A
+//!   kill aimed at a greenlet already queued to resume is raised at its next
+//!   blocking call, after that resume.
+//! * `sleep(Duration::ZERO)` is [`yield_now`]: back of the queue. A
+//!   [`Timeout`] of zero is a real timer: it fires after the greenlets
+//!   already ready have run, at the next turn of the event loop.
+//! * A greenlet that spins on [`yield_now`] cannot starve timers or I/O:
+//!   after 50 queue entries, once 5 ms have passed, the hub polls the loop.
+//!
+//! # Differences from gevent
+//!
+//! Deliberate, where gevent's behaviour is a trap in Rust:
+//!
+//! * A greenlet that joins itself panics with a clear message; in gevent it
+//!   would block until the hub reports `LoopExit`.
+//! * [`Greenlet::get`] on a greenlet killed with [`GreenletExit`] returns an
+//!   error of kind [`ErrorKind::Exited`] (gevent returns the `GreenletExit`
+//!   instance as its value); `successful()` is still true, as in gevent.
+//! * [`killall`] with a timeout returns `false` when some greenlets outlive
+//!   it, instead of raising `Timeout`.
+//! * A kill that waits behind a pending resume of its target (above) is
+//!   raised at the target's next blocking call, as soon as it blocks; gevent
+//!   raises it when the kill's own queue entry comes up, which other entries
+//!   queued in between may precede. Both raise it at the same blocking
+//!   call.
 #![doc = include_str!("../../../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_code)]

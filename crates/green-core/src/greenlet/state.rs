@@ -87,7 +87,7 @@ impl LinkId {
 }
 
 /// Where a payload raised into a greenlet is sure to be caught (U3 in
-/// `hub.rs`): the unwind depth and the uninterruptible depth its catcher
+/// `hub/unwind.rs`): the unwind depth and the uninterruptible depth its catcher
 /// started at. A payload may be raised while the greenlet is no deeper in
 /// either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +182,15 @@ pub(crate) struct Extra {
 /// Type-erased access to a greenlet's record.
 pub(crate) trait AsCore: Any {
     fn core(&self) -> &Core;
+
+    /// Whether dropping the record could run user code: a value with a
+    /// destructor, a payload, a link, or the rarely used extras (checked
+    /// conservatively). A record for which this is false may be dropped
+    /// anywhere, by whichever greenlet lets go of it last (H1 holds: no
+    /// user code runs).
+    fn drop_runs_user_code(&self) -> bool {
+        self.core().holds_user_data()
+    }
 }
 
 /// A strong, type-erased reference to a greenlet.
@@ -430,6 +439,15 @@ impl Core {
     }
 
     /// Whether no payload is pending in `throw`.
+    /// See [`AsCore::drop_runs_user_code`]: anything of the user's the
+    /// record still holds besides its value.
+    pub(crate) fn holds_user_data(&self) -> bool {
+        !self.throw_is_empty()
+            || self.error.borrow().is_some()
+            || !self.links.borrow().is_empty()
+            || self.extra.borrow().is_some()
+    }
+
     pub(crate) fn throw_is_empty(&self) -> bool {
         let pending = self.throw.take();
         let empty = pending.is_none();
@@ -522,4 +540,46 @@ impl Core {
     pub(crate) fn error(&self) -> Option<GreenletError> {
         self.error.borrow().clone()
     }
+}
+
+/// The main greenlet's record (it has no value).
+pub(crate) struct MainGreenlet {
+    core: Core,
+}
+
+impl MainGreenlet {
+    pub(crate) fn new(core: Core) -> MainGreenlet {
+        MainGreenlet { core }
+    }
+}
+
+impl AsCore for MainGreenlet {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// The name reports and `Debug` show: the greenlet's own name, `main`, or
+/// `Greenlet-<ident>` with its minimal ident (given on first use).
+pub(crate) fn display_name(core: &Core) -> String {
+    match core.name() {
+        Some(name) => return name.to_string(),
+        None if core.is_main => return "main".to_string(),
+        None => {}
+    }
+    format!("Greenlet-{}", minimal_ident(core))
+}
+
+pub(crate) fn minimal_ident(core: &Core) -> usize {
+    if let Some(ident) = core.ident() {
+        return ident;
+    }
+    let hub = crate::hub::hub();
+    let ident = hub.allocate_ident();
+    core.set_ident(ident);
+    if core.is_dead() {
+        // Asked for after death: it is free for the next greenlet at once.
+        hub.release_ident(core);
+    }
+    ident
 }

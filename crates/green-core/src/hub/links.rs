@@ -1,0 +1,377 @@
+//! A finished greenlet's links entry (Q2, Q3; see the module docs of
+//! `hub`): its links fired in registration order, the waiters among them
+//! switched to at their place; deaths, and greenlets blocked in `kill()`.
+
+use std::panic::Location;
+use std::rc::Rc;
+
+use super::queue::{mark_ready, Entry, Next};
+use super::{report_failure, Hub};
+use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State};
+
+/// Whether `waiter` is queued to resume only to have a kill or timeout
+/// raised (Q3).
+#[inline(always)]
+fn throw_queued(waiter: &Core) -> bool {
+    waiter.in_ready.get()
+        && waiter.state.get() == State::Parked
+        && !waiter.is_dead()
+        && !waiter.throw_is_empty()
+}
+
+/// Whether a links entry may switch straight to `waiter` to fire its link
+/// (Q2): it is suspended and nothing else is about to run it. One already
+/// queued to resume runs at that place instead.
+#[inline(always)]
+fn can_switch_to(waiter: &Core) -> bool {
+    waiter.state.get() == State::Parked && !waiter.in_ready.get() && !waiter.is_dead()
+}
+
+impl Hub {
+    /// Wakes a greenlet waiting on something a rawlink reports ready (`wait`,
+    /// `iwait`, later the sync primitives). Called by a rawlink the hub is
+    /// firing, the waiter runs right after it, before the later links (Q2,
+    /// gevent's `waiter.switch` inside a link); called from anywhere else, it
+    /// is queued like any wake-up.
+    pub(crate) fn wake_waiter(&self, waiter: &CoreRef) {
+        if self.firing_rawlink.get() {
+            let mut woken = self.woken_by_rawlink.borrow_mut();
+            if woken.is_none() && can_switch_to(waiter.core()) {
+                *woken = Some(Rc::clone(waiter));
+                return;
+            }
+        }
+        self.schedule(waiter);
+    }
+
+    /// [`Hub::park_as`] of a greenlet that greenlets blocked in `kill()`
+    /// wait on: once no kill is left to raise in it, they run next.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn parked_after_kill(&self, core: &Core) {
+        if !core.has_payload_waiting() {
+            self.wake_kill_waiters(core);
+        }
+    }
+
+    /// Puts the greenlets blocked in `kill()` on `core` at the front of the
+    /// ready queue, in the order they waited: they run next (see `urgent`).
+    pub(crate) fn wake_kill_waiters(&self, core: &Core) {
+        let waiters = core.take_kill_waiters();
+        let mut ready = self.ready.borrow_mut();
+        for waiter in waiters.into_iter().rev() {
+            if mark_ready(waiter.core()) {
+                ready.push_front(Entry::Resume(waiter));
+                self.urgent.set(true);
+            }
+        }
+    }
+
+    /// Fires a links entry of the callback queue (Q2): the dead greenlet's
+    /// links in registration order, including those added while it fires.
+    /// A link that wakes a waiter is fired by switching to the waiter, with
+    /// the entry put back at the front of the queue, so that the later links
+    /// fire as soon as the waiter blocks again: the `Next::Run` returned.
+    /// `None` once every link has fired. Outside the hub a callback link
+    /// stops it (`Next::Hub`, the entry back at the front); in the hub every
+    /// piece of user code it runs or drops is guarded (H1).
+    pub(super) fn fire_links(&self, dead: CoreRef, in_hub: bool) -> Option<Next> {
+        let c = dead.core();
+        loop {
+            let link = {
+                let mut links = c.links.borrow_mut();
+                match links.first() {
+                    None => None,
+                    Some(first) if !in_hub && !matches!(first.action, LinkAction::Wake(_)) => {
+                        drop(links);
+                        self.ready.borrow_mut().push_front(Entry::Links(dead));
+                        return Some(Next::Hub);
+                    }
+                    Some(_) => Some(links.remove(0)),
+                }
+            };
+            let Some(link) = link else {
+                c.links_queued.set(false);
+                self.release_record(dead, in_hub);
+                return None;
+            };
+            let fire = match link.filter() {
+                LinkFilter::Always => true,
+                LinkFilter::OnSuccess => c.successful(),
+                LinkFilter::OnFailure => !c.successful(),
+            };
+            if !fire {
+                // Outside the hub only waiters' links get here: nothing of
+                // the user's to drop.
+                let passed = self.drop_guarded(link, c, "dropping a link that did not fire");
+                self.pass_on(passed);
+                continue;
+            }
+            match link.action {
+                LinkAction::Wake(waiter) => {
+                    if throw_queued(waiter.core()) {
+                        self.defer_throw_behind_wake(waiter.core());
+                    }
+                    if can_switch_to(waiter.core()) {
+                        self.pause_firing(dead, in_hub);
+                        return Some(Next::Run(waiter));
+                    }
+                }
+                LinkAction::Raw(f) => {
+                    let name =
+                        || format!("a rawlink of {}", crate::greenlet::state::display_name(c));
+                    self.firing_rawlink.set(true);
+                    let passed = self.guard_user_code(name, c.spawn_site, || f(&dead));
+                    self.firing_rawlink.set(false);
+                    self.pass_on(passed);
+                    let woken = self.woken_by_rawlink.borrow_mut().take();
+                    if let Some(waiter) = woken.filter(|w| can_switch_to(w.core())) {
+                        self.pause_firing(dead, in_hub);
+                        return Some(Next::Run(waiter));
+                    }
+                }
+                LinkAction::Green(f) => {
+                    if let Some(started) = self.start_link_greenlet(&dead, f, false) {
+                        // It runs now, in the entry's place; when it blocks
+                        // or ends, the later links fire.
+                        self.pause_firing(dead, in_hub);
+                        return Some(Next::Run(started));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Q3: a waiter whose link fires while a kill (or timeout) is queued
+    /// for it: the kill's entry came later, so it first returns from its
+    /// wait, and the kill is raised at its next blocking call (gevent's
+    /// order; rule 4 of `kill_core` from the other side).
+    #[cold]
+    #[inline(never)]
+    fn defer_throw_behind_wake(&self, waiter: &Core) {
+        self.ready.borrow_mut().retain(|entry| match entry {
+            Entry::Resume(core) => !std::ptr::eq(core.core(), waiter),
+            Entry::Links(_) => true,
+        });
+        waiter.in_ready.set(false);
+        if let Some(payload) = waiter.throw.take() {
+            waiter.set_aside_first(payload, waiter.throw_catcher.get());
+            waiter.throw_held.set(true);
+        }
+    }
+
+    /// Fires every links entry left in the queue without the hub fiber, for
+    /// teardown: waiters are queued, link greenlets queued to start (and die
+    /// unrun once teardown is closing); resumes stay where they are.
+    pub(super) fn fire_links_in_teardown(&self) {
+        loop {
+            let dead = {
+                let mut ready = self.ready.borrow_mut();
+                let Some(at) = ready.iter().position(|e| matches!(e, Entry::Links(_))) else {
+                    return;
+                };
+                match ready.remove(at) {
+                    Some(Entry::Links(dead)) => dead,
+                    _ => unreachable!("the entry found is a links entry"),
+                }
+            };
+            let c = dead.core();
+            c.links_queued.set(false);
+            loop {
+                let link = {
+                    let mut links = c.links.borrow_mut();
+                    if links.is_empty() {
+                        break;
+                    }
+                    links.remove(0)
+                };
+                let fire = match link.filter() {
+                    LinkFilter::Always => true,
+                    LinkFilter::OnSuccess => c.successful(),
+                    LinkFilter::OnFailure => !c.successful(),
+                };
+                if !fire {
+                    let passed = self.drop_guarded(link, c, "dropping a link that did not fire");
+                    self.pass_on(passed);
+                    continue;
+                }
+                match link.action {
+                    LinkAction::Wake(waiter) => self.schedule(&waiter),
+                    LinkAction::Raw(f) => {
+                        let name =
+                            || format!("a rawlink of {}", crate::greenlet::state::display_name(c));
+                        let passed = self.guard_user_code(name, c.spawn_site, || f(&dead));
+                        self.pass_on(passed);
+                    }
+                    LinkAction::Green(f) => {
+                        // Started the usual way (refused once closing).
+                        let _ = self.start_link_greenlet(&dead, f, true);
+                    }
+                }
+            }
+            self.drop_record(dead);
+        }
+    }
+
+    /// Makes the greenlet that runs a `link` callback of the dead greenlet
+    /// `core`: ready to be switched to (returned), or `queued` to start the
+    /// usual way. One that cannot get a stack is
+    /// reported as a failure of that link, never of the hub (H1).
+    fn start_link_greenlet(
+        &self,
+        core: &CoreRef,
+        f: crate::greenlet::state::LinkFn,
+        queued: bool,
+    ) -> Option<CoreRef> {
+        let dead = LinkedRecord(Some(Rc::clone(core)));
+        let f: Box<dyn FnOnce()> = Box::new(move || {
+            let dead = dead;
+            if let Some(core) = &dead.0 {
+                f(core);
+            }
+        });
+        match crate::greenlet::try_start_link(f, Location::caller(), queued) {
+            Ok(started) => started,
+            Err((e, f)) => {
+                report_failure(
+                    &format!(
+                        "a link of greenlet '{}'",
+                        crate::greenlet::state::display_name(core.core())
+                    ),
+                    Some(core.core().spawn_site),
+                    &format!("its greenlet could not be started: {e}"),
+                );
+                let passed =
+                    self.drop_guarded(f, core.core(), "dropping a link that could not start");
+                self.pass_on(passed);
+                None
+            }
+        }
+    }
+
+    /// Q2: a links entry's firing pauses while `waiter`'s link runs it. With
+    /// links left, the entry goes back to the front of the queue, to fire
+    /// them as soon as the waiter blocks again. With none left it is done,
+    /// unless the waiter adds one before it blocks again: `paused_links`
+    /// remembers whose entry it was, and [`Hub::queue_links`] puts the entry
+    /// back at the front then. (Not requeueing an empty entry is what keeps a
+    /// spawn-and-join cycle at one queue entry per greenlet.)
+    fn pause_firing(&self, dead: CoreRef, in_hub: bool) {
+        let c = dead.core();
+        if c.links.borrow().is_empty() {
+            c.links_queued.set(false);
+            self.paused_links.set(c.id);
+            self.release_record(dead, in_hub);
+        } else {
+            self.ready.borrow_mut().push_front(Entry::Links(dead));
+        }
+    }
+
+    /// Queues a dead greenlet's links entry at the back of the callback
+    /// queue, unless one is queued or firing already (it picks up links
+    /// added meanwhile); at the front if its firing is paused for a waiter
+    /// that has not blocked since (Q2, [`Hub::pause_firing`]).
+    pub(crate) fn queue_links(&self, core: &CoreRef) {
+        let c = core.core();
+        if !c.links_queued.replace(true) {
+            let entry = Entry::Links(Rc::clone(core));
+            if self.paused_links.get() == c.id {
+                self.ready.borrow_mut().push_front(entry);
+            } else {
+                self.ready.borrow_mut().push_back(entry);
+            }
+        }
+    }
+
+    /// Records a greenlet's death: ident released, links queued. (Its stack is
+    /// reaped once nothing runs on it: see [`Hub::leave_finished`].)
+    pub(crate) fn on_death(&self, core: &CoreRef) {
+        let c = core.core();
+        c.state.set(State::Dead);
+        self.release_ident(c);
+        self.unregister_live(c);
+        if let Some(start) = c.take_start_timer() {
+            self.cancel_start(start);
+        }
+        if !c.links.borrow().is_empty() {
+            self.queue_links(core);
+        }
+        if c.has_kill_waiters.get() {
+            self.wake_kill_waiters(c);
+        }
+    }
+
+    /// A finished greenlet's last act: pick where its fiber's final switch
+    /// goes. Straight to the greenlet the callback queue gives next; to the
+    /// hub fiber when the queue is empty or its front needs the hub.
+    pub(crate) fn leave_finished(&self, core: &Core) {
+        // A greenlet blocked in `kill()` on this one runs next (Q5).
+        let fair = !self.urgent.replace(false);
+        let next = match self.pop_next(false, fair) {
+            Next::Run(next) => Some(next),
+            Next::Hub | Next::Empty => None,
+        };
+        match next {
+            Some(next)
+                if core
+                    .with_fiber(|f| f.set_parent(&next.core().fref))
+                    .is_some() =>
+            {
+                let c = next.core();
+                if c.state.get() == State::Scheduled {
+                    c.state.set(State::Running);
+                }
+                *self.current.borrow_mut() = Some(next);
+            }
+            next => {
+                if let Some(next) = next {
+                    // No fiber to redirect (teardown took it to unwind it by
+                    // force, and its parent is teardown's): let the hub run it.
+                    next.core().in_ready.set(true);
+                    self.ready.borrow_mut().push_front(Entry::Resume(next));
+                }
+                let hub_fiber = self.hub_ref();
+                core.with_fiber(|f| f.set_parent(&hub_fiber));
+                *self.current.borrow_mut() = None;
+            }
+        }
+        // Its stack goes back to the pool once the final switch is done:
+        // whoever runs next reaps it.
+        if let Some(fiber) = core.take_fiber() {
+            self.dead.borrow_mut().push(fiber);
+        }
+    }
+}
+
+/// The dead greenlet's record as a `link` callback's greenlet holds it. Its
+/// links entry may be done by the time the callback ends (Q2), so this can
+/// be the last reference, let go of on the callback's way out, even while it
+/// unwinds from a panic: the record's value is dropped guarded (H1), so a
+/// destructor that panics there is reported instead of aborting the process.
+struct LinkedRecord(Option<CoreRef>);
+
+impl Drop for LinkedRecord {
+    fn drop(&mut self) {
+        let Some(core) = self.0.take() else { return };
+        if Rc::strong_count(&core) > 1 || !core.drop_runs_user_code() {
+            return;
+        }
+        let Some(hub) = super::existing_hub() else {
+            return;
+        };
+        let c = core.core();
+        let name = format!(
+            "dropping the value of greenlet '{}'",
+            crate::greenlet::state::display_name(c)
+        );
+        let site = c.spawn_site;
+        let passed = hub.guard_user_code(|| name, site, move || drop(core));
+        if std::thread::panicking() {
+            // Already unwinding: a kill or timeout the destructor raised
+            // cannot be raised again here; the greenlet is ending anyway.
+            drop(passed);
+        } else {
+            hub.pass_on(passed);
+        }
+    }
+}
