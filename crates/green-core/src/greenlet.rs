@@ -531,18 +531,30 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// Calls `f` in a fresh greenlet after death, in registration order.
+    #[track_caller]
     pub fn link(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
-        self.add_link(LinkFilter::Always, LinkAction::Green(typed_link(f)))
+        self.add_link(
+            LinkFilter::Always,
+            LinkAction::Green(typed_link(f), Location::caller()),
+        )
     }
 
     /// Like [`Greenlet::link`], only if it succeeded.
+    #[track_caller]
     pub fn link_value(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
-        self.add_link(LinkFilter::OnSuccess, LinkAction::Green(typed_link(f)))
+        self.add_link(
+            LinkFilter::OnSuccess,
+            LinkAction::Green(typed_link(f), Location::caller()),
+        )
     }
 
     /// Like [`Greenlet::link`], only if it failed.
+    #[track_caller]
     pub fn link_exception(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
-        self.add_link(LinkFilter::OnFailure, LinkAction::Green(typed_link(f)))
+        self.add_link(
+            LinkFilter::OnFailure,
+            LinkAction::Green(typed_link(f), Location::caller()),
+        )
     }
 
     /// Removes a link that has not fired; returns whether it was there.
@@ -923,6 +935,12 @@ fn record_death(core: &Core, payload: Payload) {
 /// Delivers `payload` to a greenlet (S2, S3); with `block`, waits for death.
 #[track_caller]
 pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
+    kill_core_at(core, payload, block, false);
+}
+
+/// [`kill_core`]; `now` raises it at the target's pending resume instead of
+/// behind it (gevent's `throw`, for `killall`).
+fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
     let hub = hub();
     let c = core.core();
     if c.is_main {
@@ -955,21 +973,31 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
             return;
         }
         State::Running => {
-            // Killing oneself raises at once, unless it is unwinding already:
-            // a second panic would escape a destructor and abort (U3). Then
-            // the kill is a no-op: the greenlet is on its way out anyway.
+            // Killing oneself while unwinding already is a no-op: a second
+            // panic would escape a destructor and abort (U3), and the
+            // greenlet is on its way out anyway.
             if hub.unwind_depth(c) > 0 {
                 return;
             }
-            hub.raise(c, payload);
+            // gevent queues the throw, even into oneself: the greenlet goes
+            // on, and the kill is raised wherever it is blocked when its
+            // entry comes up (Q3). A blocking kill blocks until then.
+            hub.defer_throw(core, payload, Catcher::ROOT);
+            if block {
+                while c.deferred_throws.get() != 0 && hub.park_as(core) {}
+            }
+            return;
         }
-        State::Parked if c.in_ready.get() && c.throw_is_empty() => {
-            // Already queued to resume (a `sleep(0)`, a wait that completed):
-            // gevent queues the kill behind that resume, so the greenlet
-            // first returns from its blocking call and runs on to the next
-            // one, where the kill is raised (issue 9, rule 4).
-            c.set_aside(payload, Catcher::ROOT);
-            c.throw_held.set(true);
+        State::Parked
+            if !now
+                && ((c.in_ready.get() && c.throw_is_empty()) || c.deferred_throws.get() != 0) =>
+        {
+            // Already queued to resume (a `sleep(0)`, a wait that completed),
+            // or behind an earlier deferred kill: gevent queues the kill
+            // behind, so the greenlet first returns from its blocking call
+            // and runs on; the kill is raised wherever it is blocked when the
+            // kill's own entry comes up (Q3).
+            hub.defer_throw(core, payload, Catcher::ROOT);
         }
         State::Parked => {
             let may_raise = |k: Catcher| c.catcher_admits(k);
@@ -1015,7 +1043,7 @@ pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
 #[track_caller]
 pub(crate) fn throw_now(core: &CoreRef, payload: Payload) {
     let hub = hub();
-    kill_core(core, payload, false);
+    kill_core_at(core, payload, false, true);
     hub.run_next(core);
     wait_for_kill_raised(hub, core);
 }

@@ -38,8 +38,11 @@
 //!   blocks again, before the later links fire.
 //! * A blocking `kill` returns once its kill has been raised (the target ran
 //!   until it blocked again or ended), before the target's links fire. A
-//!   kill aimed at a greenlet already queued to resume is raised at its next
-//!   blocking call, after that resume.
+//!   kill aimed at a greenlet already queued to resume, or at the running
+//!   greenlet itself, waits for its own turn in the queue: the greenlet runs
+//!   on, and the kill is raised wherever it is blocked when that turn comes.
+//! * Timers and I/O that are due when a pass is cut short (above) run
+//!   before what the cut pass left over, as libev runs them under gevent.
 //! * `sleep(Duration::ZERO)` is [`yield_now`]: back of the queue. A
 //!   [`Timeout`] of zero is a real timer: it fires after the greenlets
 //!   already ready have run, at the next turn of the event loop.
@@ -57,11 +60,6 @@
 //!   instance as its value); `successful()` is still true, as in gevent.
 //! * [`killall`] with a timeout returns `false` when some greenlets outlive
 //!   it, instead of raising `Timeout`.
-//! * A kill that waits behind a pending resume of its target (above) is
-//!   raised at the target's next blocking call, as soon as it blocks; gevent
-//!   raises it when the kill's own queue entry comes up, which other entries
-//!   queued in between may precede. Both raise it at the same blocking
-//!   call.
 #![doc = include_str!("../../../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_code)]

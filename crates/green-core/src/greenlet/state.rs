@@ -124,8 +124,9 @@ pub(crate) enum LinkAction {
     Wake(CoreRef),
     /// Run in the hub; must not block (`rawlink`).
     Raw(LinkFn),
-    /// Run in a fresh greenlet (`link`).
-    Green(LinkFn),
+    /// Run in a fresh greenlet (`link`), whose spawn site is where `link`
+    /// was called.
+    Green(LinkFn, &'static Location<'static>),
 }
 
 /// One link: its id and filter packed in one word (`id << 2 | filter`), so
@@ -227,7 +228,7 @@ pub(crate) struct Core {
     /// unwind it again.
     pub(crate) parked_unwinding: Cell<bool>,
     pub(crate) is_main: bool,
-    /// Queued in the hub's pending-links list (S4).
+    /// Its links entry is queued or firing (Q2 in the hub).
     pub(crate) links_queued: Cell<bool>,
     /// `Extra::kill_waiters` is not empty (checked when it parks or dies).
     pub(crate) has_kill_waiters: Cell<bool>,
@@ -236,6 +237,9 @@ pub(crate) struct Core {
     /// raises it on the way in if it may by then (U3), instead of parking
     /// with it.
     pub(crate) throw_held: Cell<bool>,
+    /// Kills waiting in the hub's callback queue for their turn to be raised
+    /// (`Entry::Throw`, Q3): queued behind a resume of it, or by itself.
+    pub(crate) deferred_throws: Cell<u32>,
     /// gevent's `successful()`: returned a value or died of `GreenletExit`.
     pub(crate) succeeded: Cell<bool>,
     /// `spawn_after_local`: do not start if the parent died meanwhile.
@@ -290,6 +294,7 @@ impl Core {
             links: RefCell::new(SmallVec::new()),
             links_queued: Cell::new(false),
             throw_held: Cell::new(false),
+            deferred_throws: Cell::new(0),
             has_kill_waiters: Cell::new(false),
             error: RefCell::new(None),
             succeeded: Cell::new(false),
@@ -431,6 +436,7 @@ impl Core {
     pub(crate) fn has_payload_waiting(&self) -> bool {
         !self.throw_is_empty()
             || self.throw_held.get()
+            || self.deferred_throws.get() != 0
             || self
                 .extra
                 .borrow()
@@ -438,7 +444,6 @@ impl Core {
                 .is_some_and(|e| !e.set_aside.is_empty())
     }
 
-    /// Whether no payload is pending in `throw`.
     /// See [`AsCore::drop_runs_user_code`]: anything of the user's the
     /// record still holds besides its value.
     pub(crate) fn holds_user_data(&self) -> bool {
@@ -448,6 +453,7 @@ impl Core {
             || self.extra.borrow().is_some()
     }
 
+    /// Whether no payload is pending in `throw`.
     pub(crate) fn throw_is_empty(&self) -> bool {
         let pending = self.throw.take();
         let empty = pending.is_none();
@@ -463,16 +469,6 @@ impl Core {
             .get_or_insert_with(Box::default)
             .set_aside
             .push((payload, catcher));
-    }
-
-    /// Sets a payload aside ahead of those already set aside: it was due
-    /// first, and is only held back by a resume that must come before it.
-    pub(crate) fn set_aside_first(&self, payload: Payload, catcher: Catcher) {
-        self.extra
-            .borrow_mut()
-            .get_or_insert_with(Box::default)
-            .set_aside
-            .insert(0, (payload, catcher));
     }
 
     /// Drops the payloads set aside that `is_it` picks (a `Timeout`

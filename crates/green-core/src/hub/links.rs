@@ -5,9 +5,11 @@
 use std::panic::Location;
 use std::rc::Rc;
 
-use super::queue::{mark_ready, Entry, Next};
+use green_ctx::Payload;
+
+use super::queue::{mark_ready, DeferredThrow, Entry, Next};
 use super::{report_failure, Hub};
-use crate::greenlet::state::{Core, CoreRef, LinkAction, LinkFilter, State};
+use crate::greenlet::state::{Catcher, Core, CoreRef, LinkAction, LinkFilter, State};
 
 /// Whether `waiter` is queued to resume only to have a kill or timeout
 /// raised (Q3).
@@ -34,6 +36,10 @@ impl Hub {
     /// gevent's `waiter.switch` inside a link); called from anywhere else, it
     /// is queued like any wake-up.
     pub(crate) fn wake_waiter(&self, waiter: &CoreRef) {
+        if throw_queued(waiter.core()) {
+            // The kill queued for it came first: it keeps its place (Q3).
+            self.defer_throw_behind_wake(waiter);
+        }
         if self.firing_rawlink.get() {
             let mut woken = self.woken_by_rawlink.borrow_mut();
             if woken.is_none() && can_switch_to(waiter.core()) {
@@ -75,7 +81,37 @@ impl Hub {
     /// `None` once every link has fired. Outside the hub a callback link
     /// stops it (`Next::Hub`, the entry back at the front); in the hub every
     /// piece of user code it runs or drops is guarded (H1).
+    #[inline]
     pub(super) fn fire_links(&self, dead: CoreRef, in_hub: bool) -> Option<Next> {
+        // The common case first: a join's lone link, fired by switching to
+        // its waiter (what the general loop below does for it, without the
+        // loop).
+        let c = dead.core();
+        let waiter = {
+            let mut links = c.links.borrow_mut();
+            match links.as_slice() {
+                [only]
+                    if only.filter() == LinkFilter::Always
+                        && matches!(&only.action, LinkAction::Wake(w) if can_switch_to(w.core())) =>
+                {
+                    links.pop().map(|link| link.action)
+                }
+                _ => None,
+            }
+        };
+        if let Some(LinkAction::Wake(waiter)) = waiter {
+            c.links_queued.set(false);
+            self.paused_links.set(c.id);
+            if Rc::strong_count(&dead) == 1 {
+                self.release_record(dead, in_hub);
+            }
+            return Some(Next::Run(waiter));
+        }
+        self.fire_links_slow(dead, in_hub)
+    }
+
+    #[inline(never)]
+    fn fire_links_slow(&self, dead: CoreRef, in_hub: bool) -> Option<Next> {
         let c = dead.core();
         loop {
             let link = {
@@ -87,6 +123,9 @@ impl Hub {
                         self.ready.borrow_mut().push_front(Entry::Links(dead));
                         return Some(Next::Hub);
                     }
+                    // The last one (most often the only one: a join's) is
+                    // popped without shifting the rest.
+                    Some(_) if links.len() == 1 => links.pop(),
                     Some(_) => Some(links.remove(0)),
                 }
             };
@@ -109,10 +148,11 @@ impl Hub {
             }
             match link.action {
                 LinkAction::Wake(waiter) => {
-                    if throw_queued(waiter.core()) {
-                        self.defer_throw_behind_wake(waiter.core());
+                    let w = waiter.core();
+                    if throw_queued(w) {
+                        self.defer_throw_behind_wake(&waiter);
                     }
-                    if can_switch_to(waiter.core()) {
+                    if can_switch_to(w) {
                         self.pause_firing(dead, in_hub);
                         return Some(Next::Run(waiter));
                     }
@@ -130,8 +170,8 @@ impl Hub {
                         return Some(Next::Run(waiter));
                     }
                 }
-                LinkAction::Green(f) => {
-                    if let Some(started) = self.start_link_greenlet(&dead, f, false) {
+                LinkAction::Green(f, site) => {
+                    if let Some(started) = self.start_link_greenlet(&dead, f, site, false) {
                         // It runs now, in the entry's place; when it blocks
                         // or ends, the later links fire.
                         self.pause_firing(dead, in_hub);
@@ -142,22 +182,79 @@ impl Hub {
         }
     }
 
-    /// Q3: a waiter whose link fires while a kill (or timeout) is queued
-    /// for it: the kill's entry came later, so it first returns from its
-    /// wait, and the kill is raised at its next blocking call (gevent's
-    /// order; rule 4 of `kill_core` from the other side).
+    /// Q3: a waiter woken (its link fires) while a kill (or timeout) is
+    /// queued for it: the kill's entry came later, so the waiter first
+    /// returns from its wait and runs on; the kill keeps its place in the
+    /// queue, as an [`Entry::Throw`], and is raised wherever the waiter is
+    /// blocked when that entry comes up (gevent's order; `kill_core`'s
+    /// deferral from the other side).
     #[cold]
     #[inline(never)]
-    fn defer_throw_behind_wake(&self, waiter: &Core) {
-        self.ready.borrow_mut().retain(|entry| match entry {
-            Entry::Resume(core) => !std::ptr::eq(core.core(), waiter),
-            Entry::Links(_) => true,
-        });
-        waiter.in_ready.set(false);
-        if let Some(payload) = waiter.throw.take() {
-            waiter.set_aside_first(payload, waiter.throw_catcher.get());
-            waiter.throw_held.set(true);
+    fn defer_throw_behind_wake(&self, waiter: &CoreRef) {
+        let w = waiter.core();
+        let mut ready = self.ready.borrow_mut();
+        let at = ready
+            .iter()
+            .position(|e| matches!(e, Entry::Resume(c) if std::ptr::eq(c.core(), w)));
+        let (Some(at), Some(payload)) = (at, w.throw.take()) else {
+            return;
+        };
+        w.in_ready.set(false);
+        w.deferred_throws.set(w.deferred_throws.get() + 1);
+        ready[at] = Entry::Throw(Box::new(DeferredThrow {
+            target: Rc::clone(waiter),
+            payload,
+            catcher: w.throw_catcher.get(),
+        }));
+    }
+
+    /// Queues `payload` for `target` at the back of the callback queue
+    /// (Q3): raised when that entry comes up, wherever `target` is blocked
+    /// then (`kill_nowait` of a greenlet queued to resume, or of oneself).
+    pub(crate) fn defer_throw(&self, target: &CoreRef, payload: Payload, catcher: Catcher) {
+        let c = target.core();
+        c.deferred_throws.set(c.deferred_throws.get() + 1);
+        self.ready
+            .borrow_mut()
+            .push_back(Entry::Throw(Box::new(DeferredThrow {
+                target: Rc::clone(target),
+                payload,
+                catcher,
+            })));
+    }
+
+    /// A deferred kill's entry comes up (Q3): its payload becomes the
+    /// target's pending throw, a resume still queued for the target is
+    /// dropped (it runs now instead), and the target is returned to be
+    /// switched to, to raise it in the blocking call it is in. A dead target
+    /// takes the payload with its record (dropped guarded, H1): gevent's
+    /// throw into a dead greenlet does nothing.
+    pub(super) fn fire_throw(&self, throw: DeferredThrow, in_hub: bool) -> Option<CoreRef> {
+        let DeferredThrow {
+            target,
+            payload,
+            catcher,
+        } = throw;
+        let c = target.core();
+        c.deferred_throws
+            .set(c.deferred_throws.get().saturating_sub(1));
+        if c.is_dead() || c.state.get() != State::Parked {
+            c.set_aside(payload, catcher);
+            self.release_record(target, in_hub);
+            return None;
         }
+        if c.throw_is_empty() {
+            c.throw.set(Some(payload));
+            c.throw_catcher.set(catcher);
+        } else {
+            c.set_aside(payload, catcher);
+        }
+        if c.in_ready.replace(false) {
+            self.ready
+                .borrow_mut()
+                .retain(|e| !matches!(e, Entry::Resume(r) if std::ptr::eq(r.core(), c)));
+        }
+        Some(target)
     }
 
     /// Fires every links entry left in the queue without the hub fiber, for
@@ -203,9 +300,9 @@ impl Hub {
                         let passed = self.guard_user_code(name, c.spawn_site, || f(&dead));
                         self.pass_on(passed);
                     }
-                    LinkAction::Green(f) => {
+                    LinkAction::Green(f, site) => {
                         // Started the usual way (refused once closing).
-                        let _ = self.start_link_greenlet(&dead, f, true);
+                        let _ = self.start_link_greenlet(&dead, f, site, true);
                     }
                 }
             }
@@ -221,6 +318,7 @@ impl Hub {
         &self,
         core: &CoreRef,
         f: crate::greenlet::state::LinkFn,
+        site: &'static Location<'static>,
         queued: bool,
     ) -> Option<CoreRef> {
         let dead = LinkedRecord(Some(Rc::clone(core)));
@@ -230,7 +328,7 @@ impl Hub {
                 f(core);
             }
         });
-        match crate::greenlet::try_start_link(f, Location::caller(), queued) {
+        match crate::greenlet::try_start_link(f, site, queued) {
             Ok(started) => started,
             Err((e, f)) => {
                 report_failure(
@@ -256,12 +354,15 @@ impl Hub {
     /// remembers whose entry it was, and [`Hub::queue_links`] puts the entry
     /// back at the front then. (Not requeueing an empty entry is what keeps a
     /// spawn-and-join cycle at one queue entry per greenlet.)
+    #[inline]
     fn pause_firing(&self, dead: CoreRef, in_hub: bool) {
         let c = dead.core();
         if c.links.borrow().is_empty() {
             c.links_queued.set(false);
             self.paused_links.set(c.id);
-            self.release_record(dead, in_hub);
+            if Rc::strong_count(&dead) == 1 {
+                self.release_record(dead, in_hub);
+            }
         } else {
             self.ready.borrow_mut().push_front(Entry::Links(dead));
         }
@@ -271,6 +372,7 @@ impl Hub {
     /// queue, unless one is queued or firing already (it picks up links
     /// added meanwhile); at the front if its firing is paused for a waiter
     /// that has not blocked since (Q2, [`Hub::pause_firing`]).
+    #[inline]
     pub(crate) fn queue_links(&self, core: &CoreRef) {
         let c = core.core();
         if !c.links_queued.replace(true) {
@@ -293,12 +395,44 @@ impl Hub {
         if let Some(start) = c.take_start_timer() {
             self.cancel_start(start);
         }
-        if !c.links.borrow().is_empty() {
+        if !c.links.borrow().is_empty() && !self.wake_lone_joiner(c) {
             self.queue_links(core);
         }
         if c.has_kill_waiters.get() {
             self.wake_kill_waiters(c);
         }
+    }
+
+    /// Q2's fast path, for a greenlet whose one link is a joiner that can be
+    /// switched to, dying while the callback queue is empty. Its links entry
+    /// would be the queue's front, and firing it would switch to the joiner
+    /// at once: queueing the joiner's resume instead is the same order, and
+    /// `paused_links_next` opens the same window for links the joiner adds
+    /// before it blocks (the pop that runs it moves it to `paused_links`).
+    #[inline]
+    fn wake_lone_joiner(&self, c: &Core) -> bool {
+        if c.has_kill_waiters.get() || !self.ready.borrow().is_empty() {
+            return false;
+        }
+        let waiter = {
+            let mut links = c.links.borrow_mut();
+            match links.as_slice() {
+                [only]
+                    if only.filter() == LinkFilter::Always
+                        && matches!(&only.action, LinkAction::Wake(w) if can_switch_to(w.core())) =>
+                {
+                    links.pop().map(|link| link.action)
+                }
+                _ => None,
+            }
+        };
+        let Some(LinkAction::Wake(waiter)) = waiter else {
+            return false;
+        };
+        waiter.core().in_ready.set(true);
+        self.ready.borrow_mut().push_back(Entry::Resume(waiter));
+        self.paused_links_next.set(c.id);
+        true
     }
 
     /// A finished greenlet's last act: pick where its fiber's final switch

@@ -31,14 +31,17 @@
 //!   its link's place, with the entry put back at the front of the queue, so
 //!   the later links fire as soon as it blocks again. A rawlink that wakes a
 //!   waiter (`iwait`'s) does the same through `wake_waiter`.
-//! * **Q3.** A kill or timeout aimed at a greenlet already queued to resume
-//!   waits behind that resume: the greenlet returns from its wait, runs to
-//!   its next blocking call, and the payload is raised there (it is set
-//!   aside first, `Core::set_aside_first`).
-//! * **Q4.** Fairness: every [`queue::CALLBACK_CHECK_COUNT`] entries the hub
+//! * **Q3.** A kill aimed at a greenlet already queued to resume (or at the
+//!   running greenlet itself) waits for its own turn: it is queued as an
+//!   [`queue::Entry::Throw`] holding the payload, and when that entry comes
+//!   up the payload is raised wherever the greenlet is blocked then. A kill
+//!   already queued for a waiter whose link fires first becomes such an
+//!   entry at its place, and the waiter returns from its wait.
+//! * **Q4.** Fairness: every `CALLBACK_CHECK_COUNT` entries the hub
 //!   looks at the clock, and once a pass has run for
-//!   [`queue::SWITCH_INTERVAL`] it polls timers and I/O before going on
-//!   (gevent's `switch_interval`). A greenlet spinning on `yield_now` thus
+//!   `SWITCH_INTERVAL` it polls timers and I/O before going on
+//!   (gevent's `switch_interval`); what the poll wakes runs before the
+//!   entries the cut pass left over. A greenlet spinning on `yield_now` thus
 //!   never starves a sleeper or a socket.
 //! * **Q5.** A greenlet blocked in `kill()` whose kill has been raised runs
 //!   next, before any links entry and without a fairness check: a blocking
@@ -175,6 +178,8 @@ pub(crate) struct Hub {
     /// Id of the dead greenlet whose links entry, fired empty, paused for a
     /// waiter that has not blocked since (Q2, `pause_firing`); 0 for none.
     paused_links: Cell<u64>,
+    /// `paused_links` for the greenlet the next pop runs (`wake_lone_joiner`).
+    paused_links_next: Cell<u64>,
     /// The waiter such a rawlink woke.
     woken_by_rawlink: RefCell<Option<CoreRef>>,
     /// The front of the ready queue is a greenlet blocked in `kill()` whose
@@ -270,6 +275,7 @@ impl Hub {
             cut_due: Cell::new(false),
             firing_rawlink: Cell::new(false),
             paused_links: Cell::new(0),
+            paused_links_next: Cell::new(0),
             woken_by_rawlink: RefCell::new(None),
             urgent: Cell::new(false),
             dead: RefCell::new(Vec::new()),

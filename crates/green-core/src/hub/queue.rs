@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use green_ctx::FiberRef;
+use green_ctx::{FiberRef, Payload};
 
 use super::Hub;
 use crate::error::LoopExit;
-use crate::greenlet::state::{Core, CoreRef, State};
+use crate::greenlet::state::{Catcher, Core, CoreRef, State};
 
 /// Fairness (Q4): every this many entries run in one pass, the hub looks at
 /// the clock ...
@@ -28,6 +28,17 @@ pub(crate) enum Entry {
     Resume(CoreRef),
     /// Fire a finished greenlet's links, in registration order (Q2).
     Links(CoreRef),
+    /// Raise a kill that waited for its turn (Q3): it came while its target
+    /// was queued to resume, or was aimed at the running greenlet itself.
+    Throw(Box<DeferredThrow>),
+}
+
+/// A kill waiting in the callback queue for its turn (Q3).
+pub(crate) struct DeferredThrow {
+    pub(crate) target: CoreRef,
+    pub(crate) payload: Payload,
+    /// Where it may be raised (U3).
+    pub(crate) catcher: Catcher,
 }
 
 impl Entry {
@@ -35,6 +46,7 @@ impl Entry {
     fn record(&self) -> &CoreRef {
         match self {
             Entry::Resume(core) | Entry::Links(core) => core,
+            Entry::Throw(throw) => &throw.target,
         }
     }
 }
@@ -149,8 +161,8 @@ impl Hub {
     #[inline(always)]
     pub(super) fn pop_next(&self, in_hub: bool, fair: bool) -> Next {
         // Whoever asks has blocked (or ended): a paused links entry's window
-        // for new links is over (Q2).
-        self.paused_links.set(0);
+        // for new links is over, or, after `wake_lone_joiner`, begins (Q2).
+        self.paused_links.set(self.paused_links_next.replace(0));
         loop {
             let entry = {
                 let mut ready = self.ready.borrow_mut();
@@ -160,7 +172,7 @@ impl Hub {
                 if fair && self.pass_overdue() {
                     drop(ready);
                     if in_hub {
-                        self.poll(false);
+                        self.poll_at_cut();
                         continue;
                     }
                     self.cut_due.set(true);
@@ -180,13 +192,24 @@ impl Hub {
                     // Killed before it started.
                     self.release_record(next, in_hub);
                 }
-                Some(Entry::Links(dead)) => {
-                    if let Some(next) = self.fire_links(dead, in_hub) {
+                Some(entry) => {
+                    if let Some(next) = self.fire_entry(entry, in_hub) {
                         return next;
                     }
                 }
                 None => return Next::Empty,
             }
+        }
+    }
+
+    /// [`Hub::pop_next`]'s entries other than a resume, out of line: a
+    /// links entry (Q2) or a deferred kill (Q3).
+    #[inline(never)]
+    fn fire_entry(&self, entry: Entry, in_hub: bool) -> Option<Next> {
+        match entry {
+            Entry::Resume(next) => Some(Next::Run(next)),
+            Entry::Links(dead) => self.fire_links(dead, in_hub),
+            Entry::Throw(throw) => self.fire_throw(*throw, in_hub).map(Next::Run),
         }
     }
 
@@ -367,7 +390,7 @@ impl Hub {
         }
         if self.cut_due.replace(false) {
             // A greenlet found the pass overdue (Q4): timers and I/O first.
-            self.poll(false);
+            self.poll_at_cut();
         }
         match self.pop_next(true, true) {
             Next::Run(next) => {
@@ -409,6 +432,19 @@ impl Hub {
             }
         }
         self.poll(true);
+    }
+
+    /// Q4: a pass cut short polls timers and I/O without blocking, and what
+    /// they wake runs before the entries the cut pass left over: under
+    /// gevent, libev runs a due timer's or a ready socket's callback (which
+    /// switches into its greenlet) during the poll itself, before the next
+    /// pass of callbacks.
+    fn poll_at_cut(&self) {
+        let leftovers = self.ready.borrow().len();
+        self.poll(false);
+        let mut ready = self.ready.borrow_mut();
+        let woken = ready.len().saturating_sub(leftovers);
+        ready.rotate_right(woken);
     }
 
     fn poll(&self, block: bool) {

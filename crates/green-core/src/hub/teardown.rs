@@ -151,6 +151,12 @@ impl Hub {
         let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
         let ready = ready.into_iter().map(|entry| match entry {
             Entry::Resume(core) | Entry::Links(core) => core,
+            Entry::Throw(throw) => {
+                // Dropped with its target's record, guarded (H1).
+                let throw = *throw;
+                throw.target.core().set_aside(throw.payload, throw.catcher);
+                throw.target
+            }
         });
         for core in ready.chain(idle).chain(records) {
             self.drop_record(core);
