@@ -1365,3 +1365,100 @@ fn p59_get_raises_at_waiter_place() {
         log.say("main after sleep0");
     });
 }
+
+#[test]
+fn p60_deferred_kill_own_turn() {
+    check("60_deferred_kill_own_turn", |log| {
+        let l = log.clone();
+        let ga = spawn(move || {
+            yield_now();
+            l.say("a after sleep0");
+            if except_exit(|| {
+                yield_now();
+                l.say("a not killed");
+            })
+            .is_none()
+            {
+                l.say("a exit");
+            }
+        });
+        let l = log.clone();
+        let gb = spawn(move || {
+            yield_now();
+            l.say("b after sleep0");
+        });
+        yield_now();
+        log.say("main kills a");
+        ga.kill_nowait();
+        joinall(&[ga, gb], None, false, None).unwrap();
+        log.say("main joined");
+    });
+}
+
+#[test]
+fn p61_self_kill_nowait() {
+    check("61_self_kill_nowait", |log| {
+        let l = log.clone();
+        let g = spawn(move || {
+            spawn(l.task("other runs"));
+            current().downcast::<()>().unwrap().kill_nowait();
+            l.say("w after kill_nowait");
+            if except_exit(|| {
+                yield_now();
+                l.say("w not killed");
+            })
+            .is_none()
+            {
+                l.say("w exit");
+            }
+        });
+        g.join();
+        log.say(format!("main joined {}", py(g.successful())));
+    });
+}
+
+#[test]
+fn p62_self_kill_blocking() {
+    check("62_self_kill_blocking", |log| {
+        let l = log.clone();
+        let g = spawn(move || {
+            spawn(l.task("other runs"));
+            // `except GreenletExit: print(...); raise`
+            let r = panic::catch_unwind(AssertUnwindSafe(|| {
+                current().downcast::<()>().unwrap().kill();
+                l.say("w after kill");
+            }));
+            if let Err(payload) = r {
+                if payload.is::<GreenletExit>() {
+                    l.say("w exit in kill");
+                }
+                panic::resume_unwind(payload);
+            }
+        });
+        g.join();
+        log.say(format!("main joined {}", py(g.successful())));
+    });
+}
+
+#[test]
+fn p63_killall_throws_at_once() {
+    check("63_killall_throws_at_once", |log| {
+        let l = log.clone();
+        let s = spawn(move || {
+            let i = Cell::new(0);
+            let r = except_exit(|| loop {
+                i.set(i.get() + 1);
+                l.say(format!("spin {}", i.get()));
+                yield_now();
+            });
+            if r.is_none() {
+                l.say(format!("spinner exit at {}", i.get()));
+            }
+        });
+        yield_now();
+        yield_now();
+        log.say("main killall");
+        killall(std::slice::from_ref(&s), true, None);
+        log.say(format!("main done {}", py(s.dead())));
+    });
+}
