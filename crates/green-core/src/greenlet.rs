@@ -12,15 +12,13 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use green_ctx::{Fiber, ForcedUnwind, Payload};
+use green_ctx::{Fiber, Payload};
 
 use crate::error::{payload_message, ErrorKind, GreenletError, GreenletExit};
-use crate::hub::{deadline_after, hub, next_greenlet_id, report_failure};
-use crate::timeout::Timeout;
-use state::{
-    display_name, minimal_ident, AsCore, Catcher, Core, CoreRef, Link, LinkAction, LinkFilter,
-    State,
+use crate::hub::{
+    add_link, deadline_after, hub, join_core, kill_core, next_greenlet_id, record_death, unlink,
 };
+use state::{display_name, minimal_ident, AsCore, Core, CoreRef, LinkAction, LinkFilter, State};
 
 pub use state::LinkId;
 
@@ -823,29 +821,6 @@ fn typed_link<T: 'static>(f: impl FnOnce(&Greenlet<T>) + 'static) -> state::Link
     })
 }
 
-pub(crate) fn add_link(core: &CoreRef, filter: LinkFilter, action: LinkAction) -> LinkId {
-    let id = LinkId(hub().next_link_id());
-    core.core()
-        .links
-        .borrow_mut()
-        .push(Link::new(id, filter, action));
-    if core.core().is_dead() {
-        hub().queue_links(core);
-    }
-    id
-}
-
-pub(crate) fn unlink(core: &Core, id: LinkId) -> bool {
-    let mut links = core.links.borrow_mut();
-    match links.iter().position(|l| l.id() == id) {
-        Some(i) => {
-            links.remove(i);
-            true
-        }
-        None => false,
-    }
-}
-
 /// A greenlet started by a destructor during teardown's last drops dies
 /// unrun, with a warning.
 #[cold]
@@ -911,211 +886,5 @@ fn drop_unobserved_outcome<T: 'static>(hub: &crate::hub::Hub, me: &Rc<Inner<T>>)
     }
     if let Some(payload) = core.throw.take() {
         let _ = hub.drop_guarded(payload, core, "dropping the panic payload");
-    }
-}
-
-/// Records what a greenlet died of (keeping the payload once, in `throw`),
-/// reporting failures once.
-fn record_death(core: &Core, payload: Payload) {
-    if payload.is::<GreenletExit>() || payload.is::<ForcedUnwind>() {
-        core.throw.set(Some(payload));
-        core.set_outcome(true, Some(GreenletError::from_payload(&GreenletExit)));
-        return;
-    }
-    let error = GreenletError::from_payload(&*payload);
-    report_failure(
-        &format!("greenlet '{}'", display_name(core)),
-        Some(core.spawn_site),
-        error.message(),
-    );
-    core.throw.set(Some(payload));
-    core.set_outcome(false, Some(error));
-}
-
-/// Delivers `payload` to a greenlet (S2, S3); with `block`, waits for death.
-#[track_caller]
-pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
-    kill_core_at(core, payload, block, false);
-}
-
-/// [`kill_core`]; `now` raises it at the target's pending resume instead of
-/// behind it (gevent's `throw`, for `killall`).
-fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
-    let hub = hub();
-    let c = core.core();
-    if c.is_main {
-        panic!("green-core: the main greenlet cannot be killed");
-    }
-    match c.state.get() {
-        State::Dead => return,
-        State::New | State::Scheduled => {
-            // S3: it never runs. Its death is recorded first, then its entry
-            // (user data) is dropped, guarded: whatever that runs finds it
-            // dead, and a panic there is its own, not the killer's. Its links
-            // still fire, later.
-            let fiber = c.take_fiber();
-            record_death(c, payload);
-            hub.on_death(core);
-            if let Some(fiber) = fiber {
-                // Dropping the entry in place is what `take_stack` does
-                // first; the killer's own kill raised meanwhile goes on.
-                let name = || format!("dropping the unrun entry of greenlet '{}'", display_name(c));
-                let mut stack = None;
-                let passed = hub.guard_user_code(name, c.spawn_site, || {
-                    stack = fiber.take_stack();
-                });
-                if let Some(stack) = stack {
-                    hub.give_back_stack(stack);
-                }
-                drop(fiber);
-                hub.pass_on(passed);
-            }
-            return;
-        }
-        State::Running => {
-            // Killing oneself while unwinding already is a no-op: a second
-            // panic would escape a destructor and abort (U3), and the
-            // greenlet is on its way out anyway.
-            if hub.unwind_depth(c) > 0 {
-                return;
-            }
-            // gevent queues the throw, even into oneself: the greenlet goes
-            // on, and the kill is raised wherever it is blocked when its
-            // entry comes up (Q3). A blocking kill blocks until then.
-            hub.defer_throw(core, payload, Catcher::ROOT);
-            if block {
-                while c.deferred_throws.get() != 0 && hub.park_as(core) {}
-            }
-            return;
-        }
-        State::Parked
-            if !now
-                && ((c.in_ready.get() && c.throw_is_empty()) || c.deferred_throws.get() != 0) =>
-        {
-            // Already queued to resume (a `sleep(0)`, a wait that completed),
-            // or behind an earlier deferred kill: gevent queues the kill
-            // behind, so the greenlet first returns from its blocking call
-            // and runs on; the kill is raised wherever it is blocked when the
-            // kill's own entry comes up (Q3).
-            hub.defer_throw(core, payload, Catcher::ROOT);
-        }
-        State::Parked => {
-            let may_raise = |k: Catcher| c.catcher_admits(k);
-            match c.throw.take() {
-                // Each kill delivers one exception (gevent): a second kill
-                // waits behind the first, and is raised at the blocking call
-                // after the greenlet caught the first.
-                Some(p) if !p.is::<Timeout>() => {
-                    c.throw.set(Some(p));
-                    c.set_aside(payload, Catcher::ROOT);
-                }
-                // A timeout that may be raised now, inside an unwind or a
-                // wait this kill may not interrupt, goes first; the kill
-                // waits behind it (U3).
-                Some(t) if !may_raise(Catcher::ROOT) && may_raise(c.throw_catcher.get()) => {
-                    c.throw.set(Some(t));
-                    c.set_aside(payload, Catcher::ROOT);
-                }
-                // Else the kill goes first; a timeout pending waits behind
-                // it (it is raised if the greenlet survives the kill).
-                waiting => {
-                    if let Some(t) = waiting {
-                        c.set_aside(t, c.throw_catcher.get());
-                    }
-                    c.throw.set(Some(payload));
-                    c.throw_catcher.set(Catcher::ROOT);
-                }
-            }
-            hub.schedule(core);
-        }
-    }
-    if block {
-        wait_for_kill_raised(hub, core);
-        join_core(core, None);
-    }
-}
-
-/// Raises `payload` in a started greenlet now, as gevent's `throw` does:
-/// its resume goes to the front of the callback queue and the caller waits
-/// until the payload has been raised (the target died, or blocked again).
-/// Used by `killall`, whose kills gevent throws one after the other from a
-/// single callback.
-#[track_caller]
-pub(crate) fn throw_now(core: &CoreRef, payload: Payload) {
-    let hub = hub();
-    kill_core_at(core, payload, false, true);
-    hub.run_next(core);
-    wait_for_kill_raised(hub, core);
-}
-
-/// A blocking kill's first wait (gevent's): until the kill has been raised
-/// and the target died, or parked again with no kill left to raise. The
-/// killer then runs before the target's links fire; a target that survived
-/// is then joined like any other.
-///
-/// # Kill safety
-/// Interruptible: a kill of the killer unwinds out of it and removes its
-/// registration.
-#[track_caller]
-fn wait_for_kill_raised(hub: &'static crate::hub::Hub, core: &CoreRef) {
-    let c = core.core();
-    if c.is_dead() || c.state.get() != State::Parked {
-        return;
-    }
-    let me = hub.current_for_blocking();
-    if std::ptr::eq(me.core(), c) {
-        return;
-    }
-    c.add_kill_waiter(Rc::clone(&me));
-    struct Unregister<'a>(&'a Core, &'a Core);
-    impl Drop for Unregister<'_> {
-        fn drop(&mut self) {
-            self.0.remove_kill_waiter(self.1);
-        }
-    }
-    let _unregister = Unregister(c, me.core());
-    while hub.park_as(&me) && !c.is_dead() && c.has_kill_waiter(me.core()) {}
-}
-
-/// Waits for `core` to die, at most `timeout`; returns whether it is dead.
-#[track_caller]
-pub(crate) fn join_core(core: &CoreRef, timeout: Option<Duration>) -> bool {
-    let c = core.core();
-    if c.is_dead() {
-        return true;
-    }
-    let hub = hub();
-    let me = hub.current_for_blocking();
-    if me.core().id == c.id {
-        panic!("green-core: a greenlet cannot join itself");
-    }
-    let id = add_link(core, LinkFilter::Always, LinkAction::Wake(Rc::clone(&me)));
-    let wake = timeout.map(|d| hub.wake_at(&me, deadline_after(d), true));
-    struct Cleanup<'a> {
-        core: &'a Core,
-        id: LinkId,
-        wake: Option<crate::hub::TimerWake>,
-    }
-    impl Drop for Cleanup<'_> {
-        fn drop(&mut self) {
-            unlink(self.core, self.id);
-            if let (Some(wake), Some(hub)) = (&self.wake, crate::hub::existing_hub()) {
-                hub.cancel_wake(wake);
-            }
-        }
-    }
-    let cleanup = Cleanup { core: c, id, wake };
-    loop {
-        if !hub.park_as(&me) {
-            return c.is_dead();
-        }
-        if c.is_dead() {
-            return true;
-        }
-        if let Some(wake) = &cleanup.wake {
-            if wake.fired(hub) {
-                return false;
-            }
-        }
     }
 }

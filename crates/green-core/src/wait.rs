@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::error::GreenletError;
 use crate::greenlet::state::{LinkAction, LinkFilter};
-use crate::greenlet::{add_link, kill_core, throw_now, unlink, Greenlet, LinkId};
+use crate::greenlet::{Greenlet, LinkId};
+use crate::hub::{add_link, kill_core, throw_now, unlink};
 use crate::hub::{deadline_after, existing_hub, hub, TimerWake};
 use crate::GreenletExit;
 

@@ -54,7 +54,6 @@ use green_ctx::{Fiber, FiberRef, Payload};
 use smallvec::SmallVec;
 
 use crate::error::GreenletError;
-use crate::hub::DelayedStart;
 
 /// `Core::live_key` value for "not registered".
 const NO_LIVE_KEY: u32 = u32::MAX;
@@ -103,6 +102,14 @@ impl Catcher {
         unwind_depth: 0,
         uninterruptible: 0,
     };
+}
+
+/// A `start_later` in waiting (the hub's `start_at`): its loop timer and
+/// the key of the hub's strong reference to the greenlet.
+#[derive(Clone, Copy)]
+pub(crate) struct DelayedStart {
+    pub(crate) timer: green_loop::TimerId,
+    pub(crate) key: usize,
 }
 
 /// Which outcomes a link fires for.

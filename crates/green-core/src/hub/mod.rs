@@ -72,6 +72,7 @@
 //! is freed at thread exit once teardown is over (`hub_record.rs`, R1-R2).
 
 mod guard;
+mod kill;
 mod links;
 mod queue;
 mod teardown;
@@ -94,8 +95,9 @@ use crate::slab::Slab;
 use crate::stacks::StackPools;
 
 pub(crate) use guard::report_failure;
+pub(crate) use kill::{add_link, join_core, kill_core, record_death, throw_now, unlink};
 pub(crate) use teardown::teardown_at_exit;
-pub(crate) use timers::{deadline_after, DelayedStart, TimeoutEntry, TimerWake};
+pub(crate) use timers::{deadline_after, TimeoutEntry, TimerWake};
 
 use queue::Entry;
 use unwind::install_panic_hook;

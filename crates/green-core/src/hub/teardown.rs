@@ -119,10 +119,10 @@ impl Hub {
                     break;
                 }
                 for core in &live {
-                    crate::greenlet::kill_core(core, Box::new(crate::GreenletExit), false);
+                    super::kill_core(core, Box::new(crate::GreenletExit), false);
                 }
                 for core in &live {
-                    if !crate::greenlet::join_core(core, None) {
+                    if !super::join_core(core, None) {
                         break; // nothing can make progress any more
                     }
                 }

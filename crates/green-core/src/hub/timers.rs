@@ -5,15 +5,7 @@ use std::time::{Duration, Instant};
 use green_loop::{Loop, TimerId};
 
 use super::{existing_hub, Hub};
-use crate::greenlet::state::{Catcher, CoreRef, WeakCore};
-
-/// A `start_later` in waiting: its timer and the key of the hub's strong
-/// reference to the greenlet.
-#[derive(Clone, Copy)]
-pub(crate) struct DelayedStart {
-    timer: TimerId,
-    key: usize,
-}
+use crate::greenlet::state::{Catcher, CoreRef, DelayedStart, WeakCore};
 
 /// A timer armed by [`Hub::wake_at`].
 #[derive(Clone, Copy)]
