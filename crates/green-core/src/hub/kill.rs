@@ -76,7 +76,13 @@ fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
         panic!("green-core: the main greenlet cannot be killed");
     }
     match c.state.get() {
-        State::Dead => return,
+        State::Dead => {
+            // Never delivered: dropped guarded (H1), so a payload whose
+            // destructor panics is reported, not raised in the killer.
+            let passed = hub.drop_guarded(payload, c, "dropping a kill it never received");
+            hub.pass_on(passed);
+            return;
+        }
         State::New | State::Scheduled => {
             // S3: it never runs. Its death is recorded first, then its entry
             // (user data) is dropped, guarded: whatever that runs finds it

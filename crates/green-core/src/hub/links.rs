@@ -239,7 +239,11 @@ impl Hub {
         c.deferred_throws
             .set(c.deferred_throws.get().saturating_sub(1));
         if c.is_dead() || c.state.get() != State::Parked {
-            c.set_aside(payload, catcher);
+            // Dropped here, guarded (H1): a payload's destructor that panics
+            // is reported against the target, never raised in whoever pops.
+            let _ = catcher;
+            let passed = self.drop_guarded(payload, c, "dropping a kill it never received");
+            self.pass_on(passed);
             self.release_record(target, in_hub);
             return None;
         }
