@@ -9,7 +9,7 @@ use green_ctx::Payload;
 
 use super::queue::{mark_ready, DeferredThrow, Entry, Next};
 use super::{report_failure, Hub};
-use crate::greenlet::state::{Catcher, Core, CoreRef, LinkAction, LinkFilter, State};
+use crate::greenlet::state::{Catcher, Core, CoreRef, Link, LinkAction, LinkFilter, State};
 
 /// Whether `waiter` is queued to resume only to have a kill or timeout
 /// raised (Q3).
@@ -87,19 +87,7 @@ impl Hub {
         // its waiter (what the general loop below does for it, without the
         // loop).
         let c = dead.core();
-        let waiter = {
-            let mut links = c.links.borrow_mut();
-            match links.as_slice() {
-                [only]
-                    if only.filter() == LinkFilter::Always
-                        && matches!(&only.action, LinkAction::Wake(w) if can_switch_to(w.core())) =>
-                {
-                    links.pop().map(|link| link.action)
-                }
-                _ => None,
-            }
-        };
-        if let Some(LinkAction::Wake(waiter)) = waiter {
+        if let Some(waiter) = take_lone_joiner(c) {
             c.links_queued.set(false);
             self.paused_links.set(c.id);
             if Rc::strong_count(&dead) == 1 {
@@ -134,19 +122,12 @@ impl Hub {
                 self.release_record(dead, in_hub);
                 return None;
             };
-            let fire = match link.filter() {
-                LinkFilter::Always => true,
-                LinkFilter::OnSuccess => c.successful(),
-                LinkFilter::OnFailure => !c.successful(),
-            };
-            if !fire {
-                // Outside the hub only waiters' links get here: nothing of
-                // the user's to drop.
-                let passed = self.drop_guarded(link, c, "dropping a link that did not fire");
-                self.pass_on(passed);
+            // Outside the hub only waiters' links get here: an unfired one
+            // holds nothing of the user's to drop.
+            let Some(action) = self.action_if_fires(c, link) else {
                 continue;
-            }
-            match link.action {
+            };
+            match action {
                 LinkAction::Wake(waiter) => {
                     let w = waiter.core();
                     if throw_queued(w) {
@@ -180,6 +161,22 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// A link taken off a dead greenlet: its action if its filter lets it
+    /// fire for how `c` ended, else `None`, the link dropped guarded (H1).
+    fn action_if_fires(&self, c: &Core, link: Link) -> Option<LinkAction> {
+        let fires = match link.filter() {
+            LinkFilter::Always => true,
+            LinkFilter::OnSuccess => c.successful(),
+            LinkFilter::OnFailure => !c.successful(),
+        };
+        if fires {
+            return Some(link.action);
+        }
+        let passed = self.drop_guarded(link, c, "dropping a link that did not fire");
+        self.pass_on(passed);
+        None
     }
 
     /// Q3: a waiter woken (its link fires) while a kill (or timeout) is
@@ -286,17 +283,10 @@ impl Hub {
                     }
                     links.remove(0)
                 };
-                let fire = match link.filter() {
-                    LinkFilter::Always => true,
-                    LinkFilter::OnSuccess => c.successful(),
-                    LinkFilter::OnFailure => !c.successful(),
-                };
-                if !fire {
-                    let passed = self.drop_guarded(link, c, "dropping a link that did not fire");
-                    self.pass_on(passed);
+                let Some(action) = self.action_if_fires(c, link) else {
                     continue;
-                }
-                match link.action {
+                };
+                match action {
                     LinkAction::Wake(waiter) => self.schedule(&waiter),
                     LinkAction::Raw(f) => {
                         let name =
@@ -418,19 +408,7 @@ impl Hub {
         if c.has_kill_waiters.get() || !self.ready.borrow().is_empty() {
             return false;
         }
-        let waiter = {
-            let mut links = c.links.borrow_mut();
-            match links.as_slice() {
-                [only]
-                    if only.filter() == LinkFilter::Always
-                        && matches!(&only.action, LinkAction::Wake(w) if can_switch_to(w.core())) =>
-                {
-                    links.pop().map(|link| link.action)
-                }
-                _ => None,
-            }
-        };
-        let Some(LinkAction::Wake(waiter)) = waiter else {
+        let Some(waiter) = take_lone_joiner(c) else {
             return false;
         };
         waiter.core().in_ready.set(true);
@@ -511,5 +489,24 @@ impl Drop for LinkedRecord {
         } else {
             hub.pass_on(passed);
         }
+    }
+}
+
+/// The common links entry: one link, a joiner that can be switched to
+/// (Q2's fast paths). Takes it off `c` and returns the joiner.
+#[inline]
+fn take_lone_joiner(c: &Core) -> Option<CoreRef> {
+    let mut links = c.links.borrow_mut();
+    let [only] = links.as_slice() else {
+        return None;
+    };
+    let joiner = only.filter() == LinkFilter::Always
+        && matches!(&only.action, LinkAction::Wake(w) if can_switch_to(w.core()));
+    if !joiner {
+        return None;
+    }
+    match links.pop().map(|link| link.action) {
+        Some(LinkAction::Wake(waiter)) => Some(waiter),
+        _ => None,
     }
 }
