@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::error::GreenletError;
 use crate::greenlet::state::{LinkAction, LinkFilter};
 use crate::greenlet::{Greenlet, LinkId};
-use crate::hub::{add_link, kill_core, throw_now, unlink};
+use crate::hub::{add_link, kill_core, throw_each, unlink};
 use crate::hub::{deadline_after, existing_hub, hub, TimerWake};
 use crate::GreenletExit;
 
@@ -240,16 +240,15 @@ pub fn killall<T: 'static>(
     // greenlet takes that place in the queue, then delivers each kill
     // straight away.
     hub().yield_now();
-    let mut diehards: Vec<&dyn Waitable> = Vec::new();
-    for g in need_killed {
-        if g.dead() {
-            continue;
-        }
-        throw_now(&g.core_ref_pub(), Box::new(GreenletExit));
-        if !g.dead() {
-            diehards.push(g);
-        }
-    }
+    let targets: Vec<_> = need_killed.iter().map(|g| g.core_ref_pub()).collect();
+    throw_each(&targets);
+    let diehards: Vec<&dyn Waitable> = need_killed
+        .into_iter()
+        // The caller itself, when among them and its kill is held back,
+        // is not waited for (it would join itself).
+        .filter(|g| !g.dead() && !hub().is_current(g.core_ref_pub().core()))
+        .map(|g| g as &dyn Waitable)
+        .collect();
     if !diehards.is_empty() {
         wait(&diehards, timeout, None);
     }

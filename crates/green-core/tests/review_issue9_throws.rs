@@ -62,10 +62,9 @@ fn catch_exit(log: &Log, msg: &str, f: impl FnOnce()) {
 /// # ['t caught', 'x', 't caught']
 /// ```
 /// Each kill is its own `_kill` callback: the second is raised when its
-/// callback comes up, after `x` started. Here the second kill is set aside
+/// callback comes up, after `x` started. On the reviewed commit the second kill was set aside
 /// behind the first and raised at t's very next blocking call, before `x`.
 #[test]
-#[ignore = "issue 9 open: a second kill of a parked greenlet is set aside, not given its own Throw entry"]
 fn second_kill_nowait_is_raised_at_its_queue_turn_not_at_the_next_block() {
     let log = within(LIMIT, || {
         run(|| {
@@ -151,10 +150,9 @@ fn two_deferred_kills_behind_a_resume_keep_their_places() {
 /// ```
 /// `_killall3` throws into each in list order, the caller included (it is
 /// blocked in `waiter.get()` then, and the exit is raised there at once).
-/// Here the caller's own kill is deferred to the back of the queue, so `b`
-/// dies before the caller sees its exit.
+/// On the reviewed commit the caller's own kill was deferred to the back of
+/// the queue, so `b` died before the caller saw its exit.
 #[test]
-#[ignore = "issue 9 open: throw_now into the caller itself is deferred to the back of the queue"]
 fn killall_including_the_caller_raises_in_list_order() {
     let log = within(LIMIT, || {
         run(|| {
@@ -205,10 +203,9 @@ fn killall_including_the_caller_raises_in_list_order() {
 /// ```
 /// The pass is cut after ~50 workers; the poll fires the due timeout into
 /// the target at once, before the leftover callbacks (among them the
-/// kill's). Here the kill took `throw` first, so the timeout is set aside
-/// behind it and the kill is raised inside the Timeout's scope.
+/// kill's). On the reviewed commit the kill took `throw` first, so the
+/// timeout was set aside behind it and the kill raised inside its scope.
 #[test]
-#[ignore = "issue 9 open: a kill's payload is stored at kill time, so a Timeout fired at a cut is set aside behind it"]
 fn a_due_timeout_polled_at_a_cut_is_raised_before_a_kill_left_over() {
     let log = within(LIMIT, || {
         run(|| {
@@ -261,17 +258,13 @@ fn a_due_timeout_polled_at_a_cut_is_raised_before_a_kill_left_over() {
 /// ```
 /// A link the joiner adds before it blocks fires as soon as it blocks
 /// (it is picked up by the `_notify_links` that switched to the joiner), in
-/// every case. With the fast path (`wake_lone_joiner`), when the pop that
-/// would run the joiner cuts the pass instead, the hub's next pop clears the
-/// `paused_links_next` window, and `r1` goes to the back of the queue,
-/// behind S's resume. Here (main joins g too, so no fast path) the entry is
-/// paused at the queue's front for `w` (`pause_firing`); when `w` blocks the
-/// pass is overdue, and `poll_at_cut` rotates S's wake-up ahead of that
-/// paused links entry: S1 runs between `w` and `r1`. gevent cannot cut
-/// there: the waiter blocking returns into the `_notify_links` callback
-/// still running.
+/// every case. Here main joins g too (no fast path): the entry is paused at
+/// the queue's front for `w` (`pause_firing`). On the reviewed commit, when
+/// `w` blocked with the pass overdue, `poll_at_cut` rotated S's wake-up
+/// ahead of that paused links entry, so S1 ran between `w` and `r1`. gevent
+/// cannot cut there: the waiter blocking returns into the `_notify_links`
+/// callback still running.
 #[test]
-#[ignore = "issue 9 open: poll_at_cut rotates woken greenlets ahead of a paused links entry"]
 fn a_link_added_by_a_lone_joiner_fires_when_it_blocks_even_after_a_cut() {
     within(Duration::from_secs(60), || {
         for n in 30..70 {
@@ -323,13 +316,12 @@ fn a_link_added_by_a_lone_joiner_fires_when_it_blocks_even_after_a_cut() {
 /// N=50: ['S1', 'w', 'r1', 'S2', 'w2']
 /// N=51: ['S1', 'S2', 'w', 'r1', 'w2']
 /// ```
-/// When the dying greenlet's own pop (`leave_finished`) is the one that
-/// cuts the pass, it consumes `paused_links_next` and returns `Next::Hub`;
-/// the hub's next `pop_next` then resets `paused_links` to 0 before `w`
-/// runs, so `w`'s rawlink is queued at the back (behind S's resume) instead
-/// of at the front.
+/// On the reviewed commit, when the dying greenlet's own pop
+/// (`leave_finished`) cut the pass, the window for the joiner's links was
+/// reset by the hub's next pop before `w` ran, so `w`'s rawlink was queued
+/// at the back (behind S's resume) instead of at the front. The window now
+/// belongs to the joiner and closes only when it parks.
 #[test]
-#[ignore = "issue 9 open: a cut between leave_finished and the joiner resets paused_links"]
 fn a_link_added_by_a_lone_joiner_on_the_fast_path_fires_when_it_blocks_even_after_a_cut() {
     let bad = within(Duration::from_secs(60), || {
         let mut bad = Vec::new();

@@ -123,15 +123,14 @@ fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
             }
             return;
         }
-        State::Parked
-            if !now
-                && ((c.in_ready.get() && c.throw_is_empty()) || c.deferred_throws.get() != 0) =>
-        {
-            // Already queued to resume (a `sleep(0)`, a wait that completed),
-            // or behind an earlier deferred kill: gevent queues the kill
-            // behind, so the greenlet first returns from its blocking call
-            // and runs on; the kill is raised wherever it is blocked when the
-            // kill's own entry comes up (Q3).
+        State::Parked if !now => {
+            // gevent queues every kill's throw as a callback of its own
+            // (Q3): the payload is placed only when that entry comes up, and
+            // raised wherever the greenlet is blocked then. Whatever comes
+            // first keeps its place: a resume already queued (the greenlet
+            // returns from its blocking call and runs on), an earlier kill
+            // (each kill delivers its own exception), a `Timeout` that fires
+            // meanwhile (raised at once, as gevent's timer throws).
             hub.defer_throw(core, payload, Catcher::ROOT);
         }
         State::Parked => {
@@ -170,17 +169,32 @@ fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
     }
 }
 
-/// Raises `payload` in a started greenlet now, as gevent's `throw` does:
-/// its resume goes to the front of the callback queue and the caller waits
-/// until the payload has been raised (the target died, or blocked again).
-/// Used by `killall`, whose kills gevent throws one after the other from a
-/// single callback.
+/// gevent's `_killall3`: raises `GreenletExit` in each started greenlet in
+/// list order, as gevent's `throw` does: the target runs next and the caller
+/// waits until it has been raised (the target died, or blocked again). When
+/// the caller itself is among them it is raised in the caller at once, and
+/// the later targets are thrown into, in turn, as soon as the caller blocks
+/// or ends (gevent's callback goes on throwing once the caller's wait has
+/// raised).
 #[track_caller]
-pub(crate) fn throw_now(core: &CoreRef, payload: Payload) {
+pub(crate) fn throw_each(targets: &[CoreRef]) {
     let hub = hub();
-    kill_core_at(core, payload, false, true);
-    hub.run_next(core);
-    wait_for_kill_raised(hub, core);
+    for (at, core) in targets.iter().enumerate() {
+        let c = core.core();
+        if c.is_dead() {
+            continue;
+        }
+        if c.state.get() == State::Running {
+            if hub.may_raise_kill_now(c) {
+                hub.defer_throws_to_front(&targets[at + 1..]);
+            }
+            hub.throw_into_self(c, Box::new(GreenletExit));
+            continue;
+        }
+        kill_core_at(core, Box::new(GreenletExit), false, true);
+        hub.run_next(core);
+        wait_for_kill_raised(hub, core);
+    }
 }
 
 /// A blocking kill's first wait (gevent's): until the kill has been raised

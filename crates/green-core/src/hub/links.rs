@@ -89,7 +89,7 @@ impl Hub {
         let c = dead.core();
         if let Some(waiter) = take_lone_joiner(c) {
             c.links_queued.set(false);
-            self.paused_links.set(c.id);
+            self.open_links_window(c, waiter.core());
             if Rc::strong_count(&dead) == 1 {
                 self.release_record(dead, in_hub);
             }
@@ -119,6 +119,9 @@ impl Hub {
             };
             let Some(link) = link else {
                 c.links_queued.set(false);
+                if self.links_in_progress.get() == c.id {
+                    self.links_in_progress.set(0);
+                }
                 self.release_record(dead, in_hub);
                 return None;
             };
@@ -134,7 +137,7 @@ impl Hub {
                         self.defer_throw_behind_wake(&waiter);
                     }
                     if can_switch_to(w) {
-                        self.pause_firing(dead, in_hub);
+                        self.pause_firing(dead, w, in_hub);
                         return Some(Next::Run(waiter));
                     }
                 }
@@ -147,7 +150,7 @@ impl Hub {
                     self.pass_on(passed);
                     let woken = self.woken_by_rawlink.borrow_mut().take();
                     if let Some(waiter) = woken.filter(|w| can_switch_to(w.core())) {
-                        self.pause_firing(dead, in_hub);
+                        self.pause_firing(dead, waiter.core(), in_hub);
                         return Some(Next::Run(waiter));
                     }
                 }
@@ -155,7 +158,7 @@ impl Hub {
                     if let Some(started) = self.start_link_greenlet(&dead, f, site, false) {
                         // It runs now, in the entry's place; when it blocks
                         // or ends, the later links fire.
-                        self.pause_firing(dead, in_hub);
+                        self.pause_firing(dead, started.core(), in_hub);
                         return Some(Next::Run(started));
                     }
                 }
@@ -218,6 +221,26 @@ impl Hub {
                 payload,
                 catcher,
             })));
+    }
+
+    /// Queues a `GreenletExit` for each live target at the front of the
+    /// callback queue, in list order: thrown into each in turn as soon as
+    /// the running greenlet blocks or ends (the rest of a `killall` that
+    /// killed its caller, Q3).
+    pub(crate) fn defer_throws_to_front(&self, targets: &[CoreRef]) {
+        let mut ready = self.ready.borrow_mut();
+        for target in targets.iter().rev() {
+            let c = target.core();
+            if c.is_dead() {
+                continue;
+            }
+            c.deferred_throws.set(c.deferred_throws.get() + 1);
+            ready.push_front(Entry::Throw(Box::new(DeferredThrow {
+                target: Rc::clone(target),
+                payload: Box::new(crate::GreenletExit),
+                catcher: Catcher::ROOT,
+            })));
+        }
     }
 
     /// A deferred kill's entry comes up (Q3): its payload becomes the
@@ -344,22 +367,34 @@ impl Hub {
     /// Q2: a links entry's firing pauses while `waiter`'s link runs it. With
     /// links left, the entry goes back to the front of the queue, to fire
     /// them as soon as the waiter blocks again. With none left it is done,
-    /// unless the waiter adds one before it blocks again: `paused_links`
-    /// remembers whose entry it was, and [`Hub::queue_links`] puts the entry
-    /// back at the front then. (Not requeueing an empty entry is what keeps a
-    /// spawn-and-join cycle at one queue entry per greenlet.)
+    /// unless the waiter adds one before it blocks again: the links window
+    /// remembers whose entry it was and for which waiter, and
+    /// [`Hub::queue_links`] puts the entry back at the front then. (Not
+    /// requeueing an empty entry is what keeps a spawn-and-join cycle at one
+    /// queue entry per greenlet.)
     #[inline]
-    fn pause_firing(&self, dead: CoreRef, in_hub: bool) {
+    fn pause_firing(&self, dead: CoreRef, waiter: &Core, in_hub: bool) {
         let c = dead.core();
         if c.links.borrow().is_empty() {
             c.links_queued.set(false);
-            self.paused_links.set(c.id);
+            self.open_links_window(c, waiter);
             if Rc::strong_count(&dead) == 1 {
                 self.release_record(dead, in_hub);
             }
         } else {
+            self.links_in_progress.set(c.id);
             self.ready.borrow_mut().push_front(Entry::Links(dead));
         }
+    }
+
+    /// Until `waiter` next parks, a link it adds to `dead` fires as part of
+    /// the links entry that switched to it (Q2).
+    #[inline(always)]
+    fn open_links_window(&self, dead: &Core, waiter: &Core) {
+        self.links_window.set(super::LinksWindow {
+            dead: dead.id,
+            waiter: waiter.id,
+        });
     }
 
     /// Queues a dead greenlet's links entry at the back of the callback
@@ -371,7 +406,9 @@ impl Hub {
         let c = core.core();
         if !c.links_queued.replace(true) {
             let entry = Entry::Links(Rc::clone(core));
-            if self.paused_links.get() == c.id {
+            let window = self.links_window.get();
+            if window.dead == c.id && self.is_current_id(window.waiter) {
+                self.links_in_progress.set(c.id);
                 self.ready.borrow_mut().push_front(entry);
             } else {
                 self.ready.borrow_mut().push_back(entry);
@@ -401,8 +438,7 @@ impl Hub {
     /// switched to, dying while the callback queue is empty. Its links entry
     /// would be the queue's front, and firing it would switch to the joiner
     /// at once: queueing the joiner's resume instead is the same order, and
-    /// `paused_links_next` opens the same window for links the joiner adds
-    /// before it blocks (the pop that runs it moves it to `paused_links`).
+    /// opens the same window for links the joiner adds before it blocks.
     #[inline]
     fn wake_lone_joiner(&self, c: &Core) -> bool {
         if c.has_kill_waiters.get() || !self.ready.borrow().is_empty() {
@@ -412,8 +448,8 @@ impl Hub {
             return false;
         };
         waiter.core().in_ready.set(true);
+        self.open_links_window(c, waiter.core());
         self.ready.borrow_mut().push_back(Entry::Resume(waiter));
-        self.paused_links_next.set(c.id);
         true
     }
 

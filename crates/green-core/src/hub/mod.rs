@@ -31,12 +31,14 @@
 //!   its link's place, with the entry put back at the front of the queue, so
 //!   the later links fire as soon as it blocks again. A rawlink that wakes a
 //!   waiter (`iwait`'s) does the same through `wake_waiter`.
-//! * **Q3.** A kill aimed at a greenlet already queued to resume (or at the
-//!   running greenlet itself) waits for its own turn: it is queued as an
+//! * **Q3.** A kill of a started greenlet (parked, or the running greenlet
+//!   itself) waits for its own turn: it is queued as an
 //!   [`queue::Entry::Throw`] holding the payload, and when that entry comes
-//!   up the payload is raised wherever the greenlet is blocked then. A kill
-//!   already queued for a waiter whose link fires first becomes such an
-//!   entry at its place, and the waiter returns from its wait.
+//!   up the payload is raised wherever the greenlet is blocked then. So a
+//!   resume, an earlier kill or a `Timeout` that comes first keeps its place.
+//!   A kill already queued for a waiter whose link fires first becomes such
+//!   an entry at its place, and the waiter returns from its wait. `killall`
+//!   alone throws at once (gevent's `_killall3`), each target in turn.
 //! * **Q4.** Fairness: every `CALLBACK_CHECK_COUNT` entries the hub
 //!   looks at the clock, and once a pass has run for
 //!   `SWITCH_INTERVAL` it polls timers and I/O before going on
@@ -95,7 +97,7 @@ use crate::slab::Slab;
 use crate::stacks::StackPools;
 
 pub(crate) use guard::report_failure;
-pub(crate) use kill::{add_link, join_core, kill_core, record_death, throw_now, unlink};
+pub(crate) use kill::{add_link, join_core, kill_core, record_death, throw_each, unlink};
 pub(crate) use teardown::teardown_at_exit;
 pub(crate) use timers::{deadline_after, TimeoutEntry, TimerWake};
 
@@ -133,6 +135,18 @@ pub(crate) fn existing_hub() -> Option<&'static Hub> {
 }
 
 /// One thread's hub. See the module docs.
+/// Whose links entry a waiter is firing (Q2): ids of the dead greenlet and
+/// of the waiter a links entry switched to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct LinksWindow {
+    pub(super) dead: u64,
+    pub(super) waiter: u64,
+}
+
+impl LinksWindow {
+    pub(super) const CLOSED: LinksWindow = LinksWindow { dead: 0, waiter: 0 };
+}
+
 pub(crate) struct Hub {
     initialised: Cell<bool>,
     /// Unique per initialisation across the process: handles that outlive a
@@ -177,11 +191,14 @@ pub(crate) struct Hub {
     /// A rawlink is running (the hub fires a link): a waiter it wakes is
     /// switched to right after it, at the link's place (Q2).
     firing_rawlink: Cell<bool>,
-    /// Id of the dead greenlet whose links entry, fired empty, paused for a
-    /// waiter that has not blocked since (Q2, `pause_firing`); 0 for none.
-    paused_links: Cell<u64>,
-    /// `paused_links` for the greenlet the next pop runs (`wake_lone_joiner`).
-    paused_links_next: Cell<u64>,
+    /// A links entry, fired empty, paused for a waiter that has not blocked
+    /// since: links that waiter adds to the dead greenlet go to the front
+    /// (Q2, `pause_firing`). Closed when the waiter parks.
+    links_window: Cell<LinksWindow>,
+    /// Id of the dead greenlet whose links entry is back at the queue's
+    /// front mid-firing (paused for a waiter): a cut pass keeps it there
+    /// (Q4); 0 for none.
+    links_in_progress: Cell<u64>,
     /// The waiter such a rawlink woke.
     woken_by_rawlink: RefCell<Option<CoreRef>>,
     /// The front of the ready queue is a greenlet blocked in `kill()` whose
@@ -276,8 +293,8 @@ impl Hub {
             pass_started: Cell::new(Instant::now()),
             cut_due: Cell::new(false),
             firing_rawlink: Cell::new(false),
-            paused_links: Cell::new(0),
-            paused_links_next: Cell::new(0),
+            links_window: Cell::new(LinksWindow::CLOSED),
+            links_in_progress: Cell::new(0),
             woken_by_rawlink: RefCell::new(None),
             urgent: Cell::new(false),
             dead: RefCell::new(Vec::new()),
@@ -431,6 +448,14 @@ impl Hub {
             .borrow()
             .as_ref()
             .is_some_and(|c| std::ptr::eq(c.core(), core))
+    }
+
+    /// Whether the running greenlet's id is `id`.
+    pub(super) fn is_current_id(&self, id: u64) -> bool {
+        self.current
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.core().id == id)
     }
 
     /// The running greenlet, or `None` inside the hub (rawlinks, handlers).

@@ -160,9 +160,6 @@ impl Hub {
     /// (Q5): nothing may come between its target's throw and it.
     #[inline(always)]
     pub(super) fn pop_next(&self, in_hub: bool, fair: bool) -> Next {
-        // Whoever asks has blocked (or ended): a paused links entry's window
-        // for new links is over, or, after `wake_lone_joiner`, begins (Q2).
-        self.paused_links.set(self.paused_links_next.replace(0));
         loop {
             let entry = {
                 let mut ready = self.ready.borrow_mut();
@@ -278,6 +275,10 @@ impl Hub {
             crate::timeout::arm_started(self);
         }
         core.state.set(State::Parked);
+        if self.links_window.get().waiter == core.id {
+            // A links entry's window for this waiter's links is over (Q2).
+            self.links_window.set(super::LinksWindow::CLOSED);
+        }
         if core.has_kill_waiters.get() {
             self.parked_after_kill(core);
         }
@@ -439,12 +440,22 @@ impl Hub {
     /// gevent, libev runs a due timer's or a ready socket's callback (which
     /// switches into its greenlet) during the poll itself, before the next
     /// pass of callbacks.
+    /// A links entry back at the front mid-firing stays first: gevent cuts
+    /// only between callbacks, and its `_notify_links` is one callback.
     fn poll_at_cut(&self) {
         let leftovers = self.ready.borrow().len();
         self.poll(false);
         let mut ready = self.ready.borrow_mut();
         let woken = ready.len().saturating_sub(leftovers);
+        let firing = self.links_in_progress.get();
+        let keep_front = firing != 0
+            && woken < ready.len()
+            && matches!(ready.front(), Some(Entry::Links(dead)) if dead.core().id == firing);
+        let front = if keep_front { ready.pop_front() } else { None };
         ready.rotate_right(woken);
+        if let Some(front) = front {
+            ready.push_front(front);
+        }
     }
 
     fn poll(&self, block: bool) {

@@ -219,6 +219,32 @@ impl Hub {
         core.throw_held.set(true);
     }
 
+    /// Whether [`Hub::throw_into_self`] would raise a kill in the running
+    /// `core` at once (nothing else pending, and U3 allows it).
+    pub(crate) fn may_raise_kill_now(&self, core: &Core) -> bool {
+        core.throw_is_empty() && self.may_raise(core, Catcher::ROOT)
+    }
+
+    /// Raises a kill in the running greenlet itself, at once (gevent's
+    /// `throw` into the greenlet that calls it, as `killall` does when the
+    /// caller is among its targets). Where it may not be raised yet (U3) it
+    /// waits in `throw` for the next blocking call; a greenlet already
+    /// unwinding is on its way out and drops it.
+    pub(crate) fn throw_into_self(&self, core: &Core, payload: green_ctx::Payload) {
+        if self.unwind_depth(core) > 0 {
+            let passed = self.drop_guarded(payload, core, "dropping a kill it never received");
+            self.pass_on(passed);
+            return;
+        }
+        if !core.throw_is_empty() {
+            core.set_aside(payload, Catcher::ROOT);
+            core.throw_held.set(true);
+            return;
+        }
+        core.throw_catcher.set(Catcher::ROOT);
+        self.park_throw(core, payload);
+    }
+
     /// Runs `f` with kills and timeouts held back (S2); they are raised at the
     /// first blocking point after it returns. A `Timeout` started inside `f`
     /// (by a destructor it runs) is caught inside it too, so it is raised
