@@ -863,8 +863,8 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     }
     drop_unobserved_outcome(hub, &me);
     let me_ref: CoreRef = me;
-    hub.on_death(&me_ref);
-    hub.leave_finished(me_ref.core());
+    let joiner = hub.on_death_handing_off(&me_ref);
+    hub.leave_finished(me_ref.core(), joiner);
 }
 
 /// Drops a finished greenlet's value and death payload here, on its own
@@ -875,8 +875,11 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
 /// handle, wherever that is dropped.
 fn drop_unobserved_outcome<T: 'static>(hub: &crate::hub::Hub, me: &Rc<Inner<T>>) {
     let core = &me.core;
+    if !core.links.borrow().is_empty() {
+        return;
+    }
     let internal = 1 + usize::from(hub.is_current(core));
-    if Rc::strong_count(me) != internal || !core.links.borrow().is_empty() {
+    if Rc::strong_count(me) != internal {
         return;
     }
     // A kill or timeout raised while these drop is dropped too: the

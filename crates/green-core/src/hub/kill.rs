@@ -248,8 +248,10 @@ pub(crate) fn join_core(core: &CoreRef, timeout: Option<Duration>) -> bool {
     impl Drop for Cleanup<'_> {
         fn drop(&mut self) {
             unlink(self.core, self.id);
-            if let (Some(wake), Some(hub)) = (&self.wake, super::existing_hub()) {
-                hub.cancel_wake(wake);
+            if let Some(wake) = &self.wake {
+                if let Some(hub) = super::existing_hub() {
+                    hub.cancel_wake(wake);
+                }
             }
         }
     }

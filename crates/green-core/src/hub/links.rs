@@ -419,6 +419,16 @@ impl Hub {
     /// Records a greenlet's death: ident released, links queued. (Its stack is
     /// reaped once nothing runs on it: see [`Hub::leave_finished`].)
     pub(crate) fn on_death(&self, core: &CoreRef) {
+        if let Some(joiner) = self.on_death_handing_off(core) {
+            self.queue_resume(joiner);
+        }
+    }
+
+    /// [`Hub::on_death`] for a greenlet that is finishing on its own fiber:
+    /// a lone joiner it may switch straight to (`wake_lone_joiner`) is
+    /// returned rather than queued, for [`Hub::leave_finished`].
+    #[inline]
+    pub(crate) fn on_death_handing_off(&self, core: &CoreRef) -> Option<CoreRef> {
         let c = core.core();
         c.state.set(State::Dead);
         self.release_ident(c);
@@ -426,42 +436,61 @@ impl Hub {
         if let Some(start) = c.take_start_timer() {
             self.cancel_start(start);
         }
-        if !c.links.borrow().is_empty() && !self.wake_lone_joiner(c) {
-            self.queue_links(core);
+        let mut joiner = None;
+        if !c.links.borrow().is_empty() {
+            joiner = self.wake_lone_joiner(c);
+            if joiner.is_none() {
+                self.queue_links(core);
+            }
         }
         if c.has_kill_waiters.get() {
             self.wake_kill_waiters(c);
         }
+        joiner
+    }
+
+    /// Queues a resume for a greenlet known not to be queued (S1).
+    fn queue_resume(&self, core: CoreRef) {
+        core.core().in_ready.set(true);
+        self.ready.borrow_mut().push_back(Entry::Resume(core));
     }
 
     /// Q2's fast path, for a greenlet whose one link is a joiner that can be
     /// switched to, dying while the callback queue is empty. Its links entry
     /// would be the queue's front, and firing it would switch to the joiner
-    /// at once: queueing the joiner's resume instead is the same order, and
-    /// opens the same window for links the joiner adds before it blocks.
+    /// at once: running the joiner next instead (the one entry the queue
+    /// would hold) is the same order, and opens the same window for links
+    /// the joiner adds before it blocks. Returns the joiner, to be run next.
     #[inline]
-    fn wake_lone_joiner(&self, c: &Core) -> bool {
+    fn wake_lone_joiner(&self, c: &Core) -> Option<CoreRef> {
         if c.has_kill_waiters.get() || !self.ready.borrow().is_empty() {
-            return false;
+            return None;
         }
-        let Some(waiter) = take_lone_joiner(c) else {
-            return false;
-        };
-        waiter.core().in_ready.set(true);
+        let waiter = take_lone_joiner(c)?;
         self.open_links_window(c, waiter.core());
-        self.ready.borrow_mut().push_back(Entry::Resume(waiter));
-        true
+        Some(waiter)
     }
 
     /// A finished greenlet's last act: pick where its fiber's final switch
-    /// goes. Straight to the greenlet the callback queue gives next; to the
-    /// hub fiber when the queue is empty or its front needs the hub.
-    pub(crate) fn leave_finished(&self, core: &Core) {
+    /// goes. Straight to `joiner` (from [`Hub::on_death_handing_off`]) or to
+    /// the greenlet the callback queue gives next; to the hub fiber when the
+    /// queue is empty, its front needs the hub, or the pass is to be cut.
+    pub(crate) fn leave_finished(&self, core: &Core, joiner: Option<CoreRef>) {
         // A greenlet blocked in `kill()` on this one runs next (Q5).
         let fair = !self.urgent.replace(false);
-        let next = match self.pop_next(false, fair) {
-            Next::Run(next) => Some(next),
-            Next::Hub | Next::Empty => None,
+        let next = match joiner {
+            // The queue is empty but for the joiner: what popping it would
+            // do, fairness count included (Q4).
+            Some(joiner) if fair && self.pass_overdue() => {
+                self.queue_resume(joiner);
+                self.cut_due.set(true);
+                None
+            }
+            Some(joiner) => Some(joiner),
+            None => match self.pop_next(false, fair) {
+                Next::Run(next) => Some(next),
+                Next::Hub | Next::Empty => None,
+            },
         };
         match next {
             Some(next)

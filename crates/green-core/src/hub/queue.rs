@@ -138,7 +138,7 @@ impl Hub {
     /// [`CALLBACK_CHECK_COUNT`] entries, says whether the pass has run for
     /// its [`SWITCH_INTERVAL`] and must be cut short.
     #[inline(always)]
-    fn pass_overdue(&self) -> bool {
+    pub(super) fn pass_overdue(&self) -> bool {
         let count = self.pass_count.get() + 1;
         self.pass_count.set(count);
         count >= CALLBACK_CHECK_COUNT && self.check_pass_clock()
