@@ -291,12 +291,15 @@ impl<T: 'static> Greenlet<T> {
         Greenlet::new_at(f, Location::caller())
     }
 
+    #[track_caller]
     fn new_at<F>(f: F, site: &'static Location<'static>) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
     {
-        Greenlet::build_at(f, Builder::default(), site)
-            .unwrap_or_else(|e| panic!("green-core: cannot spawn a greenlet: {e}"))
+        match Greenlet::build_at(f, Builder::default(), site) {
+            Ok(g) => g,
+            Err(e) => panic!("green-core: cannot spawn a greenlet: {e}"),
+        }
     }
 
     fn build_at<F>(
@@ -451,6 +454,58 @@ impl<T: 'static> Greenlet<T> {
         self.inner.value.borrow_mut().take()
     }
 
+    /// Waits for it and moves its value out: [`Greenlet::get`] for a value
+    /// that is not `Clone` (or not worth cloning). The value is taken once;
+    /// a later `take` or `get` returns an error saying it was taken.
+    ///
+    /// # Errors
+    /// As [`Greenlet::get`].
+    ///
+    /// # Panics
+    /// As [`Greenlet::join`].
+    ///
+    /// # Kill safety
+    /// As [`Greenlet::join`]; a kill during the wait takes nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// // A `Vec<Box<dyn Fn()>>` is not `Clone`, so `get` is not available.
+    /// let g = green_core::spawn(|| vec![Box::new(|| ()) as Box<dyn Fn()>]);
+    /// let callbacks = g.take().unwrap();
+    /// assert_eq!(callbacks.len(), 1);
+    /// assert!(g.take().is_err()); // taken already
+    /// ```
+    #[track_caller]
+    pub fn take(&self) -> Result<T, GreenletError> {
+        self.join();
+        match self.take_value() {
+            Some(value) => Ok(value),
+            None => Err(self.no_value_error()),
+        }
+    }
+
+    /// Why there is no value to give: not finished (a wait that gave up),
+    /// failed, or taken.
+    fn no_value_error(&self) -> GreenletError {
+        if !self.inner.core.is_dead() {
+            // A wait returns early only when it cannot go on: nothing
+            // could ever finish the greenlet, but LoopExit cannot be raised
+            // (the caller is unwinding), or the hub is being torn down.
+            return GreenletError::new(
+                ErrorKind::NotReady,
+                "greenlet has not finished: the wait gave up because nothing could ever \
+                 finish it (the caller was unwinding, so LoopExit could not be raised, or \
+                 the hub was being torn down)",
+            );
+        }
+        self.inner.core.error().unwrap_or_else(|| {
+            GreenletError::new(
+                ErrorKind::NotReady,
+                "greenlet finished but its value was taken",
+            )
+        })
+    }
+
     // ----- waiting -----
 
     /// Waits until it finishes.
@@ -482,10 +537,14 @@ impl<T: 'static> Greenlet<T> {
     /// it to finish. A greenlet that never started never runs and is dead at
     /// once. The payload is delivered once: a greenlet that catches it keeps
     /// running, and `kill` keeps waiting. Each kill delivers its own payload
-    /// (gevent's rule): two kills sent before the greenlet runs again reach
-    /// it one after the other, the second at its next blocking call. As in
-    /// gevent, `kill` returns as soon as its kill was raised and the greenlet
-    /// died, before its links fire.
+    /// (gevent's rule): each waits for its own turn in the hub's callback
+    /// queue and is raised wherever the greenlet is blocked when that turn
+    /// comes. As in gevent, `kill` returns as soon as its kill was raised and
+    /// the greenlet died, before its links fire.
+    ///
+    /// The kill unwinds the greenlet's stack: a `std::panic::catch_unwind`
+    /// inside it catches the kill and the greenlet carries on. Use
+    /// [`green_core::catch_unwind`](crate::catch_unwind) there instead.
     ///
     /// # Kill safety
     /// The caller's wait is interruptible like [`Greenlet::join`].
@@ -611,7 +670,9 @@ impl<T: Clone + 'static> Greenlet<T> {
         self.inner.value.borrow().clone()
     }
 
-    /// Waits for it and returns its value, or how it failed.
+    /// Waits for it and returns a clone of its value, or how it failed.
+    /// For a value that is not `Clone`, use [`Greenlet::take`], which moves
+    /// it out.
     ///
     /// # Errors
     /// The greenlet's failure: a panic (with its message), a kill.
@@ -653,23 +714,7 @@ impl<T: Clone + 'static> Greenlet<T> {
         if let Some(value) = self.inner.value.borrow().as_ref() {
             return Ok(value.clone());
         }
-        if !self.inner.core.is_dead() {
-            // `get` returns early only when its wait cannot go on: nothing
-            // could ever finish the greenlet, but LoopExit cannot be raised
-            // (the caller is unwinding), or the hub is being torn down.
-            return Err(GreenletError::new(
-                ErrorKind::NotReady,
-                "greenlet has not finished: the wait gave up because nothing could ever \
-                 finish it (the caller was unwinding, so LoopExit could not be raised, or \
-                 the hub was being torn down)",
-            ));
-        }
-        Err(self.inner.core.error().unwrap_or_else(|| {
-            GreenletError::new(
-                ErrorKind::NotReady,
-                "greenlet finished but its value was taken",
-            )
-        }))
+        Err(self.no_value_error())
     }
 }
 

@@ -36,7 +36,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 
-use crate::stack::{map_error, usable_stack_size, Stack};
+use crate::stack::{map_error, usable_stack_size, MapRequest, Stack};
 
 /// Target size of one chunk of address space.
 const CHUNK_BYTES: usize = 1 << 30;
@@ -151,7 +151,13 @@ impl ArenaInner {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(map_error("mmap", io::Error::last_os_error(), len));
+            let request = MapRequest {
+                call: "mmap",
+                stacks: self.stacks_per_chunk,
+                bytes: len,
+                guarded: false,
+            };
+            return Err(map_error(request, io::Error::last_os_error()));
         }
         self.chunks.borrow_mut().push((base as usize, len));
         self.next.set(base as usize);

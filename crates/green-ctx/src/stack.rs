@@ -172,6 +172,12 @@ impl Stack {
                 ),
             ));
         };
+        let request = |call| MapRequest {
+            call,
+            stacks: count,
+            bytes: total,
+            guarded: true,
+        };
         // SAFETY: an anonymous private mapping at an address of the kernel's
         // choosing aliases no existing memory.
         let base = unsafe {
@@ -185,7 +191,7 @@ impl Stack {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(map_error("mmap", io::Error::last_os_error(), total));
+            return Err(map_error(request("mmap"), io::Error::last_os_error()));
         }
         let base = base as usize;
         let mut stacks = Vec::with_capacity(count);
@@ -196,7 +202,7 @@ impl Stack {
             let rc =
                 unsafe { libc::mprotect(guard_lo as *mut libc::c_void, guard, libc::PROT_NONE) };
             if rc != 0 {
-                let err = map_error("mprotect", io::Error::last_os_error(), total);
+                let err = map_error(request("mprotect"), io::Error::last_os_error());
                 // Stacks already made unmap their own ranges when dropped; the
                 // rest of the mapping is unmapped here.
                 let done = i * stride;
@@ -308,50 +314,130 @@ impl std::fmt::Debug for Stack {
     }
 }
 
-/// Turns an `ENOMEM` from `mmap`/`mprotect` into an error that says whether the
-/// process has hit `vm.max_map_count` and how to raise it. The limit is named
-/// only when the process's mappings are near it: an `ENOMEM` with mappings to
-/// spare is a shortage of memory or address space, and says so.
-pub(crate) fn map_error(call: &str, err: io::Error, bytes: usize) -> io::Error {
+/// What a failed `mmap`/`mprotect` was for, to name it honestly in the error.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MapRequest {
+    /// The system call that failed.
+    pub(crate) call: &'static str,
+    /// How many stacks it was mapping at once (a pool refills in batches).
+    pub(crate) stacks: usize,
+    /// The mapping's total size in bytes.
+    pub(crate) bytes: usize,
+    /// Whether the stacks have guard pages (two mappings each).
+    pub(crate) guarded: bool,
+}
+
+impl std::fmt::Display for MapRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.guarded { "guarded" } else { "arena" };
+        let plural = if self.stacks == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} for {} {what} fiber stack{plural} ({} bytes in all)",
+            self.call, self.stacks, self.bytes
+        )
+    }
+}
+
+/// The fixes for running out of mappings, named in every such error.
+const MAP_LIMIT_FIXES: &str = "Raise the limit (`sudo sysctl -w vm.max_map_count=1048576`, \
+    or `vm.max_map_count = 1048576` in /etc/sysctl.conf), or use unguarded stacks, which \
+    share one mapping per chunk: `green_core::Builder::unguarded(true)`, or green-ctx's \
+    `Arena`";
+
+/// Turns an `ENOMEM` from `mmap`/`mprotect` into an error that says whether
+/// the process has hit `vm.max_map_count` and how to get past it. The limit
+/// is named as the cause when the process's mappings are near it, and as the
+/// likely cause when they cannot be counted; with mappings to spare, the
+/// error says memory or address space ran out. Counting reads
+/// `/proc/self/maps` into a small buffer on the stack: at the limit, any
+/// allocation large enough to need a new mapping would fail too (as it did
+/// on a main thread, whose heap grows by mappings).
+pub(crate) fn map_error(request: MapRequest, err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(libc::ENOMEM) {
-        return io::Error::new(
-            err.kind(),
-            format!("{call} of a {bytes}-byte fiber stack failed: {err}"),
-        );
+        return io::Error::new(err.kind(), format!("{request} failed: {err}"));
     }
-    match (read_max_map_count(), count_mappings()) {
-        (Some(limit), Some(used)) if used + 16 >= limit => io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            format!(
-                "{call} of a fiber stack failed: the process has {used} memory mappings and \
-                 vm.max_map_count is {limit}. Each guarded stack costs two mappings, so about \
-                 {} guarded fibers fit. Raise the limit with `sysctl -w vm.max_map_count=1048576` \
-                 (or in /etc/sysctl.conf), or use unguarded arena stacks (green_ctx::Arena) ({err})",
-                limit / 2
-            ),
+    let message = match (read_max_map_count(), count_mappings()) {
+        (Some(limit), Some(used)) if used + 16 >= limit => format!(
+            "{request} failed: the process has {used} memory mappings and vm.max_map_count \
+             is {limit}. Each guarded stack costs two mappings, so about {} guarded stacks \
+             fit. {MAP_LIMIT_FIXES} ({err})",
+            limit / 2
         ),
-        _ => io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            format!(
-                "{call} of a {bytes}-byte fiber stack failed: the kernel is out of memory or \
-                 address space for it (a `ulimit -v` cap, or strict overcommit). Ask for smaller \
-                 or fewer stacks, or raise the address-space limit ({err})"
-            ),
+        (Some(_), Some(used)) => format!(
+            "{request} failed: the kernel is out of memory or address space for it (the \
+             process has {used} mappings, far from the mapping limit). A `ulimit -v` cap or \
+             strict overcommit can cause this: ask for smaller or fewer stacks, or raise the \
+             address-space limit ({err})"
         ),
-    }
+        (limit, _) => {
+            let limit = limit.map_or_else(|| "unreadable".to_string(), |l| l.to_string());
+            format!(
+                "{request} failed: out of memory, most likely at the mapping limit \
+                 (vm.max_map_count is {limit}; each guarded stack costs two mappings; the \
+                 mappings in use could not be counted). {MAP_LIMIT_FIXES}. If the limit is \
+                 not the cause, memory or address space ran out (a `ulimit -v` cap, strict \
+                 overcommit) ({err})"
+            )
+        }
+    };
+    io::Error::new(io::ErrorKind::OutOfMemory, message)
 }
 
-/// Reads `/proc/sys/vm/max_map_count`.
+/// Reads `/proc/sys/vm/max_map_count`, without allocating.
 pub fn read_max_map_count() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    let mut value: usize = 0;
+    let mut digits = 0;
+    let mut done = false;
+    scan_proc_file(c"/proc/sys/vm/max_map_count", |chunk| {
+        for &b in chunk {
+            if done {
+                return;
+            }
+            if b.is_ascii_digit() {
+                value = value
+                    .saturating_mul(10)
+                    .saturating_add(usize::from(b - b'0'));
+                digits += 1;
+            } else if digits > 0 {
+                done = true;
+            }
+        }
+    })?;
+    (digits > 0).then_some(value)
 }
 
-/// Counts this process's mappings (lines of `/proc/self/maps`).
+/// Counts this process's mappings (lines of `/proc/self/maps`), without
+/// allocating: it must work when no new mapping can be made.
 fn count_mappings() -> Option<usize> {
-    let maps = std::fs::read("/proc/self/maps").ok()?;
-    Some(maps.iter().filter(|&&b| b == b'\n').count())
+    let mut lines = 0;
+    scan_proc_file(c"/proc/self/maps", |chunk| {
+        lines += chunk.iter().filter(|&&b| b == b'\n').count();
+    })?;
+    Some(lines)
+}
+
+/// Feeds a file's bytes to `each` through a 1 KiB buffer on the stack (this
+/// runs on fiber stacks too, some of them small); `None` if it cannot be
+/// opened or read.
+fn scan_proc_file(path: &std::ffi::CStr, mut each: impl FnMut(&[u8])) -> Option<()> {
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut buf = [0u8; 1024];
+    let result = loop {
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => break Some(()),
+            n if n > 0 => each(&buf[..n as usize]),
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => break None,
+        }
+    };
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    result
 }
