@@ -30,7 +30,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test [--valgrind]        fmt, clippy, tests (debug, release, epoll backend), tidy
+  test [--valgrind]        fmt, clippy, cargo package, tests (debug, release,
+                           epoll backend), tidy
   bench [--quick] [FILTER] run benches/, write target/bench/report.{json,md}
   tidy                     check the house rules (also a #[test] in xtask)
   ci                       test, then bench --quick
@@ -43,6 +44,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let rest = &args[1..];
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let result = match task.as_str() {
         "test" => {
             test::TestOptions::parse(rest).and_then(|opts| with_counts(|c| test::run_all(&opts, c)))

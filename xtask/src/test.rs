@@ -3,7 +3,9 @@
 //! Steps, in order, stopping at the first failure with a message naming it:
 //!
 //! 1. `cargo fmt --all --check`
-//! 2. `cargo clippy --workspace --all-targets -- -D warnings`
+//! 2. `cargo clippy --workspace --all-targets -- -D warnings`, then
+//!    `cargo package` of every library crate, verified (each builds as
+//!    published, outside the workspace)
 //! 3. every test (unit, integration, doc) in debug: the workspace minus
 //!    green-ctx, then green-ctx alone with one test thread, so that a crash in
 //!    context-switch code names its test (corosensei's and monoio's CI do the same)
@@ -45,6 +47,9 @@ impl TestOptions {
     }
 }
 
+/// The crates published for users: each must `cargo package`.
+const LIBRARY_CRATES: &[&str] = &["green-ctx", "green-loop", "green-core", "green-pool"];
+
 /// The crate whose tests switch stacks and so run on one test thread.
 const CTX_CRATE: &str = "green-ctx";
 
@@ -65,6 +70,19 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
             "-D",
             "warnings",
         ]),
+    )?;
+
+    // Each library crate must build as published, outside this workspace
+    // (a README or file it includes from outside its directory fails
+    // here). Packaged together, they resolve each other through a local
+    // registry cargo makes for the run.
+    let mut package = cargo_cmd(["package", "--allow-dirty", "--quiet"]);
+    for krate in LIBRARY_CRATES {
+        package.args(["-p", krate]);
+    }
+    run(
+        "cargo package (every library crate, verified)",
+        &mut package,
     )?;
 
     for (profile, extra) in [("debug", None), ("release", Some("--release"))] {

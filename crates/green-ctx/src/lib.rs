@@ -55,6 +55,11 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(not(panic = "unwind"))]
 compile_error!(
     "green-ctx requires panic = \"unwind\": suspended fibers are freed by unwinding them"

@@ -62,6 +62,11 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod backend;
 mod callback;
 mod error;
