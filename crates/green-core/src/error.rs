@@ -1,11 +1,13 @@
 //! The error types of green-core, named after gevent's.
 //!
-//! Each is small, `Debug + Display + Error`, and `Send` so it can travel as a
-//! panic payload (the way gevent raises these exceptions into a greenlet).
+//! Each is small, `Debug + Display + Error`, `Send + Sync + 'static`: it can
+//! travel as a panic payload (the way gevent raises these exceptions into a
+//! greenlet), across threads, and into `Box<dyn Error + Send + Sync>` with
+//! `?` (what `anyhow` and most applications use).
 
 use std::any::Any;
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// Delivered into a greenlet by [`Greenlet::kill`](crate::Greenlet::kill): it
 /// unwinds the greenlet so its destructors run. A greenlet that dies of it
@@ -48,11 +50,13 @@ impl std::error::Error for LoopExit {}
 
 /// How a greenlet failed: [`Greenlet::get`](crate::Greenlet::get) returns it.
 ///
-/// A panic payload is not `Clone`, so the greenlet keeps the payload once and
-/// hands out this cheap, cloneable description of it.
+/// A panic payload is not `Clone` (nor `Sync`), so the greenlet keeps the
+/// payload once and hands out this cheap, cloneable, thread-safe description
+/// of it; [`Greenlet::take_exception_payload`](crate::Greenlet::take_exception_payload)
+/// gives the original payload.
 #[derive(Clone)]
 pub struct GreenletError {
-    inner: Rc<ErrorInner>,
+    inner: Arc<ErrorInner>,
 }
 
 struct ErrorInner {
@@ -81,7 +85,7 @@ pub enum ErrorKind {
 impl GreenletError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> GreenletError {
         GreenletError {
-            inner: Rc::new(ErrorInner {
+            inner: Arc::new(ErrorInner {
                 kind,
                 message: message.into(),
             }),
@@ -150,6 +154,10 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
         e.to_string()
     } else if let Some(e) = payload.downcast_ref::<GreenletExit>() {
         e.to_string()
+    } else if let Some(t) = payload.downcast_ref::<crate::Timeout>() {
+        t.to_string()
+    } else if let Some(k) = payload.downcast_ref::<crate::greenlet::KillPayload>() {
+        k.message()
     } else {
         "Box<dyn Any> (a non-string panic payload)".to_string()
     }

@@ -49,6 +49,39 @@
 //! * A greenlet that spins on [`yield_now`] cannot starve timers or I/O:
 //!   after 50 queue entries, once 5 ms have passed, the hub polls the loop.
 //!
+//! # Kills, timeouts and `catch_unwind`
+//!
+//! A kill ([`Greenlet::kill`]) and a [`Timeout`] reach a greenlet by
+//! unwinding it from its blocking call, as a panic does, so that its
+//! destructors run. **`std::panic::catch_unwind` around a blocking call
+//! therefore catches them too**: a kill caught that way is lost (the
+//! greenlet carries on), and an outer `Timeout::run` returns `Ok` because its
+//! timeout never reached it. Use [`catch_unwind`] instead (it catches your
+//! code's panics and lets kills and timeouts continue), or resume what
+//! [`is_kill_or_timeout`] recognises:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let g = green_core::spawn(|| loop {
+//!     // A handler that must survive bad input, but not a kill.
+//!     let _ = green_core::catch_unwind(|| green_core::sleep(Duration::from_secs(1)));
+//! });
+//! green_core::yield_now();
+//! g.kill(); // returns: the kill went through `catch_unwind`
+//! assert!(g.dead());
+//! ```
+//!
+//! # Failures are reported once
+//!
+//! A greenlet that panics is reported once, naming it, where it was spawned
+//! and where it panicked (gevent prints the traceback and carries on); the
+//! standard panic hook does not print it a second time. By default the
+//! report is one line on stderr, or one `tracing` error event when a
+//! subscriber is set. [`set_failure_reporter`] sends it where the
+//! application wants, [`silence_failures`] drops it; [`Greenlet::get`] and
+//! the links still see the failure either way.
+//!
 //! # Differences from gevent
 //!
 //! Deliberate, where gevent's behaviour is a trap in Rust:
@@ -60,11 +93,12 @@
 //!   instance as its value); `successful()` is still true, as in gevent.
 //! * [`killall`] with a timeout returns `false` when some greenlets outlive
 //!   it, instead of raising `Timeout`.
-#![doc = include_str!("../../../README.md")]
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod catch;
 mod error;
 mod greenlet;
 mod hub;
@@ -72,16 +106,22 @@ mod hub;
 // exit (see its invariants R1 and R2).
 #[allow(unsafe_code)]
 mod hub_record;
+mod report;
 mod slab;
 mod sleep;
 mod stacks;
 mod timeout;
 mod wait;
 
+pub use catch::{catch_unwind, is_kill_or_timeout, panic_message};
 pub use error::{ErrorKind, GreenletError, GreenletExit, LoopExit};
 pub use greenlet::{
     current, spawn, spawn_after_local, spawn_later, spawn_raw, Builder, Greenlet, GreenletRef,
     KillPayload, LinkId,
+};
+pub use report::{
+    default_failure_reporter, reset_failure_reporter, set_failure_reporter, silence_failures,
+    Failure,
 };
 pub use sleep::{idle, sleep, sleep_unref, yield_now};
 pub use timeout::{with_timeout, with_timeout_or, Timeout};

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,12 @@ fn next_timeout_id() -> u64 {
 /// `Timeout::new(None)` never fires. A zero duration fires at the next loop
 /// iteration.
 ///
+/// # `catch_unwind` swallows timeouts
+/// A timeout unwinds the greenlet from its blocking call. A
+/// `std::panic::catch_unwind` between the blocking call and the scope
+/// catches it, and the scope then returns `Ok`: use
+/// [`green_core::catch_unwind`](crate::catch_unwind), which lets it through.
+///
 /// # Examples
 /// ```
 /// use std::time::Duration;
@@ -62,7 +68,61 @@ pub struct Timeout {
     id: u64,
     duration: Option<Duration>,
     /// While started: the hub's timeout-slab entry.
-    armed: Cell<Option<Armed>>,
+    armed: ArmedSlot,
+}
+
+/// A `Timeout`'s [`Armed`], readable from any thread (so that `Timeout`,
+/// an error type, is `Sync`). Written only by the thread that starts or
+/// cancels it; the fields are separate words, stored before `key` and read
+/// after it. Two threads cancelling one `Timeout` at once may both see it
+/// armed: each withdrawal checks the entry's serial, so the second finds
+/// nothing to withdraw.
+struct ArmedSlot {
+    /// `Armed::key`; `usize::MAX` while not started.
+    key: AtomicUsize,
+    serial: AtomicU64,
+    epoch: AtomicU64,
+    owner_key: AtomicU32,
+    owner_id: AtomicU64,
+}
+
+impl ArmedSlot {
+    const NONE: usize = usize::MAX;
+
+    const fn new() -> ArmedSlot {
+        ArmedSlot {
+            key: AtomicUsize::new(Self::NONE),
+            serial: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            owner_key: AtomicU32::new(0),
+            owner_id: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self) -> Option<Armed> {
+        let key = self.key.load(Ordering::Acquire);
+        (key != Self::NONE).then(|| Armed {
+            key,
+            serial: self.serial.load(Ordering::Relaxed),
+            epoch: self.epoch.load(Ordering::Relaxed),
+            owner_key: self.owner_key.load(Ordering::Relaxed),
+            owner_id: self.owner_id.load(Ordering::Relaxed),
+        })
+    }
+
+    fn set(&self, armed: Armed) {
+        self.serial.store(armed.serial, Ordering::Relaxed);
+        self.epoch.store(armed.epoch, Ordering::Relaxed);
+        self.owner_key.store(armed.owner_key, Ordering::Relaxed);
+        self.owner_id.store(armed.owner_id, Ordering::Relaxed);
+        self.key.store(armed.key, Ordering::Release);
+    }
+
+    fn take(&self) -> Option<Armed> {
+        let armed = self.get()?;
+        self.key.store(Self::NONE, Ordering::Relaxed);
+        Some(armed)
+    }
 }
 
 /// Where a started `Timeout` lives: its entry in one hub's slab (named
@@ -84,7 +144,7 @@ impl Timeout {
         Timeout {
             id: next_timeout_id(),
             duration: duration.into(),
-            armed: Cell::new(None),
+            armed: ArmedSlot::new(),
         }
     }
 
@@ -144,13 +204,13 @@ impl Timeout {
         // until then nothing can observe it, since a timeout is only ever
         // raised at a blocking point.
         hub.unarmed_timeouts.borrow_mut().push(key);
-        self.armed.set(Some(Armed {
+        self.armed.set(Armed {
             key,
             serial,
             epoch: hub.epoch(),
             owner_key,
             owner_id,
-        }));
+        });
     }
 
     /// The hub this timeout was started in, if it is still this thread's.
@@ -437,7 +497,7 @@ impl Clone for Timeout {
         Timeout {
             id: self.id,
             duration: self.duration,
-            armed: Cell::new(None),
+            armed: ArmedSlot::new(),
         }
     }
 }
@@ -506,7 +566,7 @@ fn fire_timeout(_lp: &Loop, _timer: TimerId, key: u64) {
     let fired: Payload = Box::new(Timeout {
         id: entry.id,
         duration: entry.duration,
-        armed: Cell::new(None),
+        armed: ArmedSlot::new(),
     });
     match c.throw.take() {
         None => {

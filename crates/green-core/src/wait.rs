@@ -96,6 +96,15 @@ impl Iterator for Iwait<'_> {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
+        self.next_here()
+    }
+}
+
+impl Iwait<'_> {
+    /// [`Iterator::next`], locating a `LoopExit` at the caller (`wait` and
+    /// `joinall` use it so the panic names the user's line).
+    #[track_caller]
+    fn next_here(&mut self) -> Option<usize> {
         if self.yielded == self.objects.len() || self.timed_out {
             return None;
         }
@@ -156,7 +165,15 @@ pub fn wait(
     if want == 0 {
         return Vec::new();
     }
-    iwait(objects, timeout).take(want).collect()
+    let mut ready = iwait(objects, timeout);
+    let mut done = Vec::with_capacity(want);
+    while done.len() < want {
+        match ready.next_here() {
+            Some(i) => done.push(i),
+            None => break,
+        }
+    }
+    done
 }
 
 /// Waits for greenlets to finish (gevent's `joinall`): all of them, or
@@ -182,7 +199,8 @@ pub fn joinall<T: 'static>(
     if want == 0 {
         return Ok(done);
     }
-    for i in iwait(&objects, timeout) {
+    let mut ready = iwait(&objects, timeout);
+    while let Some(i) = ready.next_here() {
         let g = &greenlets[i];
         if raise_error && !g.successful() {
             if let Some(error) = g.exception() {

@@ -77,13 +77,6 @@ const _: fn() = || {
     is_unpin::<GreenletRef>();
 };
 
-/// `GreenletError`: !Send, !Sync (it shares its description through an `Rc`).
-const _: fn() = || {
-    not_send!(GreenletError);
-    not_sync!(GreenletError);
-    is_unpin::<GreenletError>();
-};
-
 /// `Iwait`: !Send, !Sync (it waits in the current greenlet).
 const _: fn() = || {
     not_send!(Iwait<'static>);
@@ -114,12 +107,25 @@ const _: fn() = || {
     is_unpin::<LoopExit>();
 };
 
-/// `Timeout`: Send (it unwinds the greenlet as a panic payload), !Sync (its
-/// started state is a `Cell`).
+/// `Timeout`: Send + Sync (a panic payload, and the error of
+/// `Timeout::run`: it must go into `Box<dyn Error + Send + Sync>`).
 const _: fn() = || {
     is_send::<Timeout>();
-    not_sync!(Timeout);
+    is_sync::<Timeout>();
     is_unpin::<Timeout>();
+};
+
+/// `GreenletError`: Send + Sync (an error that composes with `?`).
+const _: fn() = || {
+    is_send::<GreenletError>();
+    is_sync::<GreenletError>();
+    is_unpin::<GreenletError>();
+};
+
+/// `Failure`: Send + Sync (what the process-wide failure reporter gets).
+const _: fn() = || {
+    is_send::<green_core::Failure>();
+    is_sync::<green_core::Failure>();
 };
 
 /// `KillPayload`: Send (a panic payload), !Sync (it holds a

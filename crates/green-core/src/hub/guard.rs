@@ -15,20 +15,23 @@ use std::rc::Rc;
 use super::Hub;
 use crate::error::payload_message;
 use crate::greenlet::state::{Core, CoreRef};
+use crate::report::PanicSite;
 
-/// Reports a greenlet's failure once, on stderr and as a tracing event, the
-/// way gevent prints a traceback and carries on.
-pub(crate) fn report_failure(who: &str, site: Option<&Location<'_>>, message: &str) {
-    match site {
-        Some(site) => {
-            tracing::error!(greenlet = who, spawned_at = %site, "greenlet failed: {message}");
-            eprintln!("green: {who} (spawned at {site}) failed: {message}");
-        }
-        None => {
-            tracing::error!(greenlet = who, "greenlet failed: {message}");
-            eprintln!("green: {who} failed: {message}");
-        }
-    }
+/// Reports a failure once, through the failure reporter (`report.rs`), the
+/// way gevent prints a traceback and carries on. `panicked` is where the
+/// panic happened, when the panic hook saw it ([`Hub::take_panic_site`]).
+pub(crate) fn report_failure(
+    what: &str,
+    site: Option<&'static Location<'static>>,
+    panicked: Option<PanicSite>,
+    message: &str,
+) {
+    crate::report::report(&crate::report::Failure::new(
+        what.to_string(),
+        site,
+        panicked,
+        message.to_string(),
+    ));
 }
 
 impl Hub {
@@ -52,8 +55,23 @@ impl Hub {
         if crate::error::is_green_core_payload(&*payload) {
             return Some(payload);
         }
-        report_failure(&whose(), Some(site), &payload_message(&*payload));
+        let ran_in = self.current().map_or(0, |c| c.core().id);
+        let at = self.take_panic_site(ran_in);
+        report_failure(&whose(), Some(site), at, &payload_message(&*payload));
         None
+    }
+
+    /// Where the last panic in greenlet `id` (0: the hub fiber) happened, as
+    /// the panic hook noted it; taken, so it is reported once.
+    pub(crate) fn take_panic_site(&self, id: u64) -> Option<PanicSite> {
+        let mut last = self.last_panic.try_borrow_mut().ok()?;
+        match last.take() {
+            Some(site) if site.greenlet == id => Some(site),
+            other => {
+                *last = other;
+                None
+            }
+        }
     }
 
     /// [`Hub::guard_user_code`] dropping `value`, which belongs to `whose`.

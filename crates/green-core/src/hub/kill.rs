@@ -55,6 +55,7 @@ pub(crate) fn record_death(core: &Core, payload: Payload) {
     report_failure(
         &format!("greenlet '{}'", display_name(core)),
         Some(core.spawn_site),
+        hub().take_panic_site(core.id),
         error.message(),
     );
     core.throw.set(Some(payload));

@@ -354,6 +354,7 @@ impl Hub {
                         crate::greenlet::state::display_name(core.core())
                     ),
                     Some(core.core().spawn_site),
+                    None,
                     &format!("its greenlet could not be started: {e}"),
                 );
                 let passed =

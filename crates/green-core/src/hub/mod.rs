@@ -134,7 +134,6 @@ pub(crate) fn existing_hub() -> Option<&'static Hub> {
     HUB.with(Cell::get).filter(|h| h.initialised.get())
 }
 
-/// One thread's hub. See the module docs.
 /// Whose links entry a waiter is firing (Q2): ids of the dead greenlet and
 /// of the waiter a links entry switched to.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -147,6 +146,7 @@ impl LinksWindow {
     pub(super) const CLOSED: LinksWindow = LinksWindow { dead: 0, waiter: 0 };
 }
 
+/// One thread's hub. See the module docs.
 pub(crate) struct Hub {
     initialised: Cell<bool>,
     /// Unique per initialisation across the process: handles that outlive a
@@ -199,6 +199,9 @@ pub(crate) struct Hub {
     /// front mid-firing (paused for a waiter): a cut pass keeps it there
     /// (Q4); 0 for none.
     links_in_progress: Cell<u64>,
+    /// Where the last panic the hook kept quiet happened, and in which
+    /// greenlet (its id; 0 for the hub fiber): for the failure report.
+    last_panic: RefCell<Option<crate::report::PanicSite>>,
     /// The waiter such a rawlink woke.
     woken_by_rawlink: RefCell<Option<CoreRef>>,
     /// The front of the ready queue is a greenlet blocked in `kill()` whose
@@ -262,9 +265,14 @@ fn hub_main() -> usize {
                 // Teardown drops the hub fiber: let it end.
                 panic::resume_unwind(payload);
             }
+            let at = hub.take_panic_site(0);
             let message = payload_message(&*payload);
-            tracing::error!("green-core: the hub caught a panic and goes on: {message}");
-            eprintln!("green-core: the hub caught a panic and goes on: {message}");
+            report_failure(
+                "the hub (it caught a panic and goes on)",
+                None,
+                at,
+                &message,
+            );
         }
     }
 }
@@ -293,6 +301,7 @@ impl Hub {
             pass_started: Cell::new(Instant::now()),
             cut_due: Cell::new(false),
             firing_rawlink: Cell::new(false),
+            last_panic: RefCell::new(None),
             links_window: Cell::new(LinksWindow::CLOSED),
             links_in_progress: Cell::new(0),
             woken_by_rawlink: RefCell::new(None),

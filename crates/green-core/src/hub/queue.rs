@@ -263,6 +263,7 @@ impl Hub {
     /// greenlet's stack stays small (fewer cold cache lines to reload when
     /// it resumes).
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn park_as(&self, me: &CoreRef) -> bool {
         let core = me.core();
         if self.forced_unwinding.get() {
@@ -325,6 +326,7 @@ impl Hub {
     /// wake the main greenlet (or by teardown giving up on a greenlet, U4).
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn park_loop_exit(&self, core: &Core) -> bool {
         core.loop_exit.set(false);
         // Raising while this greenlet unwinds would abort (U3): the wait
@@ -332,7 +334,9 @@ impl Hub {
         if self.tearing_down.get() || self.unwind_depth(core) > 0 {
             return false;
         }
-        panic!("{}", LoopExit);
+        // Typed, so it can be caught by type; the panic hook prints its
+        // message, at the user's blocking call (`track_caller` up to it).
+        std::panic::panic_any(LoopExit);
     }
 
     /// Yields to every greenlet already ready, then resumes.

@@ -51,33 +51,79 @@ use crate::greenlet::state::{Catcher, Core};
 
 /// Chains a panic hook, once per process, that counts a panic in the
 /// greenlet it happens in (U1): the only way to see a user's `panic!` start
-/// in one greenlet while another is parked mid-unwind.
+/// in one greenlet while another is parked mid-unwind. It also keeps the
+/// standard hook quiet about panics in spawned greenlets and in code the hub
+/// runs (noting where they happened): green-core reports each failure once,
+/// through the failure reporter (`report.rs`), if it ends its greenlet. And
+/// it prints green-core's own typed payloads (`LoopExit`) with their message
+/// where the standard hook would print only `Box<dyn Any>`.
 pub(super) fn install_panic_hook() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            note_panic_in_current_greenlet();
-            previous(info);
+            let in_greenlet = note_panic_in_current_greenlet(info);
+            if let Some(e) = info.payload().downcast_ref::<crate::LoopExit>() {
+                print_like_the_standard_hook(info, &e.to_string());
+            } else if !in_greenlet {
+                previous(info);
+            }
         }));
     });
 }
 
-/// The panic hook's part (U1). It may run anywhere, even while the hub's
-/// cells are borrowed or this thread's locals are being destroyed: it only
-/// ever tries.
-fn note_panic_in_current_greenlet() {
+/// The panic hook's part (U1); returns whether the panic is one green-core
+/// reports itself: in a spawned greenlet not unwinding already (a panic
+/// during an unwind may be about to abort the process: the standard hook
+/// prints it), or in code the hub runs. It may run
+/// anywhere, even while the hub's cells are borrowed or this thread's
+/// locals are being destroyed: it only ever tries.
+fn note_panic_in_current_greenlet(info: &panic::PanicHookInfo<'_>) -> bool {
     let Ok(Some(hub)) = HUB.try_with(Cell::get) else {
-        return;
+        return false;
     };
     if !hub.initialised.get() {
-        return;
+        return false;
     }
-    if let Ok(current) = hub.current.try_borrow() {
-        if let Some(core) = current.as_ref() {
-            let depth = &core.core().unwind_depth;
+    let Ok(current) = hub.current.try_borrow() else {
+        return false;
+    };
+    let whose = match current.as_ref() {
+        Some(core) => {
+            let core = core.core();
+            let depth = &core.unwind_depth;
+            let unwinding_already = depth.get() > 0;
             depth.set(depth.get() + 1);
+            // A panic in a destructor mid-unwind may abort the process:
+            // the standard hook's message is then the only one.
+            if core.is_main || unwinding_already {
+                return false;
+            }
+            core.id
         }
+        // The hub fiber itself: a rawlink or a destructor it runs, guarded.
+        None => 0,
+    };
+    if let (Ok(mut last), Some(at)) = (hub.last_panic.try_borrow_mut(), info.location()) {
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+            .then(|| backtrace.to_string());
+        *last = Some(crate::report::PanicSite {
+            greenlet: whose,
+            at: at.to_string(),
+            backtrace,
+        });
+    }
+    true
+}
+
+/// What the standard hook prints, for a payload it cannot print itself.
+fn print_like_the_standard_hook(info: &panic::PanicHookInfo<'_>, message: &str) {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("<unnamed>");
+    match info.location() {
+        Some(at) => eprintln!("thread '{name}' panicked at {at}:\n{message}"),
+        None => eprintln!("thread '{name}' panicked:\n{message}"),
     }
 }
 

@@ -72,13 +72,7 @@ impl Log {
 
 /// The message of a panic payload, for assertions on caught panics.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string payload>".to_string()
-    }
+    green_core::panic_message(payload)
 }
 
 /// A unit for short test durations: `30 * MS`.
