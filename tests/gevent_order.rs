@@ -23,8 +23,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use green_core::{
-    current, idle, iwait, joinall, killall, sleep, spawn, spawn_later, wait, with_timeout,
-    with_timeout_or, yield_now, Greenlet, GreenletExit, LinkId, Timeout, Waitable,
+    current, idle, iwait, joinall_with, killall_with, sleep, spawn, spawn_later, wait,
+    with_timeout, with_timeout_or, yield_now, Greenlet, GreenletExit, LinkId, Timeout, Waitable,
 };
 
 // ===== the harness =====
@@ -289,7 +289,7 @@ fn p06_links_in_finish_order() {
         gb.link(log.on("link B 1"));
         ga.link(log.on("link A 2"));
         gb.link(log.on("link B 2"));
-        let _ = joinall(&[ga, gb], None, false, None);
+        let _ = joinall_with(&[ga, gb], None, false, None);
         log.say("main after joinall");
     });
 }
@@ -349,7 +349,7 @@ fn p09_joinall_waiter_position() {
             gb2.link(l.on("link B after"));
         };
         spawn(h);
-        let _ = joinall(&[ga, gb], None, false, None);
+        let _ = joinall_with(&[ga, gb], None, false, None);
         log.say("main after joinall");
         yield_now();
         log.say("main after sleep0");
@@ -725,7 +725,7 @@ fn p25_zero_timer_vs_sleep0_chain() {
         let b = spawn(player("B"));
         sleep(one_ms());
         log.say("main after sleep");
-        killall(&[a, b], true, None);
+        killall_with(&[a, b], true, None);
     });
 }
 
@@ -824,7 +824,7 @@ fn p31_sleep0_round_robin() {
         let gs: Vec<_> = ["A", "B", "C"].into_iter().map(|n| spawn(w(n))).collect();
         yield_now();
         log.say("main after sleep0");
-        let _ = joinall(&gs, None, false, None);
+        let _ = joinall_with(&gs, None, false, None);
         log.say("main joined all");
     });
 }
@@ -1050,7 +1050,7 @@ fn p42_killall_block() {
             let l = log.clone();
             g.link(move |_| say!(l, "link {n}"));
         }
-        killall(&[b, c, a, d], true, None);
+        killall_with(&[b, c, a, d], true, None);
         log.say("main after killall");
         yield_now();
         log.say("main after sleep0");
@@ -1064,9 +1064,9 @@ fn p43_killall_nowait() {
         let b = spawn(sleeper(log, "B"));
         yield_now();
         spawn(log.task("E start"));
-        killall(&[a.clone(), b.clone()], false, None);
+        killall_with(&[a.clone(), b.clone()], false, None);
         log.say("main after killall");
-        let _ = joinall(&[a, b], None, false, None);
+        let _ = joinall_with(&[a, b], None, false, None);
         log.say("main joined");
     });
 }
@@ -1200,7 +1200,7 @@ fn p52_joinall_with_killed_unstarted() {
         a.link(log.on("link A"));
         b.link(log.on("link B"));
         a.kill();
-        let _ = joinall(&[a, b], None, false, None);
+        let _ = joinall_with(&[a, b], None, false, None);
         log.say("main after joinall");
         yield_now();
         log.say("main after sleep0");
@@ -1265,7 +1265,7 @@ fn p55_killall_diehard() {
         s.link(log.on("link S"));
         p.link(log.on("link P"));
         yield_now();
-        killall(&[s, p], true, None);
+        killall_with(&[s, p], true, None);
         log.say("main after killall");
         yield_now();
         log.say("main after sleep0");
@@ -1390,7 +1390,7 @@ fn p60_deferred_kill_own_turn() {
         yield_now();
         log.say("main kills a");
         ga.kill_nowait();
-        joinall(&[ga, gb], None, false, None).unwrap();
+        joinall_with(&[ga, gb], None, false, None).unwrap();
         log.say("main joined");
     });
 }
@@ -1458,7 +1458,7 @@ fn p63_killall_throws_at_once() {
         yield_now();
         yield_now();
         log.say("main killall");
-        killall(std::slice::from_ref(&s), true, None);
+        killall_with(std::slice::from_ref(&s), true, None);
         log.say(format!("main done {}", py(s.dead())));
     });
 }

@@ -54,7 +54,7 @@ fn loop_exit_points_at_the_users_blocking_call() {
             &|| g.join(),
             &|| drop(g.get()),
             &|| {
-                drop(green_core::joinall(
+                drop(green_core::joinall_with(
                     std::slice::from_ref(&g),
                     None,
                     false,

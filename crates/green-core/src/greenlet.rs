@@ -113,6 +113,12 @@ pub struct Builder {
 
 impl Builder {
     /// The defaults: no name, [`green_ctx::DEFAULT_STACK_SIZE`], guarded.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Builder::new().spawn(|| 1).unwrap();
+    /// assert_eq!(g.get().unwrap(), 1);
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -147,6 +153,18 @@ impl Builder {
     /// # Errors
     /// When no stack can be mapped (for example at `vm.max_map_count`; the
     /// message says how to raise it).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Builder::new()
+    ///     .name("worker")
+    ///     .stack_size(64 * 1024)
+    ///     .build(|| 2 + 2)?;
+    /// assert!(!g.has_started()); // built, not started
+    /// g.start();
+    /// assert_eq!(g.get().unwrap(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn build<F, T>(self, f: F) -> io::Result<Greenlet<T>>
     where
@@ -160,6 +178,14 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Builder::build`].
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Builder::new().name("parser").spawn(|| "parsed")?;
+    /// assert_eq!(g.name(), "parser");
+    /// assert_eq!(g.get().unwrap(), "parsed");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<Greenlet<T>>
     where
@@ -168,6 +194,33 @@ impl Builder {
     {
         let g = Greenlet::build_at(f, self, Location::caller())?;
         g.start();
+        Ok(g)
+    }
+
+    /// Makes the greenlet and starts it after `delay`, like [`spawn_later`].
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::Builder::new()
+    ///     .name("reminder")
+    ///     .spawn_later(Duration::from_millis(5), || "later")
+    ///     .unwrap();
+    /// assert!(!g.has_started());
+    /// assert_eq!(g.get().unwrap(), "later");
+    /// ```
+    #[track_caller]
+    pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let g = Greenlet::build_at(f, self, Location::caller())?;
+        g.start_later(delay);
         Ok(g)
     }
 }
@@ -517,6 +570,13 @@ impl<T: 'static> Greenlet<T> {
     /// # Kill safety
     /// Interruptible: a kill or timeout unwinds out of `join` and removes the
     /// waiter from the greenlet's links; nothing is lost.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| green_core::yield_now());
+    /// g.join();
+    /// assert!(g.dead());
+    /// ```
     #[track_caller]
     pub fn join(&self) {
         join_core(&self.core_ref(), None);
@@ -526,6 +586,16 @@ impl<T: 'static> Greenlet<T> {
     ///
     /// # Kill safety
     /// As [`Greenlet::join`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+    /// assert!(!g.join_timeout(Duration::from_millis(1)));
+    /// g.kill();
+    /// assert!(g.join_timeout(Duration::from_millis(1)));
+    /// ```
     #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         join_core(&self.core_ref(), Some(timeout))
@@ -548,6 +618,17 @@ impl<T: 'static> Greenlet<T> {
     ///
     /// # Kill safety
     /// The caller's wait is interruptible like [`Greenlet::join`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+    /// green_core::yield_now();
+    /// g.kill(); // returns once the greenlet died
+    /// assert!(g.dead());
+    /// assert!(g.exception().unwrap().is_exit());
+    /// ```
     #[track_caller]
     pub fn kill(&self) {
         kill_core(&self.core_ref(), Box::new(GreenletExit), true);
@@ -556,18 +637,49 @@ impl<T: 'static> Greenlet<T> {
     /// Like [`Greenlet::kill`], with another payload. The target sees a
     /// [`KillPayload`] carrying it (or `GreenletExit` itself), and dies failed
     /// unless the payload is `GreenletExit`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+    /// green_core::yield_now();
+    /// g.kill_with("shutting down");
+    /// assert_eq!(g.exception().unwrap().message(), "killed: shutting down");
+    /// ```
     #[track_caller]
     pub fn kill_with<P: Any + Send>(&self, payload: P) {
         kill_core(&self.core_ref(), kill_payload(Box::new(payload)), true);
     }
 
     /// Delivers [`GreenletExit`] without waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+    /// green_core::yield_now();
+    /// g.kill_nowait(); // queued; raised when its turn comes
+    /// assert!(!g.dead());
+    /// g.join();
+    /// assert!(g.dead());
+    /// ```
     pub fn kill_nowait(&self) {
         kill_core(&self.core_ref(), Box::new(GreenletExit), false);
     }
 
     /// Delivers [`GreenletExit`] and waits at most `timeout`; returns whether
     /// it died.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+    /// green_core::yield_now();
+    /// assert!(g.kill_timeout(Duration::from_secs(1)));
+    /// ```
     #[track_caller]
     pub fn kill_timeout(&self, timeout: Duration) -> bool {
         kill_core(&self.core_ref(), Box::new(GreenletExit), false);
@@ -583,11 +695,34 @@ impl<T: 'static> Greenlet<T> {
     /// Calls `f` in the hub after death, in registration order. It must not
     /// block (a blocking call there panics with a clear message, which is
     /// reported). Fires even if added after death.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| 3);
+    /// // Runs in the hub once `g` has finished; it must not block.
+    /// g.rawlink(|g| assert_eq!(g.value(), Some(3)));
+    /// g.join();
+    /// ```
     pub fn rawlink(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
         self.add_link(LinkFilter::Always, LinkAction::Raw(typed_link(f)))
     }
 
     /// Calls `f` in a fresh greenlet after death, in registration order.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    ///
+    /// let seen = Rc::new(Cell::new(0));
+    /// let s = seen.clone();
+    /// let g = green_core::spawn(|| 7);
+    /// // Runs in a greenlet of its own once `g` has finished: it may block.
+    /// g.link(move |g| s.set(g.value().unwrap()));
+    /// g.join();
+    /// green_core::yield_now(); // let the link's greenlet run
+    /// assert_eq!(seen.get(), 7);
+    /// ```
     #[track_caller]
     pub fn link(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
         self.add_link(
@@ -597,6 +732,15 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// Like [`Greenlet::link`], only if it succeeded.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| "ok");
+    /// g.link_value(|g| assert!(g.successful()));
+    /// let bad = green_core::spawn(|| -> u8 { panic!("bad") });
+    /// bad.link_value(|_| unreachable!("not called for a failure"));
+    /// green_core::sleep(std::time::Duration::from_millis(1));
+    /// ```
     #[track_caller]
     pub fn link_value(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
         self.add_link(
@@ -606,6 +750,21 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// Like [`Greenlet::link`], only if it failed.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    ///
+    /// let failed = Rc::new(Cell::new(false));
+    /// let f = failed.clone();
+    /// green_core::silence_failures();
+    /// let g = green_core::spawn(|| -> u8 { panic!("bad") });
+    /// g.link_exception(move |_| f.set(true));
+    /// green_core::sleep(std::time::Duration::from_millis(1));
+    /// assert!(failed.get());
+    /// green_core::reset_failure_reporter();
+    /// ```
     #[track_caller]
     pub fn link_exception(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
         self.add_link(
@@ -615,6 +774,14 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// Removes a link that has not fired; returns whether it was there.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let id = g.rawlink(|_| unreachable!("unlinked before it fired"));
+    /// assert!(g.unlink(id));
+    /// g.join();
+    /// ```
     pub fn unlink(&self, id: LinkId) -> bool {
         unlink(&self.inner.core, id)
     }
@@ -682,6 +849,19 @@ impl<T: Clone + 'static> Greenlet<T> {
     ///
     /// # Kill safety
     /// As [`Greenlet::join`].
+    ///
+    /// # Examples
+    /// ```
+    /// let ok = green_core::spawn(|| 6 * 7);
+    /// assert_eq!(ok.get().unwrap(), 42);
+    ///
+    /// green_core::silence_failures();
+    /// let bad = green_core::spawn(|| -> u32 { panic!("no answer") });
+    /// let error = bad.get().unwrap_err();
+    /// assert_eq!(error.kind(), green_core::ErrorKind::Panicked);
+    /// assert_eq!(error.message(), "no answer");
+    /// green_core::reset_failure_reporter();
+    /// ```
     #[track_caller]
     pub fn get(&self) -> Result<T, GreenletError> {
         self.join();
@@ -690,6 +870,14 @@ impl<T: Clone + 'static> Greenlet<T> {
 
     /// The result if finished; `Err` of kind [`ErrorKind::NotReady`] without
     /// blocking otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| 1);
+    /// assert_eq!(g.try_get().unwrap_err().kind(), green_core::ErrorKind::NotReady);
+    /// g.join();
+    /// assert_eq!(g.try_get().unwrap(), 1);
+    /// ```
     pub fn try_get(&self) -> Result<T, GreenletError> {
         if !self.ready() {
             return Err(GreenletError::new(
@@ -704,6 +892,19 @@ impl<T: Clone + 'static> Greenlet<T> {
     ///
     /// # Errors
     /// As [`Greenlet::get`], or [`ErrorKind::NotReady`] on timeout.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| {
+    ///     green_core::sleep(Duration::from_secs(10));
+    ///     1
+    /// });
+    /// let early = g.get_timeout(Duration::from_millis(1));
+    /// assert_eq!(early.unwrap_err().kind(), green_core::ErrorKind::NotReady);
+    /// g.kill();
+    /// ```
     #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GreenletError> {
         self.join_timeout(timeout);
@@ -745,6 +946,15 @@ pub struct GreenletRef {
 }
 
 impl GreenletRef {
+    pub(crate) fn core_ref_pub(&self) -> CoreRef {
+        Rc::clone(&self.core)
+    }
+
+    /// Whether it has been switched to (gevent's `has_started`).
+    pub fn has_started(&self) -> bool {
+        self.core.core().has_started()
+    }
+
     /// Its name.
     pub fn name(&self) -> String {
         display_name(self.core.core())
@@ -795,6 +1005,38 @@ impl GreenletRef {
         join_core(&self.core, None);
     }
 
+    /// [`Greenlet::kill`] through the untyped handle: a greenlet can kill
+    /// itself with `current().kill()` (the kill waits for its turn in the
+    /// callback queue and is raised at its next blocking call, as in
+    /// gevent).
+    ///
+    /// # Panics
+    /// On the thread's main greenlet, which cannot be killed.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| {
+    ///     green_core::current().kill_nowait();
+    ///     green_core::yield_now(); // the kill is raised here
+    ///     unreachable!();
+    /// });
+    /// g.join();
+    /// assert!(g.exception().unwrap().is_exit());
+    /// ```
+    #[track_caller]
+    pub fn kill(&self) {
+        kill_core(&self.core, Box::new(GreenletExit), true);
+    }
+
+    /// [`Greenlet::kill_nowait`] through the untyped handle.
+    ///
+    /// # Panics
+    /// As [`GreenletRef::kill`].
+    #[track_caller]
+    pub fn kill_nowait(&self) {
+        kill_core(&self.core, Box::new(GreenletExit), false);
+    }
+
     /// Whether both handles name the same greenlet.
     pub fn ptr_eq(&self, other: &GreenletRef) -> bool {
         self.core.core().id == other.core.core().id
@@ -826,6 +1068,14 @@ impl fmt::Debug for GreenletRef {
 ///
 /// # Panics
 /// Inside the hub itself (a rawlink callback), where no greenlet runs.
+///
+/// # Examples
+/// ```
+/// let me = green_core::current();
+/// assert!(me.is_main());
+/// let g = green_core::spawn(|| green_core::current().name());
+/// assert_eq!(g.get().unwrap(), g.name());
+/// ```
 pub fn current() -> GreenletRef {
     let hub = hub();
     GreenletRef {

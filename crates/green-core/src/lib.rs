@@ -11,7 +11,9 @@
 //!   `join`, `get`, `kill`, `link` them.
 //! * [`sleep`], [`yield_now`], [`idle`]: give way.
 //! * [`Timeout`]: unwind a greenlet's blocking call after a deadline.
-//! * [`wait`], [`iwait`], [`joinall`], [`killall`]: many at once.
+//! * [`wait`], [`iwait`], [`joinall`], [`joinall_timeout`], [`killall`]
+//!   (and their `_with` forms with every option): many at once, of any
+//!   result types ([`AnyGreenlet`]).
 //! * [`run`]: a scoped hub that is torn down cleanly when it returns (the hub
 //!   is also created lazily on first use).
 //!
@@ -91,7 +93,7 @@
 //! * [`Greenlet::get`] on a greenlet killed with [`GreenletExit`] returns an
 //!   error of kind [`ErrorKind::Exited`] (gevent returns the `GreenletExit`
 //!   instance as its value); `successful()` is still true, as in gevent.
-//! * [`killall`] with a timeout returns `false` when some greenlets outlive
+//! * [`killall_with`] with a timeout returns `false` when some greenlets outlive
 //!   it, instead of raising `Timeout`.
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
@@ -115,6 +117,8 @@ mod wait;
 
 pub use catch::{catch_unwind, is_kill_or_timeout, panic_message};
 pub use error::{ErrorKind, GreenletError, GreenletExit, LoopExit};
+pub use green_ctx::switch_saves_fp_control;
+pub use green_loop::{BackendChoice, BackendKind};
 pub use greenlet::{
     current, spawn, spawn_after_local, spawn_later, spawn_raw, Builder, Greenlet, GreenletRef,
     KillPayload, LinkId,
@@ -125,7 +129,10 @@ pub use report::{
 };
 pub use sleep::{idle, sleep, sleep_unref, yield_now};
 pub use timeout::{with_timeout, with_timeout_or, Timeout};
-pub use wait::{iwait, joinall, kill, killall, wait, Iwait, Waitable};
+pub use wait::{
+    iwait, joinall, joinall_timeout, joinall_with, kill, killall, killall_with, wait, AnyGreenlet,
+    Iwait, Waitable,
+};
 
 /// Runs `f` on this thread's hub and tears the hub down when it returns:
 /// every greenlet still alive is unwound with [`GreenletExit`] (its
@@ -174,8 +181,69 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// How [`run_with`] sets up this thread's hub.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    backend: BackendChoice,
+}
+
+impl RunOptions {
+    /// The defaults: [`BackendChoice::Auto`] (io_uring, or epoll where
+    /// io_uring cannot be set up; `GREEN_LOOP_BACKEND` overrides).
+    pub fn new() -> RunOptions {
+        RunOptions::default()
+    }
+
+    /// The event loop's backend: [`BackendChoice::Epoll`] to run on epoll,
+    /// [`BackendChoice::IoUring`] to fail (with the cause and the fix)
+    /// rather than fall back.
+    pub fn backend(mut self, backend: BackendChoice) -> RunOptions {
+        self.backend = backend;
+        self
+    }
+}
+
+/// [`run`] on a hub set up with `options` (for example its loop backend).
+///
+/// # Panics
+/// As [`run`]; and when this thread's hub already exists on another backend
+/// than the one demanded (the message says to call `run_with` first).
+///
+/// # Examples
+/// ```
+/// use green_core::{BackendChoice, BackendKind, RunOptions};
+///
+/// let options = RunOptions::new().backend(BackendChoice::Epoll);
+/// let backend = green_core::run_with(options, || {
+///     green_core::sleep(std::time::Duration::from_millis(1));
+///     green_core::loop_backend()
+/// });
+/// assert_eq!(backend, BackendKind::Epoll);
+/// ```
+#[track_caller]
+pub fn run_with<R>(options: RunOptions, f: impl FnOnce() -> R) -> R {
+    if let Err(message) = hub::request_backend(options.backend) {
+        panic!("{message}");
+    }
+    run(f)
+}
+
+/// The backend this thread's hub's event loop runs on (creating the hub if
+/// there is none yet).
+pub fn loop_backend() -> BackendKind {
+    hub::hub().lp().backend()
+}
+
 /// Tears down this thread's hub now, as [`run`] does at its end: kills every
 /// live greenlet and closes the loop. The next use builds a new hub.
+///
+/// # Examples
+/// ```
+/// let g = green_core::spawn(|| green_core::sleep(std::time::Duration::from_secs(10)));
+/// green_core::yield_now();
+/// green_core::shutdown(); // kills `g` and closes the loop
+/// assert!(g.dead());
+/// ```
 pub fn shutdown() {
     if let Some(hub) = hub::existing_hub() {
         hub.teardown();

@@ -12,6 +12,15 @@ use crate::hub::{deadline_after, existing_hub, hub, TimerWake};
 ///
 /// # Kill safety
 /// Interruptible: a kill or timeout unwinds out of it and cancels the timer.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let napper = green_core::spawn(|| green_core::sleep(Duration::from_millis(2)));
+/// green_core::sleep(Duration::from_millis(1)); // other greenlets run meanwhile
+/// napper.join();
+/// ```
 #[track_caller]
 pub fn sleep(duration: Duration) {
     if duration.is_zero() {
@@ -27,6 +36,18 @@ pub fn sleep(duration: Duration) {
 ///
 /// # Kill safety
 /// As [`sleep`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// // A background ticker that does not keep the thread's hub alive by itself.
+/// let ticker = green_core::spawn(|| loop {
+///     green_core::sleep_unref(Duration::from_millis(1));
+/// });
+/// green_core::sleep(Duration::from_millis(3));
+/// ticker.kill();
+/// ```
 #[track_caller]
 pub fn sleep_unref(duration: Duration) {
     sleep_inner(duration, false);
@@ -62,6 +83,18 @@ impl Drop for CancelWake {
 ///
 /// # Kill safety
 /// Interruptible.
+///
+/// # Examples
+/// ```
+/// let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// let g = green_core::spawn(move || l.borrow_mut().push("greenlet"));
+/// log.borrow_mut().push("before");
+/// green_core::yield_now(); // the spawned greenlet runs here
+/// log.borrow_mut().push("after");
+/// g.join();
+/// assert_eq!(*log.borrow(), ["before", "greenlet", "after"]);
+/// ```
 #[track_caller]
 pub fn yield_now() {
     hub().yield_now();
@@ -71,6 +104,13 @@ pub fn yield_now() {
 ///
 /// # Kill safety
 /// Interruptible.
+///
+/// # Examples
+/// ```
+/// let g = green_core::spawn(|| 1);
+/// green_core::idle(); // returns once nothing else is ready to run
+/// assert!(g.dead());
+/// ```
 #[track_caller]
 pub fn idle() {
     hub().idle();

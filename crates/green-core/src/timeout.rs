@@ -149,6 +149,15 @@ impl Timeout {
     }
 
     /// A started timeout (gevent's `Timeout.start_new`).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = green_core::Timeout::start_new(Duration::from_millis(1));
+    /// let caught = std::panic::catch_unwind(|| green_core::sleep(Duration::from_secs(10)));
+    /// assert!(t.is(&*caught.unwrap_err())); // raised at the blocking call
+    /// ```
     #[track_caller]
     pub fn start_new(duration: impl Into<Option<Duration>>) -> Timeout {
         let t = Timeout::new(duration);
@@ -243,6 +252,17 @@ impl Timeout {
     /// A started `Timeout` moved to another thread and cancelled (or dropped)
     /// there is cancelled too: the request reaches its hub, which withdraws
     /// it before it could fire.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = green_core::Timeout::start_new(Duration::from_millis(1));
+    /// assert!(t.pending());
+    /// t.cancel();
+    /// assert!(!t.pending());
+    /// green_core::sleep(Duration::from_millis(3)); // nothing is raised
+    /// ```
     pub fn cancel(&self) {
         let Some(armed) = self.armed.take() else {
             return;
@@ -301,6 +321,16 @@ impl Timeout {
 ///
 /// # Errors
 /// The timeout, if it fired inside `f`.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let r = green_core::with_timeout(Duration::from_millis(1), || {
+///     green_core::sleep(Duration::from_secs(10));
+/// });
+/// assert!(r.is_err());
+/// ```
 #[track_caller]
 pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Timeout> {
     Timeout::run(duration, f)
@@ -308,6 +338,17 @@ pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, T
 
 /// gevent's `with_timeout(..., timeout_value=fallback)`: `f` under a
 /// timeout, or `fallback` if it fired.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let answer = green_core::with_timeout_or(Duration::from_millis(1), "fallback", || {
+///     green_core::sleep(Duration::from_secs(10));
+///     "computed"
+/// });
+/// assert_eq!(answer, "fallback");
+/// ```
 #[track_caller]
 pub fn with_timeout_or<T>(duration: Duration, fallback: T, f: impl FnOnce() -> T) -> T {
     Timeout::run(duration, f).unwrap_or(fallback)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::error::GreenletError;
 use crate::greenlet::state::{LinkAction, LinkFilter};
-use crate::greenlet::{Greenlet, LinkId};
+use crate::greenlet::{Greenlet, GreenletRef, LinkId};
 use crate::hub::{add_link, kill_core, throw_each, unlink};
 use crate::hub::{deadline_after, existing_hub, hub, TimerWake};
 use crate::GreenletExit;
@@ -65,6 +65,17 @@ pub struct Iwait<'a> {
 }
 
 /// Starts an [`Iwait`] over `objects` (gevent's `iwait`).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let slow = green_core::spawn(|| green_core::sleep(Duration::from_millis(5)));
+/// let fast = green_core::spawn(|| ());
+/// let objects: [&dyn green_core::Waitable; 2] = [&slow, &fast];
+/// let order: Vec<usize> = green_core::iwait(&objects, None).collect();
+/// assert_eq!(order, [1, 0]); // in the order they became ready
+/// ```
 #[track_caller]
 pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> Iwait<'a> {
     let hub = hub();
@@ -155,6 +166,17 @@ impl std::fmt::Debug for Iwait<'_> {
 ///
 /// # Kill safety
 /// As [`Iwait`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let a = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+/// let b = green_core::spawn(|| ());
+/// let ready = green_core::wait(&[&a, &b], Some(Duration::from_millis(5)), None);
+/// assert_eq!(ready, [1]); // `a` was still sleeping when the time was up
+/// a.kill();
+/// ```
 #[track_caller]
 pub fn wait(
     objects: &[&dyn Waitable],
@@ -176,9 +198,104 @@ pub fn wait(
     done
 }
 
-/// Waits for greenlets to finish (gevent's `joinall`): all of them, or
-/// `count`, or until `timeout`. Returns the indices of those that finished,
-/// in finishing order.
+/// A handle to a greenlet of any result type: [`Greenlet<T>`] or
+/// [`GreenletRef`]. [`joinall`] and [`killall`] take a slice of one of them;
+/// for greenlets that return different types, pass their untyped handles
+/// (`[a.as_ref(), b.as_ref()]`).
+pub trait AnyGreenlet: Waitable + sealed::Sealed {
+    /// The untyped handle.
+    fn greenlet_ref(&self) -> GreenletRef;
+}
+
+mod sealed {
+    /// Only green-core's handles are greenlets.
+    pub trait Sealed {}
+    impl<T: 'static> Sealed for crate::Greenlet<T> {}
+    impl Sealed for crate::GreenletRef {}
+}
+
+impl<T: 'static> AnyGreenlet for Greenlet<T> {
+    fn greenlet_ref(&self) -> GreenletRef {
+        self.as_ref()
+    }
+}
+
+impl AnyGreenlet for GreenletRef {
+    fn greenlet_ref(&self) -> GreenletRef {
+        self.clone()
+    }
+}
+
+impl Waitable for GreenletRef {
+    fn is_ready(&self) -> bool {
+        self.dead()
+    }
+
+    fn link_ready(&self, callback: Box<dyn FnOnce()>) -> LinkId {
+        add_link(
+            &self.core_ref_pub(),
+            LinkFilter::Always,
+            LinkAction::Raw(Box::new(move |_: &_| callback())),
+        )
+    }
+
+    fn unlink_ready(&self, id: LinkId) {
+        unlink(self.core_ref_pub().core(), id);
+    }
+}
+
+/// Waits for every greenlet to finish (gevent's `joinall(greenlets)`).
+/// Failures are not raised: ask each greenlet ([`Greenlet::get`]).
+///
+/// # Panics
+/// With [`LoopExit`](crate::LoopExit) from the main greenlet when some can
+/// never finish.
+///
+/// # Kill safety
+/// As [`Iwait`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let words = green_core::spawn(|| "two");
+/// let number = green_core::spawn(|| 2);
+/// let nap = green_core::spawn(|| green_core::sleep(Duration::from_millis(1)));
+/// // Different result types: their untyped handles go in one slice.
+/// green_core::joinall(&[words.as_ref(), number.as_ref(), nap.as_ref()]);
+/// assert!(words.dead() && number.dead() && nap.dead());
+/// ```
+#[track_caller]
+pub fn joinall<G: AnyGreenlet>(greenlets: &[G]) {
+    let _ = joinall_with(greenlets, None, false, None);
+}
+
+/// Waits at most `timeout` for every greenlet to finish; returns whether
+/// they all did.
+///
+/// # Kill safety
+/// As [`Iwait`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let quick = green_core::spawn(|| ());
+/// let slow = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+/// assert!(!green_core::joinall_timeout(&[quick.as_ref(), slow.as_ref()], Duration::from_millis(5)));
+/// assert!(quick.dead() && !slow.dead());
+/// ```
+#[track_caller]
+pub fn joinall_timeout<G: AnyGreenlet>(greenlets: &[G], timeout: Duration) -> bool {
+    match joinall_with(greenlets, Some(timeout), false, None) {
+        Ok(done) => done.len() == greenlets.len(),
+        Err(_) => false,
+    }
+}
+
+/// gevent's `joinall` with every option: waits for the greenlets to finish,
+/// all of them or `count`, at most `timeout`. Returns the indices of those
+/// that finished, in finishing order.
 ///
 /// # Errors
 /// With `raise_error`, the first failure among them (a greenlet killed with
@@ -186,9 +303,16 @@ pub fn wait(
 ///
 /// # Kill safety
 /// As [`Iwait`].
+///
+/// # Examples
+/// ```
+/// let gs: Vec<_> = (0..3).map(|i| green_core::spawn(move || i)).collect();
+/// let first_two = green_core::joinall_with(&gs, None, false, Some(2)).unwrap();
+/// assert_eq!(first_two, [0, 1]);
+/// ```
 #[track_caller]
-pub fn joinall<T: 'static>(
-    greenlets: &[Greenlet<T>],
+pub fn joinall_with<G: AnyGreenlet>(
+    greenlets: &[G],
     timeout: Option<Duration>,
     raise_error: bool,
     count: Option<usize>,
@@ -201,7 +325,7 @@ pub fn joinall<T: 'static>(
     }
     let mut ready = iwait(&objects, timeout);
     while let Some(i) = ready.next_here() {
-        let g = &greenlets[i];
+        let g = greenlets[i].greenlet_ref();
         if raise_error && !g.successful() {
             if let Some(error) = g.exception() {
                 return Err(error);
@@ -213,6 +337,28 @@ pub fn joinall<T: 'static>(
         }
     }
     Ok(done)
+}
+
+/// Kills every greenlet with `GreenletExit` and waits for them to die
+/// (gevent's `killall(greenlets)`). See [`killall_with`] for the order.
+///
+/// # Kill safety
+/// As [`wait`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let gs: Vec<_> = (0..3)
+///     .map(|_| green_core::spawn(|| green_core::sleep(Duration::from_secs(10))))
+///     .collect();
+/// green_core::yield_now();
+/// green_core::killall(&gs);
+/// assert!(gs.iter().all(|g| g.dead()));
+/// ```
+#[track_caller]
+pub fn killall<G: AnyGreenlet>(greenlets: &[G]) {
+    killall_with(greenlets, true, None);
 }
 
 /// Kills every greenlet with `GreenletExit` (gevent's `killall`); with
@@ -228,14 +374,26 @@ pub fn joinall<T: 'static>(
 ///
 /// # Kill safety
 /// As [`wait`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let gs: Vec<_> = (0..2)
+///     .map(|_| green_core::spawn(|| green_core::sleep(Duration::from_secs(10))))
+///     .collect();
+/// green_core::yield_now();
+/// assert!(green_core::killall_with(&gs, true, Some(Duration::from_secs(1))));
+/// ```
 #[track_caller]
-pub fn killall<T: 'static>(
-    greenlets: &[Greenlet<T>],
+pub fn killall_with<G: AnyGreenlet>(
+    greenlets: &[G],
     block: bool,
     timeout: Option<Duration>,
 ) -> bool {
-    let mut need_killed = Vec::with_capacity(greenlets.len());
-    for g in greenlets {
+    let all: Vec<GreenletRef> = greenlets.iter().map(AnyGreenlet::greenlet_ref).collect();
+    let mut need_killed = Vec::with_capacity(all.len());
+    for g in &all {
         if g.dead() {
             continue;
         }
@@ -246,13 +404,13 @@ pub fn killall<T: 'static>(
         }
     }
     if need_killed.is_empty() {
-        return greenlets.iter().all(|g| g.dead());
+        return all.iter().all(GreenletRef::dead);
     }
     if !block {
         for g in need_killed {
             kill_core(&g.core_ref_pub(), Box::new(GreenletExit), false);
         }
-        return greenlets.iter().all(|g| g.dead());
+        return all.iter().all(GreenletRef::dead);
     }
     // gevent queues one callback that throws into each in turn: this
     // greenlet takes that place in the queue, then delivers each kill
@@ -270,10 +428,20 @@ pub fn killall<T: 'static>(
     if !diehards.is_empty() {
         wait(&diehards, timeout, None);
     }
-    greenlets.iter().all(|g| g.dead())
+    all.iter().all(GreenletRef::dead)
 }
 
 /// Kills one greenlet and waits for it (gevent's `gevent.kill`).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let g = green_core::spawn(|| green_core::sleep(Duration::from_secs(10)));
+/// green_core::yield_now();
+/// green_core::kill(&g);
+/// assert!(g.dead() && g.successful()); // a GreenletExit is not a failure
+/// ```
 #[track_caller]
 pub fn kill<T: 'static>(greenlet: &Greenlet<T>) {
     greenlet.kill();

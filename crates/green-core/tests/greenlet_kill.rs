@@ -11,7 +11,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use green_core::{
-    current, killall, run, sleep, spawn, yield_now, ErrorKind, Greenlet, GreenletExit, KillPayload,
+    current, killall_with, run, sleep, spawn, yield_now, ErrorKind, Greenlet, GreenletExit,
+    KillPayload,
 };
 use support::{DropCounter, Log};
 
@@ -59,10 +60,10 @@ impl Killer {
                 let _ = g.kill_timeout(Duration::from_secs(10));
             }
             Killer::KillallBlock => {
-                let _ = killall(std::slice::from_ref(g), true, None);
+                let _ = killall_with(std::slice::from_ref(g), true, None);
             }
             Killer::KillallNoBlock => {
-                let _ = killall(std::slice::from_ref(g), false, None);
+                let _ = killall_with(std::slice::from_ref(g), false, None);
             }
             Killer::FreeKill => green_core::kill(g),
         }
@@ -431,7 +432,7 @@ fn killall_kills_every_greenlet_and_runs_each_destructor_once() {
         let token = drops.token();
         gs.push(spawn(move || drop(token)));
         assert_eq!(drops.drops(), 0);
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
         assert!(gs.iter().all(|g| g.dead() && g.successful()));
         assert_eq!(drops.drops(), 6);
         sleep(Duration::from_millis(10));
@@ -446,7 +447,7 @@ fn killall_without_block_returns_before_the_targets_die() {
             .map(|_| spawn(|| sleep(Duration::from_secs(10))))
             .collect();
         yield_now();
-        assert!(!killall(&gs, false, None), "parked targets die later");
+        assert!(!killall_with(&gs, false, None), "parked targets die later");
         assert!(gs.iter().all(|g| !g.dead()));
         sleep(Duration::from_millis(10));
         assert!(gs.iter().all(|g| g.dead() && g.successful()));
@@ -464,7 +465,7 @@ fn killall_with_a_timeout_gives_up_on_a_target_that_outlives_it() {
         yield_now();
         let gs = [stubborn.clone(), meek.clone()];
         let began = Instant::now();
-        assert!(!killall(&gs, true, Some(Duration::from_millis(50))));
+        assert!(!killall_with(&gs, true, Some(Duration::from_millis(50))));
         let waited = began.elapsed();
         assert!(waited >= Duration::from_millis(50), "{waited:?}");
         assert!(waited < Duration::from_secs(5), "{waited:?}");
@@ -606,7 +607,7 @@ fn killing_a_dead_greenlet_changes_nothing() {
         green_core::kill(&done);
         failed.kill();
         failed.kill_with("late");
-        assert!(killall(&[done.clone(), failed.clone()], true, None));
+        assert!(killall_with(&[done.clone(), failed.clone()], true, None));
 
         sleep(Duration::from_millis(5));
         assert!(done.successful());

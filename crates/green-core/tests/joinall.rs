@@ -10,7 +10,9 @@ use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use green_core::{joinall, kill, killall, sleep, spawn, ErrorKind, Greenlet, GreenletExit};
+use green_core::{
+    joinall_with, kill, killall_with, sleep, spawn, ErrorKind, Greenlet, GreenletExit,
+};
 use support::{catch, sleeper, sleepers, DropCounter, Log, MS};
 
 /// A greenlet that panics with `message` after `delay`.
@@ -32,7 +34,7 @@ fn joinall_joins_every_greenlet() {
     green_core::run(|| {
         let start = Instant::now();
         let gs = sleepers(&[30, 10, 20]);
-        let done = joinall(&gs, None, false, None).unwrap();
+        let done = joinall_with(&gs, None, false, None).unwrap();
         assert_eq!(done, [1, 2, 0], "in finishing order");
         assert!(gs.iter().all(|g| g.dead()));
         assert!(start.elapsed() >= 30 * MS);
@@ -45,7 +47,7 @@ fn joinall_of_trivial_greenlets_including_a_duplicate() {
         let a = spawn(|| 1u64);
         let b = spawn(|| 2u64);
         let list = [a.clone(), b.clone(), a.clone()];
-        let mut done = joinall(&list, None, false, None).unwrap();
+        let mut done = joinall_with(&list, None, false, None).unwrap();
         done.sort();
         assert_eq!(done, [0, 1, 2]);
         assert!(a.dead() && b.dead());
@@ -56,8 +58,8 @@ fn joinall_of_trivial_greenlets_including_a_duplicate() {
 fn joinall_of_nothing_returns_at_once() {
     green_core::run(|| {
         let none: [Greenlet<u64>; 0] = [];
-        assert!(joinall(&none, None, true, None).unwrap().is_empty());
-        assert!(joinall(&none, Some(Duration::ZERO), false, Some(3))
+        assert!(joinall_with(&none, None, true, None).unwrap().is_empty());
+        assert!(joinall_with(&none, Some(Duration::ZERO), false, Some(3))
             .unwrap()
             .is_empty());
     });
@@ -70,7 +72,7 @@ fn joinall_of_dead_greenlets_returns_them_all() {
         for g in &gs {
             g.join();
         }
-        assert_eq!(joinall(&gs, None, true, None).unwrap(), [0, 1]);
+        assert_eq!(joinall_with(&gs, None, true, None).unwrap(), [0, 1]);
     });
 }
 
@@ -79,13 +81,13 @@ fn joinall_with_timeout_returns_the_subset_done_in_time() {
     green_core::run(|| {
         let gs = sleepers(&[10, 5000, 20, 6000]);
         let start = Instant::now();
-        let done = joinall(&gs, Some(150 * MS), false, None).unwrap();
+        let done = joinall_with(&gs, Some(150 * MS), false, None).unwrap();
         let elapsed = start.elapsed();
         assert_eq!(done, [0, 2]);
         assert!(elapsed >= 150 * MS, "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
         assert_eq!(alive_count(&gs), 2, "the slow ones keep running");
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
     });
 }
 
@@ -93,9 +95,9 @@ fn joinall_with_timeout_returns_the_subset_done_in_time() {
 fn joinall_with_timeout_and_nothing_done_returns_empty() {
     green_core::run(|| {
         let gs = sleepers(&[5000, 5000]);
-        let done = joinall(&gs, Some(20 * MS), true, None).unwrap();
+        let done = joinall_with(&gs, Some(20 * MS), true, None).unwrap();
         assert!(done.is_empty());
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
     });
 }
 
@@ -103,10 +105,10 @@ fn joinall_with_timeout_and_nothing_done_returns_empty() {
 fn joinall_with_count_returns_after_that_many() {
     green_core::run(|| {
         let gs = sleepers(&[5000, 10, 4000, 20]);
-        let done = joinall(&gs, None, false, Some(2)).unwrap();
+        let done = joinall_with(&gs, None, false, Some(2)).unwrap();
         assert_eq!(done, [1, 3]);
         assert_eq!(alive_count(&gs), 2);
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
     });
 }
 
@@ -114,7 +116,7 @@ fn joinall_with_count_returns_after_that_many() {
 fn joinall_with_count_zero_returns_at_once() {
     green_core::run(|| {
         let gs = sleepers(&[5000]);
-        assert!(joinall(&gs, None, false, Some(0)).unwrap().is_empty());
+        assert!(joinall_with(&gs, None, false, Some(0)).unwrap().is_empty());
         assert!(gs[0].is_alive() || !gs[0].has_started());
         gs[0].kill();
     });
@@ -124,13 +126,13 @@ fn joinall_with_count_zero_returns_at_once() {
 fn joinall_with_count_and_timeout_stops_at_whichever_comes_first() {
     green_core::run(|| {
         let gs = sleepers(&[10, 5000, 5000]);
-        let done = joinall(&gs, Some(50 * MS), false, Some(2)).unwrap();
+        let done = joinall_with(&gs, Some(50 * MS), false, Some(2)).unwrap();
         assert_eq!(done, [0], "the timeout came first");
         let gs2 = sleepers(&[10, 20, 5000]);
-        let done = joinall(&gs2, Some(Duration::from_secs(4)), false, Some(2)).unwrap();
+        let done = joinall_with(&gs2, Some(Duration::from_secs(4)), false, Some(2)).unwrap();
         assert_eq!(done, [0, 1], "the count came first");
-        assert!(killall(&gs, true, None));
-        assert!(killall(&gs2, true, None));
+        assert!(killall_with(&gs, true, None));
+        assert!(killall_with(&gs2, true, None));
     });
 }
 
@@ -143,13 +145,13 @@ fn joinall_raise_error_returns_the_first_failure() {
             failer(30 * MS, "first failure"),
             sleeper(Duration::from_secs(5)),
         ];
-        let err = joinall(&gs, None, true, None).expect_err("one failed");
+        let err = joinall_with(&gs, None, true, None).expect_err("one failed");
         assert_eq!(err.kind(), ErrorKind::Panicked);
         assert!(err.message().contains("first failure"), "{err:?}");
         assert!(gs[2].dead());
         assert!(!gs[1].dead(), "returned at the first failure");
         assert!(!gs[3].dead());
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
     });
 }
 
@@ -161,7 +163,7 @@ fn joinall_without_raise_error_ignores_failures() {
             sleeper(20 * MS),
             failer(30 * MS, "another"),
         ];
-        let done = joinall(&gs, None, false, None).unwrap();
+        let done = joinall_with(&gs, None, false, None).unwrap();
         assert_eq!(done, [0, 1, 2]);
         assert!(!gs[0].successful() && gs[1].successful() && !gs[2].successful());
     });
@@ -175,10 +177,10 @@ fn joinall_raise_error_does_not_count_greenlet_exit_as_a_failure() {
             let victims = [gs[0].clone(), gs[2].clone()];
             spawn(move || {
                 sleep(5 * MS);
-                killall(&victims, false, None);
+                killall_with(&victims, false, None);
             })
         };
-        let done = joinall(&gs, Some(Duration::from_secs(4)), true, None).unwrap();
+        let done = joinall_with(&gs, Some(Duration::from_secs(4)), true, None).unwrap();
         let mut sorted = done.clone();
         sorted.sort();
         assert_eq!(sorted, [0, 1, 2]);
@@ -193,10 +195,10 @@ fn joinall_raise_error_counts_a_kill_with_another_payload_as_a_failure() {
         let gs = sleepers(&[5000, 5000]);
         sleep(MS);
         gs[1].kill_with("shut down for maintenance");
-        let err = joinall(&gs, Some(Duration::from_secs(4)), true, None).expect_err("killed");
+        let err = joinall_with(&gs, Some(Duration::from_secs(4)), true, None).expect_err("killed");
         assert_eq!(err.kind(), ErrorKind::Killed);
         assert!(err.message().contains("maintenance"), "{err:?}");
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
     });
 }
 
@@ -206,9 +208,9 @@ fn joinall_raise_error_on_an_already_failed_greenlet() {
         let bad = failer(MS, "failed before the join");
         bad.join();
         let gs = vec![sleeper(5000 * MS), bad];
-        let err = joinall(&gs, None, true, None).expect_err("already failed");
+        let err = joinall_with(&gs, None, true, None).expect_err("already failed");
         assert!(err.message().contains("failed before the join"));
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
     });
 }
 
@@ -217,7 +219,7 @@ fn joinall_works_inside_a_greenlet() {
     green_core::run(|| {
         let outer = spawn(|| {
             let gs = sleepers(&[20, 10]);
-            joinall(&gs, None, true, None).unwrap()
+            joinall_with(&gs, None, true, None).unwrap()
         });
         assert_eq!(outer.get().unwrap(), [1, 0]);
     });
@@ -237,7 +239,7 @@ fn joinall_of_many_greenlets() {
                 })
             })
             .collect();
-        let done = joinall(&gs, None, true, None).unwrap();
+        let done = joinall_with(&gs, None, true, None).unwrap();
         assert_eq!(done.len(), 300);
         let mut sorted = done.clone();
         sorted.sort();
@@ -280,7 +282,7 @@ fn killall_blocking_kills_all_without_waiting_for_their_sleeps() {
             .collect();
         sleep(MS);
         let start = Instant::now();
-        assert!(killall(&gs, true, None));
+        assert!(killall_with(&gs, true, None));
         assert!(start.elapsed() < Duration::from_secs(4));
         assert!(gs.iter().all(|g| g.dead() && g.successful()));
         assert!(gs.iter().all(|g| g.value().is_none()));
@@ -294,7 +296,7 @@ fn killall_without_block_returns_before_they_die() {
         let gs = sleepers(&[5000, 5000]);
         sleep(MS);
         assert!(gs.iter().all(|g| g.is_alive()));
-        assert!(!killall(&gs, false, None), "not dead yet");
+        assert!(!killall_with(&gs, false, None), "not dead yet");
         assert_eq!(alive_count(&gs), 2);
         sleep(MS);
         assert_eq!(alive_count(&gs), 0);
@@ -317,7 +319,7 @@ fn killall_of_greenlets_that_never_ran_is_immediate() {
                 })
             })
             .collect();
-        assert!(killall(&gs, false, None), "dead at once");
+        assert!(killall_with(&gs, false, None), "dead at once");
         sleep(5 * MS);
         assert_eq!(ran.get(), 0, "none of them ever runs");
         assert_eq!(drops.drops(), 5);
@@ -328,8 +330,8 @@ fn killall_of_greenlets_that_never_ran_is_immediate() {
 fn killall_of_dead_greenlets_is_a_no_op() {
     green_core::run(|| {
         let gs = sleepers(&[1, 2]);
-        joinall(&gs, None, true, None).unwrap();
-        assert!(killall(&gs, true, Some(Duration::ZERO)));
+        joinall_with(&gs, None, true, None).unwrap();
+        assert!(killall_with(&gs, true, Some(Duration::ZERO)));
         assert_eq!(gs[0].get().unwrap(), 1);
         assert_eq!(gs[1].get().unwrap(), 2);
     });
@@ -367,9 +369,9 @@ fn killall_delivers_each_kill_once_to_greenlets_that_catch_it() {
 
         // Three kills before they get to run again: each kill delivers one
         // exception (gevent, tests/gevent_order/16): three shots each.
-        assert!(!killall(&gs, false, None));
-        assert!(!killall(&gs, false, None));
-        assert!(!killall(&gs, false, None));
+        assert!(!killall_with(&gs, false, None));
+        assert!(!killall_with(&gs, false, None));
+        assert!(!killall_with(&gs, false, None));
         assert_eq!(count(), (0, 0), "nothing is delivered synchronously");
         sleep(30 * MS);
         assert_eq!(count(), (3, 3), "each kill delivered once, never retried");
@@ -377,14 +379,14 @@ fn killall_delivers_each_kill_once_to_greenlets_that_catch_it() {
 
         // A blocking killall with a timeout gives up; they are still alive.
         let start = Instant::now();
-        assert!(!killall(&gs, true, Some(50 * MS)));
+        assert!(!killall_with(&gs, true, Some(50 * MS)));
         assert!(start.elapsed() >= 50 * MS);
         assert_eq!(count(), (4, 4));
         assert!(gs.iter().all(|g| g.is_alive()));
 
         stop.set(true);
         assert_eq!(
-            joinall(&gs, Some(Duration::from_secs(4)), true, None)
+            joinall_with(&gs, Some(Duration::from_secs(4)), true, None)
                 .unwrap()
                 .len(),
             2
@@ -420,7 +422,7 @@ fn killall_waits_for_greenlets_that_clean_up_slowly() {
             .collect();
         sleep(MS);
         let start = Instant::now();
-        assert!(killall(&gs, true, Some(Duration::from_secs(4))));
+        assert!(killall_with(&gs, true, Some(Duration::from_secs(4))));
         assert!(start.elapsed() >= 20 * MS);
         let mut entries = log.take();
         entries.sort();
@@ -451,16 +453,16 @@ fn killall_then_joinall_over_a_mixed_set() {
         sleep(MS);
         let fresh = sleeper(MS);
         let all = vec![finished, failed, sleeping, fresh.clone()];
-        assert!(killall(&all, true, None));
+        assert!(killall_with(&all, true, None));
         assert!(fresh.dead() && !fresh.has_started());
         assert_eq!(
             all[0].get().unwrap(),
             1,
             "a finished greenlet keeps its value"
         );
-        let done = joinall(&all, None, false, None).unwrap();
+        let done = joinall_with(&all, None, false, None).unwrap();
         assert_eq!(done, [0, 1, 2, 3]);
-        let err = joinall(&all, None, true, None).expect_err("one had failed");
+        let err = joinall_with(&all, None, true, None).expect_err("one had failed");
         assert!(err.message().contains("failed earlier"), "{err:?}");
         assert!(all[2].successful() && all[3].successful());
     });

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use green_core::{
-    idle, iwait, joinall, run, sleep, spawn, wait, yield_now, Builder, Greenlet, GreenletExit,
+    idle, iwait, joinall_with, run, sleep, spawn, wait, yield_now, Builder, Greenlet, GreenletExit,
     Timeout, Waitable,
 };
 use support::{
@@ -380,7 +380,7 @@ fn every_blocking_point_is_interruptible_while_another_greenlet_is_parked_mid_un
             t.kill_timeout(FOREVER);
         }),
         ("joinall", |t| {
-            let _ = joinall(std::slice::from_ref(t), None, false, None);
+            let _ = joinall_with(std::slice::from_ref(t), None, false, None);
         }),
         ("wait", |t| {
             let objs: [&dyn Waitable; 1] = [t];

@@ -11,7 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use green_core::{
-    current, iwait, joinall, killall, run, sleep, spawn, yield_now, Greenlet, GreenletExit, Timeout,
+    current, iwait, joinall_with, killall_with, run, sleep, spawn, yield_now, Greenlet,
+    GreenletExit, Timeout,
 };
 use support::{catch, panic_message, within, Log, OnDrop, MS};
 
@@ -59,7 +60,7 @@ fn fairness_cut_lets_a_due_timer_run_before_the_leftover_callbacks() {
                     })
                 })
                 .collect();
-            let _ = joinall(&ws, None, false, None);
+            let _ = joinall_with(&ws, None, false, None);
             s.join();
             log.snapshot().iter().position(|e| e == "S").unwrap()
         })
@@ -181,7 +182,7 @@ fn s5(log: &Log) {
     let (l, g2) = (log.clone(), g.clone());
     let w = spawn(move || {
         exit_caught(&l.clone(), "w", || {
-            let _ = joinall(&[g2], None, false, None);
+            let _ = joinall_with(&[g2], None, false, None);
             l.push("w joinall returned");
             sleep(MS);
             l.push("w slept");
@@ -242,7 +243,7 @@ fn s2c(log: &Log) {
     let (l, g2) = (log.clone(), g.clone());
     let w2 = spawn(move || {
         exit_caught(&l.clone(), "w2", || {
-            let _ = joinall(&[g2], None, false, None);
+            let _ = joinall_with(&[g2], None, false, None);
             l.push("w2 joinall returned");
             yield_now();
             l.push("w2 after sleep0");
@@ -302,7 +303,7 @@ fn s8(log: &Log) {
             b.kill();
         } else {
             log.push("main killall");
-            killall(std::slice::from_ref(&b), true, None);
+            killall_with(std::slice::from_ref(&b), true, None);
         }
         log.push(format!("returned {}", b.dead()));
     }
@@ -740,10 +741,10 @@ fn c_killall_diehards_with_blocking_destructors() {
                 }));
             }
             yield_now();
-            let quick = killall(&gs, true, Some(10 * MS));
+            let quick = killall_with(&gs, true, Some(10 * MS));
             let later = Timeout::run(Duration::ZERO, || gs[1].join());
             let _ = (quick, later);
-            killall(&gs, true, Some(Duration::from_secs(5)))
+            killall_with(&gs, true, Some(Duration::from_secs(5)))
         });
         (all_dead, drops.get(), start.elapsed())
     });

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use green_core::{
-    killall, run, sleep, spawn, yield_now, Greenlet, GreenletExit, KillPayload, Timeout,
+    killall_with, run, sleep, spawn, yield_now, Greenlet, GreenletExit, KillPayload, Timeout,
 };
 use support::{catch, within, Log, OnDrop, MS};
 
@@ -170,7 +170,7 @@ fn killall_including_the_caller_raises_in_list_order() {
             let m = spawn(move || {
                 let me = me(&s);
                 catch_exit(&l, "me exit", || {
-                    killall(&[a2, me, b2], true, None);
+                    killall_with(&[a2, me, b2], true, None);
                     l.push("me killall returned");
                 });
             });
@@ -231,7 +231,7 @@ fn a_due_timeout_polled_at_a_cut_is_raised_before_a_kill_left_over() {
                 .map(|_| spawn(|| busy(Duration::from_micros(200))))
                 .collect();
             t.kill_nowait();
-            let _ = green_core::joinall(&ws, None, false, None);
+            let _ = green_core::joinall_with(&ws, None, false, None);
             t.join();
             log.take()
         })

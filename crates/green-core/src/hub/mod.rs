@@ -89,7 +89,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use green_ctx::{Fiber, FiberRef, Stack, DEFAULT_STACK_SIZE};
-use green_loop::Loop;
+use green_loop::{BackendChoice, BackendKind, Loop};
 
 use crate::error::payload_message;
 use crate::greenlet::state::{Core, CoreRef, MainGreenlet, WeakCore};
@@ -118,6 +118,56 @@ pub(crate) fn hub() -> &'static Hub {
         hub.initialise();
     }
     hub
+}
+
+thread_local! {
+    /// The backend the next hub of this thread is built on (`run_with`).
+    static REQUESTED_BACKEND: Cell<BackendChoice> = const { Cell::new(BackendChoice::Auto) };
+}
+
+/// Chooses the loop backend of this thread's hub, before it exists
+/// ([`crate::run_with`]). A hub already running on another backend than the
+/// one demanded is an error naming both; `Auto` accepts whatever runs.
+pub(crate) fn request_backend(choice: BackendChoice) -> Result<(), String> {
+    if let Some(hub) = existing_hub() {
+        let running = hub.lp().backend();
+        let matches = match choice {
+            BackendChoice::Auto => true,
+            BackendChoice::IoUring => running == BackendKind::IoUring,
+            BackendChoice::Epoll => running == BackendKind::Epoll,
+        };
+        if !matches {
+            return Err(format!(
+                "green-core: this thread's hub already runs on {running:?}, so it cannot be \
+                 switched to {choice:?}: call `run_with` before anything on this thread uses \
+                 green (spawn, sleep, a Timeout), or after `shutdown()`"
+            ));
+        }
+        return Ok(());
+    }
+    REQUESTED_BACKEND.with(|c| c.set(choice));
+    Ok(())
+}
+
+/// Logs, once per process, the backend the first hub runs on, and warns when
+/// the context switch is the slow stock build (`green_ctx`'s
+/// `switch_saves_fp_control`).
+fn announce_once(backend: BackendKind) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing::info!(
+            ?backend,
+            "green-core: the hub's event loop runs on {backend:?}"
+        );
+        if green_ctx::switch_saves_fp_control() {
+            tracing::warn!(
+                "green-core: the context switch saves the FP control words on every switch \
+                 (the stock `context` build), which costs a few ns per switch; add \
+                 `CFLAGS_x86_64_unknown_linux_gnu = \"-DBOOST_USE_TSX\"` under `[env]` in \
+                 your .cargo/config.toml for the fast switch"
+            );
+        }
+    });
 }
 
 /// Allocates this thread's hub record (once per thread).
@@ -341,9 +391,11 @@ impl Hub {
         self.epoch
             .set(NEXT_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         *self.foreign_cancels.borrow_mut() = Some(crate::timeout::register_hub(self.epoch.get()));
-        let lp = Loop::new().unwrap_or_else(|e| {
+        let choice = REQUESTED_BACKEND.with(|c| c.replace(BackendChoice::Auto));
+        let lp = Loop::builder().backend(choice).build().unwrap_or_else(|e| {
             panic!("green-core: cannot create the event loop for this thread's hub: {e}")
         });
+        announce_once(lp.backend());
         *self.lp.borrow_mut() = Some(Rc::new(lp));
         self.stacks.borrow_mut().open();
         let main: CoreRef = Rc::new(MainGreenlet::new(Core::new(

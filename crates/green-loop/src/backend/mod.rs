@@ -259,8 +259,8 @@ impl Backend {
 /// Order matters: the sysctl is checked first because it also produces
 /// EPERM, and naming it is more useful than blaming seccomp.
 pub(crate) fn diagnose_setup_error(errno: Option<i32>, sysctl: Option<u32>) -> String {
-    const FALLBACK: &str =
-        "or use the epoll backend (GREEN_LOOP_BACKEND=epoll or BackendChoice::Epoll)";
+    const FALLBACK: &str = "or use the epoll backend (GREEN_LOOP_BACKEND=epoll, or \
+        BackendChoice::Epoll through green_core::RunOptions or green_loop::Builder)";
     match (errno, sysctl) {
         (_, Some(v @ 1..)) if errno == Some(libc::EPERM) || v == 2 => format!(
             "io_uring is disabled by the kernel.io_uring_disabled sysctl (value {v}); \
