@@ -16,7 +16,8 @@ use green_ctx::{Fiber, Payload};
 
 use crate::error::{payload_message, ErrorKind, GreenletError, GreenletExit};
 use crate::hub::{
-    add_link, deadline_after, hub, join_core, kill_core, next_greenlet_id, record_death, unlink,
+    add_link, deadline_after, hub, join_core, kill_core, kill_core_timeout, next_greenlet_id,
+    record_death, unlink,
 };
 use state::{display_name, minimal_ident, AsCore, Core, CoreRef, LinkAction, LinkFilter, State};
 
@@ -669,8 +670,10 @@ impl<T: 'static> Greenlet<T> {
         kill_core(&self.core_ref(), Box::new(GreenletExit), false);
     }
 
-    /// Delivers [`GreenletExit`] and waits at most `timeout`; returns whether
-    /// it died.
+    /// [`Greenlet::kill`] that waits at most `timeout` for death; returns
+    /// whether it died. As in gevent, the timeout starts once the kill has
+    /// been raised (its turn in the callback queue came and the greenlet
+    /// blocked again or died), not at the call.
     ///
     /// # Examples
     /// ```
@@ -682,8 +685,7 @@ impl<T: 'static> Greenlet<T> {
     /// ```
     #[track_caller]
     pub fn kill_timeout(&self, timeout: Duration) -> bool {
-        kill_core(&self.core_ref(), Box::new(GreenletExit), false);
-        join_core(&self.core_ref(), Some(timeout))
+        kill_core_timeout(&self.core_ref(), Box::new(GreenletExit), timeout)
     }
 
     // ----- links -----
@@ -1154,7 +1156,14 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
             }
             core.set_outcome(true, None);
         }
-        Err(payload) => record_death(core, payload),
+        Err(payload) => {
+            // A kill held back while it unwound (U3) was never delivered:
+            // dropped guarded here, not overwritten on its root.
+            if let Some(undelivered) = core.throw.take() {
+                let _ = hub.drop_guarded(undelivered, core, "dropping an undelivered kill");
+            }
+            record_death(core, payload);
+        }
     }
     drop_unobserved_outcome(hub, &me);
     let me_ref: CoreRef = me;

@@ -181,10 +181,41 @@ pub(crate) struct Extra {
     /// several timeouts due together. The next is pending again once the one
     /// in `throw` is raised or withdrawn.
     pub(crate) set_aside: Vec<(Payload, Catcher)>,
-    /// Greenlets blocked in `kill()` on it, waiting for their kill to have
-    /// been raised: they run as soon as it dies, or parks again with no kill
-    /// left pending, before its links fire (gevent's blocking kill).
-    pub(crate) kill_waiters: Vec<CoreRef>,
+    /// Greenlets blocked in `kill()` on it whose kill's entry has come up
+    /// (their kill is being raised): they run as soon as it dies or parks
+    /// again, before its links fire (gevent's `_kill` switching back to the
+    /// killer's waiter).
+    pub(crate) kill_waiters: Vec<Rc<KillWait>>,
+}
+
+/// A blocking kill's wait for its own kill (gevent's `Waiter` in `kill`):
+/// shared by the killer, the kill's queue entry and, once that entry came
+/// up, the target's kill waiters.
+pub(crate) struct KillWait {
+    pub(crate) killer: CoreRef,
+    pub(crate) state: Cell<KillWaitState>,
+}
+
+/// Where a blocking kill's wait stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KillWaitState {
+    /// Its kill's entry has not come up yet.
+    Queued,
+    /// The entry came up: the kill is being raised in the target.
+    Raising,
+    /// The target parked again or died: the killer goes on.
+    Done,
+    /// The killer stopped waiting (it was killed itself).
+    Cancelled,
+}
+
+impl KillWait {
+    pub(crate) fn new(killer: CoreRef) -> Rc<KillWait> {
+        Rc::new(KillWait {
+            killer,
+            state: Cell::new(KillWaitState::Queued),
+        })
+    }
 }
 
 /// Type-erased access to a greenlet's record.
@@ -396,7 +427,7 @@ impl Core {
     }
 
     /// Registers a greenlet blocked in `kill()` on this one.
-    pub(crate) fn add_kill_waiter(&self, waiter: CoreRef) {
+    pub(crate) fn add_kill_waiter(&self, waiter: Rc<KillWait>) {
         self.extra
             .borrow_mut()
             .get_or_insert_with(Box::default)
@@ -414,41 +445,19 @@ impl Core {
         let before = extra.kill_waiters.len();
         extra
             .kill_waiters
-            .retain(|w| !std::ptr::eq(w.core(), waiter));
+            .retain(|w| !std::ptr::eq(w.killer.core(), waiter));
         self.has_kill_waiters.set(!extra.kill_waiters.is_empty());
         extra.kill_waiters.len() != before
     }
 
-    /// Whether `waiter` is still registered (not yet woken).
-    pub(crate) fn has_kill_waiter(&self, waiter: &Core) -> bool {
-        self.extra.borrow().as_ref().is_some_and(|e| {
-            e.kill_waiters
-                .iter()
-                .any(|w| std::ptr::eq(w.core(), waiter))
-        })
-    }
-
     /// Takes every kill waiter.
-    pub(crate) fn take_kill_waiters(&self) -> Vec<CoreRef> {
+    pub(crate) fn take_kill_waiters(&self) -> Vec<Rc<KillWait>> {
         self.has_kill_waiters.set(false);
         self.extra
             .borrow_mut()
             .as_mut()
             .map(|e| std::mem::take(&mut e.kill_waiters))
             .unwrap_or_default()
-    }
-
-    /// Whether a kill is still to be raised in it: pending, held back, or
-    /// set aside.
-    pub(crate) fn has_payload_waiting(&self) -> bool {
-        !self.throw_is_empty()
-            || self.throw_held.get()
-            || self.deferred_throws.get() != 0
-            || self
-                .extra
-                .borrow()
-                .as_ref()
-                .is_some_and(|e| !e.set_aside.is_empty())
     }
 
     /// See [`AsCore::drop_runs_user_code`]: anything of the user's the

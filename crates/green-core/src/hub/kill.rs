@@ -15,7 +15,8 @@ use green_ctx::{ForcedUnwind, Payload};
 use super::{deadline_after, hub, report_failure};
 use crate::error::GreenletError;
 use crate::greenlet::state::{
-    display_name, Catcher, Core, CoreRef, Link, LinkAction, LinkFilter, LinkId, State,
+    display_name, Catcher, Core, CoreRef, KillWait, KillWaitState, Link, LinkAction, LinkFilter,
+    LinkId, State,
 };
 use crate::timeout::Timeout;
 use crate::GreenletExit;
@@ -62,15 +63,42 @@ pub(crate) fn record_death(core: &Core, payload: Payload) {
     core.set_outcome(false, Some(error));
 }
 
-/// Delivers `payload` to a greenlet (S2, S3); with `block`, waits for death.
+/// How long a kill waits for its target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KillBlock {
+    /// Not at all (`kill_nowait`).
+    No,
+    /// Until its kill has been raised, then until the target died.
+    UntilDead,
+    /// Until its kill has been raised, then at most this long for death.
+    For(Duration),
+}
+
+/// Delivers `payload` to a greenlet (S2, S3); with `block`, waits until the
+/// kill has been raised, then for death.
 #[track_caller]
 pub(crate) fn kill_core(core: &CoreRef, payload: Payload, block: bool) {
+    let block = if block {
+        KillBlock::UntilDead
+    } else {
+        KillBlock::No
+    };
     kill_core_at(core, payload, block, false);
 }
 
+/// [`kill_core`] waiting at most `timeout` for death once the kill has been
+/// raised (gevent's `kill(timeout=)`: its timeout starts after the throw);
+/// returns whether the target is dead.
+#[track_caller]
+pub(crate) fn kill_core_timeout(core: &CoreRef, payload: Payload, timeout: Duration) -> bool {
+    kill_core_at(core, payload, KillBlock::For(timeout), false)
+}
+
 /// [`kill_core`]; `now` raises it at the target's pending resume instead of
-/// behind it (gevent's `throw`, for `killall`).
-fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
+/// behind it (gevent's `throw`, for `killall`). Returns whether the target
+/// is dead when it returns.
+#[track_caller]
+fn kill_core_at(core: &CoreRef, payload: Payload, block: KillBlock, now: bool) -> bool {
     let hub = hub();
     let c = core.core();
     if c.is_main {
@@ -82,7 +110,7 @@ fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
             // destructor panics is reported, not raised in the killer.
             let passed = hub.drop_guarded(payload, c, "dropping a kill it never received");
             hub.pass_on(passed);
-            return;
+            return true;
         }
         State::New | State::Scheduled => {
             // S3: it never runs. Its death is recorded first, then its entry
@@ -106,23 +134,23 @@ fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
                 drop(fiber);
                 hub.pass_on(passed);
             }
-            return;
+            return true;
         }
         State::Running => {
             // Killing oneself while unwinding already is a no-op: a second
             // panic would escape a destructor and abort (U3), and the
             // greenlet is on its way out anyway.
             if hub.unwind_depth(c) > 0 {
-                return;
+                return false;
             }
             // gevent queues the throw, even into oneself: the greenlet goes
             // on, and the kill is raised wherever it is blocked when its
             // entry comes up (Q3). A blocking kill blocks until then.
-            hub.defer_throw(core, payload, Catcher::ROOT);
-            if block {
+            hub.defer_throw(core, payload, Catcher::ROOT, None);
+            if block != KillBlock::No {
                 while c.deferred_throws.get() != 0 && hub.park_as(core) {}
             }
-            return;
+            return c.is_dead();
         }
         State::Parked if !now => {
             // gevent queues every kill's throw as a callback of its own
@@ -131,8 +159,15 @@ fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
             // first keeps its place: a resume already queued (the greenlet
             // returns from its blocking call and runs on), an earlier kill
             // (each kill delivers its own exception), a `Timeout` that fires
-            // meanwhile (raised at once, as gevent's timer throws).
-            hub.defer_throw(core, payload, Catcher::ROOT);
+            // meanwhile (raised at once, as gevent's timer throws). A
+            // blocking killer waits for that entry: it runs once its kill
+            // has been raised (gevent's `_kill` switches to its waiter).
+            let wait = (block != KillBlock::No).then(|| KillWait::new(hub.current_for_blocking()));
+            hub.defer_throw(core, payload, Catcher::ROOT, wait.clone());
+            if let Some(wait) = wait {
+                wait_for_own_kill(hub, &wait, c);
+            }
+            return finish_kill(core, block);
         }
         State::Parked => {
             let may_raise = |k: Catcher| c.catcher_admits(k);
@@ -164,9 +199,20 @@ fn kill_core_at(core: &CoreRef, payload: Payload, block: bool, now: bool) {
             hub.schedule(core);
         }
     }
-    if block {
-        wait_for_kill_raised(hub, core);
-        join_core(core, None);
+    if block != KillBlock::No {
+        wait_for_kill_raised_now(hub, core);
+    }
+    finish_kill(core, block)
+}
+
+/// A kill's last step: the join its mode asks for; whether the target is
+/// dead.
+#[track_caller]
+fn finish_kill(core: &CoreRef, block: KillBlock) -> bool {
+    match block {
+        KillBlock::No => core.core().is_dead(),
+        KillBlock::UntilDead => join_core(core, None),
+        KillBlock::For(timeout) => join_core(core, Some(timeout)),
     }
 }
 
@@ -192,22 +238,40 @@ pub(crate) fn throw_each(targets: &[CoreRef]) {
             hub.throw_into_self(c, Box::new(GreenletExit));
             continue;
         }
-        kill_core_at(core, Box::new(GreenletExit), false, true);
+        kill_core_at(core, Box::new(GreenletExit), KillBlock::No, true);
         hub.run_next(core);
-        wait_for_kill_raised(hub, core);
+        wait_for_kill_raised_now(hub, core);
     }
 }
 
-/// A blocking kill's first wait (gevent's): until the kill has been raised
-/// and the target died, or parked again with no kill left to raise. The
-/// killer then runs before the target's links fire; a target that survived
-/// is then joined like any other.
+/// A blocking kill's first wait (gevent's `waiter.get()` in `kill`): until
+/// its own kill's entry has come up and the kill has been raised (the
+/// target died, or parked again). The killer then runs next, before the
+/// target's links fire; a target that survived is then joined like any
+/// other.
 ///
 /// # Kill safety
-/// Interruptible: a kill of the killer unwinds out of it and removes its
-/// registration.
+/// Interruptible: a kill of the killer unwinds out of it and cancels its
+/// wait, so its kill's entry, when it comes up, wakes nobody.
 #[track_caller]
-fn wait_for_kill_raised(hub: &'static super::Hub, core: &CoreRef) {
+fn wait_for_own_kill(hub: &'static super::Hub, wait: &Rc<KillWait>, target: &Core) {
+    struct Cancel<'a>(&'a KillWait, &'a Core);
+    impl Drop for Cancel<'_> {
+        fn drop(&mut self) {
+            if self.0.state.get() != KillWaitState::Done {
+                self.0.state.set(KillWaitState::Cancelled);
+                self.1.remove_kill_waiter(self.0.killer.core());
+            }
+        }
+    }
+    let _cancel = Cancel(wait, target);
+    while wait.state.get() != KillWaitState::Done && hub.park_as(&wait.killer) {}
+}
+
+/// [`wait_for_own_kill`] for a kill raised at once (`killall`'s throws),
+/// whose raise is already under way: registered with the target now.
+#[track_caller]
+fn wait_for_kill_raised_now(hub: &'static super::Hub, core: &CoreRef) {
     let c = core.core();
     if c.is_dead() || c.state.get() != State::Parked {
         return;
@@ -216,15 +280,10 @@ fn wait_for_kill_raised(hub: &'static super::Hub, core: &CoreRef) {
     if std::ptr::eq(me.core(), c) {
         return;
     }
-    c.add_kill_waiter(Rc::clone(&me));
-    struct Unregister<'a>(&'a Core, &'a Core);
-    impl Drop for Unregister<'_> {
-        fn drop(&mut self) {
-            self.0.remove_kill_waiter(self.1);
-        }
-    }
-    let _unregister = Unregister(c, me.core());
-    while hub.park_as(&me) && !c.is_dead() && c.has_kill_waiter(me.core()) {}
+    let wait = KillWait::new(me);
+    wait.state.set(KillWaitState::Raising);
+    c.add_kill_waiter(Rc::clone(&wait));
+    wait_for_own_kill(hub, &wait, c);
 }
 
 /// Waits for `core` to die, at most `timeout`; returns whether it is dead.

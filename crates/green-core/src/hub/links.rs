@@ -9,7 +9,9 @@ use green_ctx::Payload;
 
 use super::queue::{mark_ready, DeferredThrow, Entry, Next};
 use super::{report_failure, Hub};
-use crate::greenlet::state::{Catcher, Core, CoreRef, Link, LinkAction, LinkFilter, State};
+use crate::greenlet::state::{
+    Catcher, Core, CoreRef, KillWait, KillWaitState, Link, LinkAction, LinkFilter, State,
+};
 
 /// Whether `waiter` is queued to resume only to have a kill or timeout
 /// raised (Q3).
@@ -50,26 +52,39 @@ impl Hub {
         self.schedule(waiter);
     }
 
-    /// [`Hub::park_as`] of a greenlet that greenlets blocked in `kill()`
-    /// wait on: once no kill is left to raise in it, they run next.
+    /// [`Hub::park_as`] of a greenlet whose blocking killers' kills are
+    /// being raised: it blocked again, so their kills have been raised;
+    /// they run next.
     #[cold]
     #[inline(never)]
     pub(super) fn parked_after_kill(&self, core: &Core) {
-        if !core.has_payload_waiting() {
-            self.wake_kill_waiters(core);
+        self.wake_kill_waiters(core);
+    }
+
+    /// Puts the greenlets blocked in `kill()` whose kills `core` has been
+    /// raising at the front of the ready queue, in the order their kills
+    /// came up: they run next (Q5, see `urgent`).
+    pub(crate) fn wake_kill_waiters(&self, core: &Core) {
+        let waiters = core.take_kill_waiters();
+        for waiter in waiters.iter().rev() {
+            self.kill_wait_done(waiter);
         }
     }
 
-    /// Puts the greenlets blocked in `kill()` on `core` at the front of the
-    /// ready queue, in the order they waited: they run next (see `urgent`).
-    pub(crate) fn wake_kill_waiters(&self, core: &Core) {
-        let waiters = core.take_kill_waiters();
-        let mut ready = self.ready.borrow_mut();
-        for waiter in waiters.into_iter().rev() {
-            if mark_ready(waiter.core()) {
-                ready.push_front(Entry::Resume(waiter));
-                self.urgent.set(true);
-            }
+    /// A blocking killer's kill has been raised (or its target was dead when
+    /// its entry came up): the killer runs next, as gevent's `_kill` switches
+    /// to the killer's waiter right after its throw (Q5).
+    fn kill_wait_done(&self, wait: &KillWait) {
+        if wait.state.get() == KillWaitState::Cancelled {
+            return;
+        }
+        wait.state.set(KillWaitState::Done);
+        let killer = &wait.killer;
+        if mark_ready(killer.core()) {
+            self.ready
+                .borrow_mut()
+                .push_front(Entry::Resume(Rc::clone(killer)));
+            self.urgent.set(true);
         }
     }
 
@@ -205,13 +220,20 @@ impl Hub {
             target: Rc::clone(waiter),
             payload,
             catcher: w.throw_catcher.get(),
+            waiter: None,
         }));
     }
 
     /// Queues `payload` for `target` at the back of the callback queue
     /// (Q3): raised when that entry comes up, wherever `target` is blocked
     /// then (`kill_nowait` of a greenlet queued to resume, or of oneself).
-    pub(crate) fn defer_throw(&self, target: &CoreRef, payload: Payload, catcher: Catcher) {
+    pub(crate) fn defer_throw(
+        &self,
+        target: &CoreRef,
+        payload: Payload,
+        catcher: Catcher,
+        waiter: Option<Rc<KillWait>>,
+    ) {
         let c = target.core();
         c.deferred_throws.set(c.deferred_throws.get() + 1);
         self.ready
@@ -220,6 +242,7 @@ impl Hub {
                 target: Rc::clone(target),
                 payload,
                 catcher,
+                waiter,
             })));
     }
 
@@ -239,6 +262,7 @@ impl Hub {
                 target: Rc::clone(target),
                 payload: Box::new(crate::GreenletExit),
                 catcher: Catcher::ROOT,
+                waiter: None,
             })));
         }
     }
@@ -254,11 +278,17 @@ impl Hub {
             target,
             payload,
             catcher,
+            waiter,
         } = throw;
         let c = target.core();
         c.deferred_throws
             .set(c.deferred_throws.get().saturating_sub(1));
         if c.is_dead() || c.state.get() != State::Parked {
+            // gevent's throw into a dead greenlet does nothing, and its
+            // `_kill` then switches to the killer's waiter.
+            if let Some(waiter) = &waiter {
+                self.kill_wait_done(waiter);
+            }
             // Dropped here, guarded (H1): a payload's destructor that panics
             // is reported against the target, never raised in whoever pops.
             let _ = catcher;
@@ -266,6 +296,12 @@ impl Hub {
             self.pass_on(passed);
             self.release_record(target, in_hub);
             return None;
+        }
+        if let Some(waiter) = waiter {
+            if waiter.state.get() == KillWaitState::Queued {
+                waiter.state.set(KillWaitState::Raising);
+                c.add_kill_waiter(waiter);
+            }
         }
         if c.throw_is_empty() {
             c.throw.set(Some(payload));

@@ -97,7 +97,9 @@ use crate::slab::Slab;
 use crate::stacks::StackPools;
 
 pub(crate) use guard::report_failure;
-pub(crate) use kill::{add_link, join_core, kill_core, record_death, throw_each, unlink};
+pub(crate) use kill::{
+    add_link, join_core, kill_core, kill_core_timeout, record_death, throw_each, unlink,
+};
 pub(crate) use teardown::teardown_at_exit;
 pub(crate) use timers::{deadline_after, TimeoutEntry, TimerWake};
 

@@ -10,7 +10,7 @@ use green_ctx::{FiberRef, Payload};
 
 use super::Hub;
 use crate::error::LoopExit;
-use crate::greenlet::state::{Catcher, Core, CoreRef, State};
+use crate::greenlet::state::{Catcher, Core, CoreRef, KillWait, State};
 
 /// Fairness (Q4): every this many entries run in one pass, the hub looks at
 /// the clock ...
@@ -39,6 +39,9 @@ pub(crate) struct DeferredThrow {
     pub(crate) payload: Payload,
     /// Where it may be raised (U3).
     pub(crate) catcher: Catcher,
+    /// The blocking killer waiting for it, if any: it runs once the kill has
+    /// been raised (the target parked again or died).
+    pub(crate) waiter: Option<Rc<KillWait>>,
 }
 
 impl Entry {
