@@ -103,6 +103,9 @@ impl GreenletError {
         if let Some(k) = payload.downcast_ref::<crate::greenlet::KillPayload>() {
             return GreenletError::new(ErrorKind::Killed, k.message());
         }
+        if let Some(l) = payload.downcast_ref::<crate::LinkedExited>() {
+            return GreenletError::new(ErrorKind::Killed, l.to_string());
+        }
         GreenletError::new(ErrorKind::Panicked, payload_message(payload))
     }
 
@@ -158,6 +161,8 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
         t.to_string()
     } else if let Some(k) = payload.downcast_ref::<crate::greenlet::KillPayload>() {
         k.message()
+    } else if let Some(l) = payload.downcast_ref::<crate::LinkedExited>() {
+        l.to_string()
     } else {
         "Box<dyn Any> (a non-string panic payload)".to_string()
     }
@@ -169,5 +174,6 @@ pub(crate) fn is_green_core_payload(payload: &(dyn Any + Send)) -> bool {
     payload.is::<GreenletExit>()
         || payload.is::<crate::greenlet::KillPayload>()
         || payload.is::<crate::Timeout>()
+        || payload.is::<crate::LinkedExited>()
         || payload.is::<green_ctx::ForcedUnwind>()
 }

@@ -110,6 +110,7 @@ pub struct Builder {
     name: Option<Cow<'static, str>>,
     stack_size: Option<usize>,
     unguarded: bool,
+    new_spawn_tree: bool,
 }
 
 impl Builder {
@@ -146,6 +147,15 @@ impl Builder {
     /// thousands of greenlets, at the price of undetected stack overflow.
     pub fn unguarded(mut self, unguarded: bool) -> Builder {
         self.unguarded = unguarded;
+        self
+    }
+
+    /// Starts a spawn tree of its own: its [`spawn_tree_locals`] (and those
+    /// of the greenlets it spawns) are not its spawner's.
+    ///
+    /// [`spawn_tree_locals`]: crate::spawn_tree_locals
+    pub fn new_spawn_tree(mut self) -> Builder {
+        self.new_spawn_tree = true;
         self
     }
 
@@ -346,7 +356,7 @@ impl<T: 'static> Greenlet<T> {
     }
 
     #[track_caller]
-    fn new_at<F>(f: F, site: &'static Location<'static>) -> Greenlet<T>
+    pub(crate) fn new_at<F>(f: F, site: &'static Location<'static>) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
     {
@@ -402,6 +412,10 @@ impl<T: 'static> Greenlet<T> {
         if let Some(name) = builder.name {
             inner.core.set_name(name);
         }
+        if builder.new_spawn_tree {
+            inner.core.set_starts_spawn_tree();
+        }
+        crate::tree::inherit_tree(&inner.core, parent.as_ref());
         Ok(Greenlet { inner })
     }
 
@@ -446,6 +460,7 @@ impl<T: 'static> Greenlet<T> {
         core.state.set(State::Scheduled);
         let me = self.core_ref();
         hub.register_live(&me);
+        crate::tree::run_spawn_callbacks(|| self.as_ref());
         Some((hub, me))
     }
 
@@ -824,6 +839,24 @@ impl<T: 'static> Greenlet<T> {
         Some(minimal_ident(parent.core()))
     }
 
+    /// The greenlet that spawned it, while that one's record lives (gevent's
+    /// `spawning_greenlet`, a weak reference): `None` for one made inside
+    /// the hub, or once the spawner is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert!(g.spawning_greenlet().unwrap().is_main());
+    /// ```
+    pub fn spawning_greenlet(&self) -> Option<GreenletRef> {
+        spawning_greenlet_of(&self.inner.core)
+    }
+
+    /// Its spawn tree's values (see [`SpawnTreeLocals`](crate::SpawnTreeLocals)).
+    pub fn spawn_tree_locals(&self) -> crate::SpawnTreeLocals {
+        crate::tree::tree_locals_of(&self.core_ref())
+    }
+
     /// A type-erased handle to the same greenlet.
     pub fn as_ref(&self) -> GreenletRef {
         GreenletRef {
@@ -957,6 +990,16 @@ impl GreenletRef {
         self.core.core().has_started()
     }
 
+    /// See [`Greenlet::spawning_greenlet`].
+    pub fn spawning_greenlet(&self) -> Option<GreenletRef> {
+        spawning_greenlet_of(self.core.core())
+    }
+
+    /// See [`Greenlet::spawn_tree_locals`].
+    pub fn spawn_tree_locals(&self) -> crate::SpawnTreeLocals {
+        crate::tree::tree_locals_of(&self.core)
+    }
+
     /// Its name.
     pub fn name(&self) -> String {
         display_name(self.core.core())
@@ -1087,6 +1130,14 @@ pub fn current() -> GreenletRef {
 }
 
 // ===== shared machinery =====
+
+fn spawning_greenlet_of(core: &Core) -> Option<GreenletRef> {
+    let spawner = core.parent.as_ref()?.upgrade()?;
+    Some(GreenletRef {
+        core: spawner,
+        _not_send: PhantomData,
+    })
+}
 
 fn fmt_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     write!(

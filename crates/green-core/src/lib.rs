@@ -15,7 +15,14 @@
 //!   (and their `_with` forms with every option): many at once, of any
 //!   result types ([`AnyGreenlet`]).
 //! * [`run`]: a scoped hub that is torn down cleanly when it returns (the hub
-//!   is also created lazily on first use).
+//!   is also created lazily on first use); [`run_with`] chooses its loop
+//!   backend.
+//! * [`spawn_link`] and friends, [`Greenlet::link_to`]: a supervisor learns
+//!   that a worker ended as a [`LinkedExited`] raised where it blocks.
+//! * [`add_spawn_callback`], [`Greenlet::spawning_greenlet`],
+//!   [`spawn_tree_locals`]: the spawn tree, for tracing and context.
+//! * [`catch_unwind`], [`set_failure_reporter`]: panics without swallowing
+//!   kills, and where failures are reported.
 //!
 //! Semantics follow gevent (spawn order, kill delivery, links after death,
 //! `LoopExit` instead of a hang). Handles are `!Send`: greenlets never leave
@@ -95,6 +102,13 @@
 //!   instance as its value); `successful()` is still true, as in gevent.
 //! * [`killall_with`] with a timeout returns `false` when some greenlets outlive
 //!   it, instead of raising `Timeout`.
+//! * A greenlet's [`spawn_tree_locals`] are found when first asked for,
+//!   through its spawner (gevent links them at spawn). The one case that
+//!   differs: a greenlet whose spawner never used its tree and is gone by
+//!   the time the greenlet asks starts a new, empty tree.
+//! * The linked spawns ([`spawn_link`] and friends, [`LinkedExited`]) are
+//!   the gevent tutorial's; modern gevent dropped them. Unlike a kill, a
+//!   `LinkedExited` may be raised in the main greenlet.
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -108,11 +122,13 @@ mod hub;
 // exit (see its invariants R1 and R2).
 #[allow(unsafe_code)]
 mod hub_record;
+mod linked;
 mod report;
 mod slab;
 mod sleep;
 mod stacks;
 mod timeout;
+mod tree;
 mod wait;
 
 pub use catch::{catch_unwind, is_kill_or_timeout, panic_message};
@@ -123,12 +139,16 @@ pub use greenlet::{
     current, spawn, spawn_after_local, spawn_later, spawn_raw, Builder, Greenlet, GreenletRef,
     KillPayload, LinkId,
 };
+pub use linked::{spawn_link, spawn_link_exception, spawn_link_value, LinkedExited};
 pub use report::{
     default_failure_reporter, reset_failure_reporter, set_failure_reporter, silence_failures,
     Failure,
 };
 pub use sleep::{idle, sleep, sleep_unref, yield_now};
 pub use timeout::{with_timeout, with_timeout_or, Timeout};
+pub use tree::{
+    add_spawn_callback, remove_spawn_callback, spawn_tree_locals, SpawnCallbackId, SpawnTreeLocals,
+};
 pub use wait::{
     iwait, joinall, joinall_timeout, joinall_with, kill, killall, killall_with, wait, AnyGreenlet,
     Iwait, Waitable,

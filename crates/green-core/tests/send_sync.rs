@@ -122,6 +122,19 @@ const _: fn() = || {
     is_unpin::<GreenletError>();
 };
 
+/// `SpawnTreeLocals`: !Send, !Sync (shared by greenlets of one thread).
+const _: fn() = || {
+    not_send!(green_core::SpawnTreeLocals);
+    not_sync!(green_core::SpawnTreeLocals);
+};
+
+/// `LinkedExited`: Send + Sync (a payload raised into the receiver, and an
+/// error that composes with `?`).
+const _: fn() = || {
+    is_send::<green_core::LinkedExited>();
+    is_sync::<green_core::LinkedExited>();
+};
+
 /// `Failure`: Send + Sync (what the process-wide failure reporter gets).
 const _: fn() = || {
     is_send::<green_core::Failure>();

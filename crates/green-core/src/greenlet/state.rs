@@ -186,6 +186,10 @@ pub(crate) struct Extra {
     /// again, before its links fire (gevent's `_kill` switching back to the
     /// killer's waiter).
     pub(crate) kill_waiters: Vec<Rc<KillWait>>,
+    /// Its spawn tree's values, once found (`tree.rs`).
+    pub(crate) spawn_tree: Option<crate::tree::SpawnTree>,
+    /// Built to start a spawn tree of its own (`Builder::new_spawn_tree`).
+    pub(crate) starts_spawn_tree: bool,
 }
 
 /// A blocking kill's wait for its own kill (gevent's `Waiter` in `kill`):
@@ -409,6 +413,36 @@ impl Core {
             .borrow_mut()
             .get_or_insert_with(Box::default)
             .name = Some(name);
+    }
+
+    /// Its spawn tree, if found already.
+    pub(crate) fn spawn_tree(&self) -> Option<crate::tree::SpawnTree> {
+        self.extra
+            .borrow()
+            .as_ref()
+            .and_then(|e| e.spawn_tree.clone())
+    }
+
+    pub(crate) fn set_spawn_tree(&self, tree: crate::tree::SpawnTree) {
+        self.extra
+            .borrow_mut()
+            .get_or_insert_with(Box::default)
+            .spawn_tree = Some(tree);
+    }
+
+    /// Whether it starts a spawn tree of its own.
+    pub(crate) fn starts_spawn_tree(&self) -> bool {
+        self.extra
+            .borrow()
+            .as_ref()
+            .is_some_and(|e| e.starts_spawn_tree)
+    }
+
+    pub(crate) fn set_starts_spawn_tree(&self) {
+        self.extra
+            .borrow_mut()
+            .get_or_insert_with(Box::default)
+            .starts_spawn_tree = true;
     }
 
     pub(crate) fn set_start_timer(&self, wake: DelayedStart) {

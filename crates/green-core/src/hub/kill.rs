@@ -216,6 +216,22 @@ fn finish_kill(core: &CoreRef, block: KillBlock) -> bool {
     }
 }
 
+/// Raises a [`LinkedExited`](crate::LinkedExited) in the main greenlet (which
+/// `kill` refuses): queued like a kill (Q3), raised at its blocking call.
+pub(crate) fn throw_linked(main: &CoreRef, payload: Payload) {
+    let hub = hub();
+    let c = main.core();
+    match c.state.get() {
+        State::Parked => hub.defer_throw(main, payload, Catcher::ROOT, None),
+        State::Running => hub.throw_into_self(c, payload),
+        _ => {
+            let passed =
+                hub.drop_guarded(payload, c, "dropping a link's payload it never received");
+            hub.pass_on(passed);
+        }
+    }
+}
+
 /// gevent's `_killall3`: raises `GreenletExit` in each started greenlet in
 /// list order, as gevent's `throw` does: the target runs next and the caller
 /// waits until it has been raised (the target died, or blocked again). When

@@ -98,7 +98,8 @@ use crate::stacks::StackPools;
 
 pub(crate) use guard::report_failure;
 pub(crate) use kill::{
-    add_link, join_core, kill_core, kill_core_timeout, record_death, throw_each, unlink,
+    add_link, join_core, kill_core, kill_core_timeout, record_death, throw_each, throw_linked,
+    unlink,
 };
 pub(crate) use teardown::teardown_at_exit;
 pub(crate) use timers::{deadline_after, TimeoutEntry, TimerWake};

@@ -1,6 +1,6 @@
 //! The epoll fallback: readiness plus nonblocking syscalls.
 //!
-//! Used where io_uring cannot be set up (DESIGN.md §4). It offers the same
+//! Used where io_uring cannot be set up (`docs/design/DESIGN.md` §4). It offers the same
 //! methods as `uring.rs`, so the loop above is identical on both.
 //!
 //! # How an op runs

@@ -93,7 +93,7 @@ impl Timespec {
 /// An operation both backends can perform.
 ///
 /// Pointers are raw because the memory is *borrowed* for the op's whole
-/// flight (DESIGN.md §4); see [`Loop::submit`] for the obligation (L1).
+/// flight (`docs/design/DESIGN.md` §4); see [`Loop::submit`] for the obligation (L1).
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
     /// Completes with 0; measures the loop's own overhead.

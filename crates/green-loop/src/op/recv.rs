@@ -1,6 +1,6 @@
 //! `IORING_OP_RECV`: receive from a socket into a borrowed buffer.
 //!
-//! This is the op DESIGN.md §4's central test targets: a greenlet killed
+//! This is the op `docs/design/DESIGN.md` §4's central test targets: a greenlet killed
 //! while parked here first cancels, then waits for this op's CQE (L1), so
 //! the kernel never writes into a stack that has been unwound.
 
