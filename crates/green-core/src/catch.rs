@@ -58,6 +58,19 @@ pub fn catch_unwind<R>(f: impl FnOnce() -> R + UnwindSafe) -> std::thread::Resul
 /// or a [`Timeout`](crate::Timeout), rather than a panic of user code. Code
 /// that catches unwinds by hand must resume these
 /// (`std::panic::resume_unwind`).
+///
+/// # Examples
+/// ```
+/// let g = green_core::spawn(|| {
+///     let caught = std::panic::catch_unwind(|| green_core::sleep(std::time::Duration::from_secs(9)));
+///     let payload = caught.unwrap_err();
+///     assert!(green_core::is_kill_or_timeout(&*payload));
+///     std::panic::resume_unwind(payload); // let the kill finish its work
+/// });
+/// green_core::yield_now();
+/// g.kill();
+/// assert!(g.exception().unwrap().is_exit());
+/// ```
 pub fn is_kill_or_timeout(payload: &(dyn Any + Send)) -> bool {
     is_green_core_payload(payload)
 }
@@ -65,6 +78,12 @@ pub fn is_kill_or_timeout(payload: &(dyn Any + Send)) -> bool {
 /// The text of a panic payload: the `&str` or `String` most panics carry,
 /// the message of green-core's own payloads (`LoopExit`, kills, timeouts),
 /// or a placeholder naming a payload of another type.
+///
+/// # Examples
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("code {}", 7)).unwrap_err();
+/// assert_eq!(green_core::panic_message(&*payload), "code 7");
+/// ```
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     crate::error::payload_message(payload)
 }

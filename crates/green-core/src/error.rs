@@ -29,6 +29,11 @@ impl std::error::Error for GreenletExit {}
 /// left that could ever wake it: no runnable greenlet, no referenced timer,
 /// operation or callback. gevent's `LoopExit`.
 ///
+/// The payload is this type (`std::panic::panic_any`), so it can be caught
+/// by type (`payload.is::<LoopExit>()`); the panic is located at the
+/// blocking call that would have hung, and its message is
+/// [`LoopExit::MESSAGE`].
+///
 /// Permanent: retrying the same call blocks forever again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoopExit;
@@ -110,16 +115,38 @@ impl GreenletError {
     }
 
     /// The broad cause.
+    ///
+    /// # Examples
+    /// ```
+    /// # green_core::silence_failures();
+    /// let g = green_core::spawn(|| -> u8 { panic!("x") });
+    /// assert_eq!(g.get().unwrap_err().kind(), green_core::ErrorKind::Panicked);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
     }
 
     /// The panic message, or a description of the kill.
+    ///
+    /// # Examples
+    /// ```
+    /// # green_core::silence_failures();
+    /// let g = green_core::spawn(|| -> u8 { panic!("out of {}", "cheese") });
+    /// assert_eq!(g.get().unwrap_err().message(), "out of cheese");
+    /// ```
     pub fn message(&self) -> &str {
         &self.inner.message
     }
 
     /// Whether the greenlet died of [`GreenletExit`] (a success in gevent's terms).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| green_core::sleep(std::time::Duration::from_secs(5)));
+    /// green_core::yield_now();
+    /// g.kill();
+    /// assert!(g.exception().unwrap().is_exit());
+    /// ```
     pub fn is_exit(&self) -> bool {
         self.inner.kind == ErrorKind::Exited
     }

@@ -273,6 +273,12 @@ where
 
 /// Spawns a greenlet with no handle, no result and no links: the cheapest
 /// form. A panic in it is reported like any other.
+///
+/// # Examples
+/// ```
+/// green_core::spawn_raw(|| println!("fire and forget"));
+/// green_core::yield_now(); // it runs here
+/// ```
 #[track_caller]
 pub fn spawn_raw<F>(f: F)
 where
@@ -330,6 +336,12 @@ pub(crate) fn try_start_link(
 
 /// eventlet's `spawn_after_local`: like [`spawn_later`], but the greenlet
 /// does not run if the greenlet that spawned it has died by then.
+///
+/// # Examples
+/// ```
+/// let g = green_core::spawn_after_local(std::time::Duration::from_millis(1), || "late");
+/// assert_eq!(g.get().unwrap(), "late");
+/// ```
 #[track_caller]
 pub fn spawn_after_local<F, T>(delay: Duration, f: F) -> Greenlet<T>
 where
@@ -347,6 +359,14 @@ impl<T: 'static> Greenlet<T> {
     ///
     /// # Panics
     /// When no stack can be mapped; use [`Builder::build`] to get the error.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Greenlet::new(|| 5); // not started
+    /// assert!(!g.has_started());
+    /// g.start();
+    /// assert_eq!(g.get().unwrap(), 5);
+    /// ```
     #[track_caller]
     pub fn new<F>(f: F) -> Greenlet<T>
     where
@@ -429,6 +449,14 @@ impl<T: 'static> Greenlet<T> {
 
     /// Schedules the start for this loop iteration. Does nothing if already
     /// started, scheduled or dead.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Greenlet::new(|| ());
+    /// g.start();
+    /// g.start(); // a second start does nothing
+    /// g.join();
+    /// ```
     pub fn start(&self) {
         if let Some((hub, me)) = self.mark_scheduled() {
             hub.schedule(&me);
@@ -437,6 +465,13 @@ impl<T: 'static> Greenlet<T> {
 
     /// Schedules the start after `delay`. Does nothing if already started,
     /// scheduled or dead.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Greenlet::new(|| "woke");
+    /// g.start_later(std::time::Duration::from_millis(1));
+    /// assert_eq!(g.get().unwrap(), "woke");
+    /// ```
     pub fn start_later(&self, delay: Duration) {
         if let Some((hub, me)) = self.mark_scheduled() {
             let start = hub.start_at(me, deadline_after(delay));
@@ -466,6 +501,14 @@ impl<T: 'static> Greenlet<T> {
 
     /// eventlet's `cancel`: kills the greenlet only if it has not started
     /// yet (then it never runs). Returns whether it did.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Greenlet::new(|| unreachable!());
+    /// g.start_later(std::time::Duration::from_secs(60));
+    /// assert!(g.cancel()); // never runs; it is dead now
+    /// assert!(g.dead());
+    /// ```
     pub fn cancel(&self) -> bool {
         if self.inner.core.has_started() || self.inner.core.is_dead() {
             return false;
@@ -477,27 +520,68 @@ impl<T: 'static> Greenlet<T> {
     // ----- state -----
 
     /// Whether it has finished (gevent's `ready()`).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert!(!g.ready());
+    /// g.join();
+    /// assert!(g.ready());
+    /// ```
     pub fn ready(&self) -> bool {
         self.inner.core.is_dead()
     }
 
     /// Whether it finished without failing: it returned, or died of
     /// [`GreenletExit`].
+    ///
+    /// # Examples
+    /// ```
+    /// # green_core::silence_failures();
+    /// let ok = green_core::spawn(|| ());
+    /// let bad = green_core::spawn(|| panic!("no"));
+    /// green_core::joinall(&[ok.as_ref(), bad.as_ref()]);
+    /// assert!(ok.successful() && !bad.successful());
+    /// ```
     pub fn successful(&self) -> bool {
         self.inner.core.successful()
     }
 
     /// Whether it has finished (gevent's `dead`).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert!(!g.dead());
+    /// g.join();
+    /// assert!(g.dead());
+    /// ```
     pub fn dead(&self) -> bool {
         self.inner.core.is_dead()
     }
 
     /// Started and not dead (gevent's `bool(greenlet)`).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert!(g.is_alive()); // scheduled counts as alive
+    /// g.join();
+    /// assert!(!g.is_alive());
+    /// ```
     pub fn is_alive(&self) -> bool {
         self.inner.core.is_alive()
     }
 
     /// Whether its function has begun running.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert!(!g.has_started());
+    /// green_core::yield_now();
+    /// assert!(g.has_started());
+    /// ```
     pub fn has_started(&self) -> bool {
         self.inner.core.has_started()
     }
@@ -505,12 +589,29 @@ impl<T: 'static> Greenlet<T> {
     /// How it failed, or `None` while running or after success
     /// (gevent's `exception`). A greenlet killed with `GreenletExit` reports
     /// an error of kind [`ErrorKind::Exited`] here although it is successful.
+    ///
+    /// # Examples
+    /// ```
+    /// # green_core::silence_failures();
+    /// let g = green_core::spawn(|| panic!("bad input"));
+    /// g.join();
+    /// assert_eq!(g.exception().unwrap().message(), "bad input");
+    /// ```
     pub fn exception(&self) -> Option<GreenletError> {
         self.inner.core.error()
     }
 
     /// Takes the payload it died of (a panic's, a kill's), once. Payloads are
     /// not `Clone`; [`Greenlet::exception`] describes it any number of times.
+    ///
+    /// # Examples
+    /// ```
+    /// # green_core::silence_failures();
+    /// let g = green_core::spawn(|| std::panic::panic_any(404_u16));
+    /// g.join();
+    /// let payload = g.take_exception_payload().unwrap();
+    /// assert_eq!(payload.downcast_ref::<u16>(), Some(&404));
+    /// ```
     pub fn take_exception_payload(&self) -> Option<Payload> {
         if !self.inner.core.is_dead() {
             return None;
@@ -519,6 +620,14 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// Takes the value it returned, leaving `None`.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| String::from("owned"));
+    /// g.join();
+    /// assert_eq!(g.take_value().as_deref(), Some("owned"));
+    /// assert_eq!(g.take_value(), None);
+    /// ```
     pub fn take_value(&self) -> Option<T> {
         self.inner.value.borrow_mut().take()
     }
@@ -806,11 +915,26 @@ impl<T: 'static> Greenlet<T> {
     // ----- identity -----
 
     /// Its name: the one given, or `Greenlet-<ident>`.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Builder::new().name("fetcher").spawn(|| ()).unwrap();
+    /// assert_eq!(g.name(), "fetcher");
+    /// let anonymous = green_core::spawn(|| ());
+    /// assert!(anonymous.name().starts_with("Greenlet-"));
+    /// ```
     pub fn name(&self) -> String {
         display_name(&self.inner.core)
     }
 
     /// Renames it.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// g.set_name("renamed");
+    /// assert_eq!(g.name(), "renamed");
+    /// ```
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
         let name = name.into();
         self.inner
@@ -821,16 +945,35 @@ impl<T: 'static> Greenlet<T> {
 
     /// A small number, given when it is started (or on first request),
     /// sequential, and reused after death (gevent's `minimal_ident`).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = green_core::spawn(|| ());
+    /// let b = green_core::spawn(|| ());
+    /// assert_ne!(a.minimal_ident(), b.minimal_ident());
+    /// ```
     pub fn minimal_ident(&self) -> usize {
         minimal_ident(&self.inner.core)
     }
 
     /// Where it was spawned.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert_eq!(g.spawn_site().line(), line!() - 1);
+    /// ```
     pub fn spawn_site(&self) -> &'static Location<'static> {
         self.inner.core.spawn_site
     }
 
     /// The `minimal_ident` of the greenlet that spawned it, if any and alive.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert_eq!(g.parent_ident(), Some(green_core::current().minimal_ident()));
+    /// ```
     pub fn parent_ident(&self) -> Option<usize> {
         let parent = self.inner.core.parent.as_ref()?.upgrade()?;
         if parent.core().is_dead() {
@@ -858,6 +1001,13 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// A type-erased handle to the same greenlet.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| 1_u8);
+    /// let untyped: green_core::GreenletRef = g.as_ref();
+    /// assert!(untyped.downcast::<u8>().is_some());
+    /// ```
     pub fn as_ref(&self) -> GreenletRef {
         GreenletRef {
             core: self.core_ref(),
@@ -866,8 +1016,18 @@ impl<T: 'static> Greenlet<T> {
     }
 }
 
+/// The ways to read a result that hand out a clone. A result type that is
+/// not `Clone` is read with [`Greenlet::take`], which moves it out.
 impl<T: Clone + 'static> Greenlet<T> {
     /// The value it returned, once finished successfully.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| 9);
+    /// assert_eq!(g.value(), None);
+    /// g.join();
+    /// assert_eq!(g.value(), Some(9));
+    /// ```
     pub fn value(&self) -> Option<T> {
         self.inner.value.borrow().clone()
     }
@@ -1020,6 +1180,11 @@ impl GreenletRef {
     }
 
     /// Whether this is the thread's main greenlet.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(green_core::current().is_main());
+    /// ```
     pub fn is_main(&self) -> bool {
         self.core.core().is_main
     }
@@ -1083,11 +1248,25 @@ impl GreenletRef {
     }
 
     /// Whether both handles name the same greenlet.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// assert!(g.as_ref().ptr_eq(&g.as_ref()));
+    /// ```
     pub fn ptr_eq(&self, other: &GreenletRef) -> bool {
         self.core.core().id == other.core.core().id
     }
 
     /// The typed handle, if this greenlet returns `T`.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| 1_u8);
+    /// let untyped = g.as_ref();
+    /// assert!(untyped.downcast::<u8>().is_some());
+    /// assert!(untyped.downcast::<String>().is_none());
+    /// ```
     pub fn downcast<T: 'static>(&self) -> Option<Greenlet<T>> {
         let core: Rc<dyn AsCore> = Rc::clone(&self.core);
         let any: Rc<dyn Any> = core;

@@ -210,6 +210,12 @@ pub struct RunOptions {
 impl RunOptions {
     /// The defaults: [`BackendChoice::Auto`] (io_uring, or epoll where
     /// io_uring cannot be set up; `GREEN_LOOP_BACKEND` overrides).
+    ///
+    /// # Examples
+    /// ```
+    /// let options = green_core::RunOptions::new();
+    /// assert_eq!(green_core::run_with(options, || 1 + 1), 2);
+    /// ```
     pub fn new() -> RunOptions {
         RunOptions::default()
     }
@@ -217,6 +223,14 @@ impl RunOptions {
     /// The event loop's backend: [`BackendChoice::Epoll`] to run on epoll,
     /// [`BackendChoice::IoUring`] to fail (with the cause and the fix)
     /// rather than fall back.
+    ///
+    /// # Examples
+    /// ```
+    /// use green_core::{BackendChoice, RunOptions};
+    ///
+    /// let on_epoll = RunOptions::new().backend(BackendChoice::Epoll);
+    /// green_core::run_with(on_epoll, || green_core::sleep(std::time::Duration::from_millis(1)));
+    /// ```
     pub fn backend(mut self, backend: BackendChoice) -> RunOptions {
         self.backend = backend;
         self
@@ -250,6 +264,12 @@ pub fn run_with<R>(options: RunOptions, f: impl FnOnce() -> R) -> R {
 
 /// The backend this thread's hub's event loop runs on (creating the hub if
 /// there is none yet).
+///
+/// # Examples
+/// ```
+/// let backend = green_core::loop_backend();
+/// println!("this thread's hub runs on {backend:?}");
+/// ```
 pub fn loop_backend() -> BackendKind {
     hub::hub().lp().backend()
 }

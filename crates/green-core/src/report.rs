@@ -144,11 +144,25 @@ pub fn set_failure_reporter(reporter: impl Fn(&Failure) + Send + Sync + 'static)
 /// Reports nothing from now on (gevent's `hub.exception_stream = None`): the
 /// failures stay visible through [`Greenlet::get`](crate::Greenlet::get) and
 /// links only.
+///
+/// # Examples
+/// ```
+/// green_core::silence_failures();
+/// let g = green_core::spawn(|| -> u8 { panic!("not printed") });
+/// assert!(g.get().is_err()); // still visible here
+/// green_core::reset_failure_reporter();
+/// ```
 pub fn silence_failures() {
     set_failure_reporter(|_| {});
 }
 
 /// Goes back to [`default_failure_reporter`].
+///
+/// # Examples
+/// ```
+/// green_core::set_failure_reporter(|_| {});
+/// green_core::reset_failure_reporter(); // one line on stderr again
+/// ```
 pub fn reset_failure_reporter() {
     *REPORTER.write().unwrap_or_else(|e| e.into_inner()) = None;
 }
@@ -157,6 +171,18 @@ pub fn reset_failure_reporter() {
 /// event through `tracing` when a subscriber is set (globally or for this
 /// thread), else one line on stderr (the failure's `Display`). A custom reporter may call it to
 /// keep the default output.
+///
+/// # Examples
+/// ```
+/// green_core::set_failure_reporter(|failure| {
+///     if !failure.message().contains("expected") {
+///         green_core::default_failure_reporter(failure);
+///     }
+/// });
+/// let g = green_core::spawn(|| -> u8 { panic!("expected in tests") });
+/// assert!(g.get().is_err()); // filtered out, not printed
+/// green_core::reset_failure_reporter();
+/// ```
 pub fn default_failure_reporter(failure: &Failure) {
     let traced = tracing::dispatcher::get_default(|dispatch| {
         !dispatch.is::<tracing::subscriber::NoSubscriber>()

@@ -140,6 +140,16 @@ struct Armed {
 
 impl Timeout {
     /// A timeout of `duration` (`None`: never), not started.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = green_core::Timeout::new(Duration::from_secs(1)); // not started
+    /// assert!(!t.pending());
+    /// let never = green_core::Timeout::new(None); // never fires
+    /// assert_eq!(never.duration(), None);
+    /// ```
     pub fn new(duration: impl Into<Option<Duration>>) -> Timeout {
         Timeout {
             id: next_timeout_id(),
@@ -166,6 +176,12 @@ impl Timeout {
     }
 
     /// The duration given.
+    ///
+    /// # Examples
+    /// ```
+    /// let t = green_core::Timeout::new(std::time::Duration::from_secs(2));
+    /// assert_eq!(t.duration(), Some(std::time::Duration::from_secs(2)));
+    /// ```
     pub fn duration(&self) -> Option<Duration> {
         self.duration
     }
@@ -176,6 +192,16 @@ impl Timeout {
     /// # Panics
     /// If already pending, or when called inside the hub (no greenlet runs
     /// there to raise into).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = green_core::Timeout::new(Duration::from_millis(1));
+    /// t.start();
+    /// let caught = std::panic::catch_unwind(|| green_core::sleep(Duration::from_secs(5)));
+    /// assert!(t.is(&*caught.unwrap_err()));
+    /// ```
     #[track_caller]
     pub fn start(&self) {
         if self.pending() {
@@ -228,6 +254,14 @@ impl Timeout {
     }
 
     /// Whether it is started and has neither fired nor been cancelled.
+    ///
+    /// # Examples
+    /// ```
+    /// let t = green_core::Timeout::start_new(std::time::Duration::from_secs(5));
+    /// assert!(t.pending());
+    /// t.cancel();
+    /// assert!(!t.pending());
+    /// ```
     pub fn pending(&self) -> bool {
         let Some(armed) = self.armed.get() else {
             return false;
@@ -278,6 +312,16 @@ impl Timeout {
     }
 
     /// Whether a panic payload is this timeout.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = green_core::Timeout::start_new(Duration::from_millis(1));
+    /// let other = green_core::Timeout::new(Duration::from_millis(1));
+    /// let payload = std::panic::catch_unwind(|| green_core::sleep(Duration::from_secs(5))).unwrap_err();
+    /// assert!(t.is(&*payload) && !other.is(&*payload));
+    /// ```
     pub fn is(&self, payload: &(dyn Any + Send)) -> bool {
         payload
             .downcast_ref::<Timeout>()
