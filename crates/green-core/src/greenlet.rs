@@ -53,11 +53,41 @@ pub struct KillPayload {
 
 impl KillPayload {
     /// The payload given to `kill_with`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| {
+    ///     let caught = std::panic::catch_unwind(|| green_core::sleep(Duration::from_secs(5)));
+    ///     let payload = caught.unwrap_err();
+    ///     let kill = payload.downcast_ref::<green_core::KillPayload>().unwrap();
+    ///     (kill.payload().downcast_ref::<&str>().copied(), kill.message())
+    /// });
+    /// green_core::yield_now();
+    /// g.kill_with("reload");
+    /// assert_eq!(g.get().unwrap(), (Some("reload"), "killed: reload".to_string()));
+    /// ```
     pub fn payload(&self) -> &(dyn Any + Send) {
         &*self.payload
     }
 
     /// The payload's message, as [`GreenletError::message`] reports it.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = green_core::spawn(|| {
+    ///     let caught = std::panic::catch_unwind(|| green_core::sleep(Duration::from_secs(5)));
+    ///     let payload = caught.unwrap_err();
+    ///     let kill = payload.downcast_ref::<green_core::KillPayload>().unwrap();
+    ///     (kill.payload().downcast_ref::<&str>().copied(), kill.message())
+    /// });
+    /// green_core::yield_now();
+    /// g.kill_with("reload");
+    /// assert_eq!(g.get().unwrap(), (Some("reload"), "killed: reload".to_string()));
+    /// ```
     pub fn message(&self) -> String {
         self.message.clone()
     }
@@ -127,6 +157,12 @@ impl Builder {
 
     /// Names the greenlet (shown by `Display`, failure reports and the
     /// stack-overflow report).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Builder::new().name("db-writer").spawn(|| ()).unwrap();
+    /// assert_eq!(g.name(), "db-writer");
+    /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Builder {
         self.name = Some(name.into());
         self
@@ -138,6 +174,12 @@ impl Builder {
     /// prints a backtrace needs). Past [`green_ctx::MAX_STACK_SIZE`] (1 GiB),
     /// [`Builder::build`] and [`Builder::spawn`] return an
     /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) error.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::Builder::new().stack_size(1 << 20).spawn(|| ()).unwrap();
+    /// g.join();
+    /// ```
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self
@@ -145,6 +187,15 @@ impl Builder {
 
     /// Stacks carved from an arena, without guard pages: for hundreds of
     /// thousands of greenlets, at the price of undetected stack overflow.
+    ///
+    /// # Examples
+    /// ```
+    /// // 100 000 greenlets fit without touching vm.max_map_count.
+    /// let gs: Vec<_> = (0..100_000)
+    ///     .map(|_| green_core::Builder::new().unguarded(true).spawn(|| ()).unwrap())
+    ///     .collect();
+    /// green_core::joinall(&gs);
+    /// ```
     pub fn unguarded(mut self, unguarded: bool) -> Builder {
         self.unguarded = unguarded;
         self
@@ -154,6 +205,19 @@ impl Builder {
     /// of the greenlets it spawns) are not its spawner's.
     ///
     /// [`spawn_tree_locals`]: crate::spawn_tree_locals
+    ///
+    /// # Examples
+    /// ```
+    /// green_core::spawn(|| {
+    ///     green_core::spawn_tree_locals().insert("outer");
+    ///     let fresh = green_core::Builder::new()
+    ///         .new_spawn_tree()
+    ///         .spawn(|| green_core::spawn_tree_locals().get::<&str>())
+    ///         .unwrap();
+    ///     assert_eq!(fresh.get().unwrap(), None);
+    /// })
+    /// .join();
+    /// ```
     pub fn new_spawn_tree(mut self) -> Builder {
         self.new_spawn_tree = true;
         self
@@ -260,6 +324,13 @@ where
 }
 
 /// Spawns a greenlet that starts after `delay`.
+///
+/// # Examples
+/// ```
+/// let g = green_core::spawn_later(std::time::Duration::from_millis(2), || "tick");
+/// assert!(!g.has_started());
+/// assert_eq!(g.get().unwrap(), "tick");
+/// ```
 #[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> Greenlet<T>
 where
@@ -996,6 +1067,13 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// Its spawn tree's values (see [`SpawnTreeLocals`](crate::SpawnTreeLocals)).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| green_core::spawn_tree_locals().insert(5_u8));
+    /// g.join();
+    /// assert_eq!(g.spawn_tree_locals().get::<u8>().as_deref(), Some(&5));
+    /// ```
     pub fn spawn_tree_locals(&self) -> crate::SpawnTreeLocals {
         crate::tree::tree_locals_of(&self.core_ref())
     }
@@ -1146,26 +1224,96 @@ impl GreenletRef {
     }
 
     /// Whether it has been switched to (gevent's `has_started`).
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn has_started(&self) -> bool {
         self.core.core().has_started()
     }
 
     /// See [`Greenlet::spawning_greenlet`].
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn spawning_greenlet(&self) -> Option<GreenletRef> {
         spawning_greenlet_of(self.core.core())
     }
 
     /// See [`Greenlet::spawn_tree_locals`].
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn spawn_tree_locals(&self) -> crate::SpawnTreeLocals {
         crate::tree::tree_locals_of(&self.core)
     }
 
     /// Its name.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn name(&self) -> String {
         display_name(self.core.core())
     }
 
     /// Renames it.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
         let name = name.into();
         self.core
@@ -1175,6 +1323,20 @@ impl GreenletRef {
     }
 
     /// See [`Greenlet::minimal_ident`].
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn minimal_ident(&self) -> usize {
         minimal_ident(self.core.core())
     }
@@ -1190,26 +1352,89 @@ impl GreenletRef {
     }
 
     /// Whether it has finished.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn dead(&self) -> bool {
         self.core.core().is_dead()
     }
 
     /// Whether it finished without failing.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn successful(&self) -> bool {
         self.core.core().successful()
     }
 
     /// How it failed, if it did.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn exception(&self) -> Option<GreenletError> {
         self.core.core().error()
     }
 
     /// Where it was spawned.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let r = g.as_ref();
+    /// green_core::yield_now();
+    /// assert!(r.has_started() && r.dead() && r.successful() && r.exception().is_none());
+    /// assert!(r.spawning_greenlet().unwrap().is_main());
+    /// r.set_name("renamed");
+    /// assert_eq!(r.name(), "renamed");
+    /// assert_eq!(r.minimal_ident(), g.minimal_ident());
+    /// assert_eq!(r.spawn_site(), g.spawn_site());
+    /// let _ = r.spawn_tree_locals();
+    /// ```
     pub fn spawn_site(&self) -> &'static Location<'static> {
         self.core.core().spawn_site
     }
 
     /// Waits until it finishes.
+    ///
+    /// # Examples
+    /// ```
+    /// let r = green_core::spawn(|| ()).as_ref();
+    /// r.join();
+    /// assert!(r.dead());
+    /// ```
     #[track_caller]
     pub fn join(&self) {
         join_core(&self.core, None);
@@ -1242,6 +1467,15 @@ impl GreenletRef {
     ///
     /// # Panics
     /// As [`GreenletRef::kill`].
+    ///
+    /// # Examples
+    /// ```
+    /// let r = green_core::spawn(|| green_core::sleep(std::time::Duration::from_secs(5))).as_ref();
+    /// green_core::yield_now();
+    /// r.kill_nowait();
+    /// r.join();
+    /// assert!(r.exception().unwrap().is_exit());
+    /// ```
     #[track_caller]
     pub fn kill_nowait(&self) {
         kill_core(&self.core, Box::new(GreenletExit), false);

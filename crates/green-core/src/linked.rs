@@ -49,6 +49,15 @@ pub enum LinkedExited {
 
 impl LinkedExited {
     /// The linked greenlet's name.
+    ///
+    /// # Examples
+    /// ```
+    /// let w = green_core::Builder::new().name("w").spawn(|| ()).unwrap();
+    /// w.link_to(&green_core::current());
+    /// let raised = std::panic::catch_unwind(|| green_core::sleep(std::time::Duration::from_secs(5)));
+    /// let payload = raised.unwrap_err();
+    /// assert_eq!(payload.downcast_ref::<green_core::LinkedExited>().unwrap().greenlet(), "w");
+    /// ```
     pub fn greenlet(&self) -> &str {
         match self {
             LinkedExited::Completed { greenlet }
@@ -177,6 +186,16 @@ where
 
 /// [`spawn_link`] raising only when `f` returns a value
 /// ([`LinkedExited::Completed`]; the tutorial's `spawn_link_value`).
+///
+/// # Examples
+/// ```
+/// let supervisor = green_core::spawn(|| {
+///     let _worker = green_core::spawn_link_value(|| 42);
+///     let raised = std::panic::catch_unwind(|| green_core::sleep(std::time::Duration::from_secs(5)));
+///     raised.unwrap_err().downcast::<green_core::LinkedExited>().unwrap().to_string()
+/// });
+/// assert!(supervisor.get().unwrap().ends_with("completed"));
+/// ```
 #[track_caller]
 pub fn spawn_link_value<F, T>(f: F) -> Greenlet<T>
 where
@@ -189,6 +208,17 @@ where
 /// [`spawn_link`] raising only when `f` fails ([`LinkedExited::Failed`]; the
 /// tutorial's `spawn_link_exception`). A greenlet killed with
 /// `GreenletExit` did not fail, as in gevent.
+///
+/// # Examples
+/// ```
+/// # green_core::silence_failures();
+/// let supervisor = green_core::spawn(|| {
+///     let _worker = green_core::spawn_link_exception(|| -> u8 { panic!("crashed") });
+///     let raised = std::panic::catch_unwind(|| green_core::sleep(std::time::Duration::from_secs(5)));
+///     raised.unwrap_err().downcast::<green_core::LinkedExited>().unwrap().to_string()
+/// });
+/// assert!(supervisor.get().unwrap().contains("crashed"));
+/// ```
 #[track_caller]
 pub fn spawn_link_exception<F, T>(f: F) -> Greenlet<T>
 where

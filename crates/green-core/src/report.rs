@@ -63,22 +63,102 @@ impl Failure {
 
     /// What failed: `greenlet 'worker'`, `a rawlink of greenlet 'worker'`,
     /// `dropping the value of greenlet 'worker'`, ...
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// green_core::set_failure_reporter(move |f| {
+    ///     let at = f.panicked_at().map(str::to_owned);
+    ///     s.lock().unwrap().push((f.what().to_owned(), f.message().to_owned(), f.spawned_at(), at));
+    ///     let _ = f.backtrace(); // Some when RUST_BACKTRACE is set
+    /// });
+    /// let g = green_core::Builder::new().name("w").spawn(|| -> u8 { panic!("boom") }).unwrap();
+    /// let _ = g.get();
+    /// green_core::reset_failure_reporter();
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0].0, "greenlet 'w'");
+    /// assert_eq!(seen[0].1, "boom");
+    /// assert!(seen[0].2.is_some() && seen[0].3.is_some());
+    /// ```
     pub fn what(&self) -> &str {
         &self.what
     }
 
     /// Where the greenlet concerned was spawned.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// green_core::set_failure_reporter(move |f| {
+    ///     let at = f.panicked_at().map(str::to_owned);
+    ///     s.lock().unwrap().push((f.what().to_owned(), f.message().to_owned(), f.spawned_at(), at));
+    ///     let _ = f.backtrace(); // Some when RUST_BACKTRACE is set
+    /// });
+    /// let g = green_core::Builder::new().name("w").spawn(|| -> u8 { panic!("boom") }).unwrap();
+    /// let _ = g.get();
+    /// green_core::reset_failure_reporter();
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0].0, "greenlet 'w'");
+    /// assert_eq!(seen[0].1, "boom");
+    /// assert!(seen[0].2.is_some() && seen[0].3.is_some());
+    /// ```
     pub fn spawned_at(&self) -> Option<&'static Location<'static>> {
         self.spawned_at
     }
 
     /// Where the panic happened (`file:line:column`), when a panic hook saw
     /// it (a payload raised with `std::panic::resume_unwind` runs no hook).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// green_core::set_failure_reporter(move |f| {
+    ///     let at = f.panicked_at().map(str::to_owned);
+    ///     s.lock().unwrap().push((f.what().to_owned(), f.message().to_owned(), f.spawned_at(), at));
+    ///     let _ = f.backtrace(); // Some when RUST_BACKTRACE is set
+    /// });
+    /// let g = green_core::Builder::new().name("w").spawn(|| -> u8 { panic!("boom") }).unwrap();
+    /// let _ = g.get();
+    /// green_core::reset_failure_reporter();
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0].0, "greenlet 'w'");
+    /// assert_eq!(seen[0].1, "boom");
+    /// assert!(seen[0].2.is_some() && seen[0].3.is_some());
+    /// ```
     pub fn panicked_at(&self) -> Option<&str> {
         self.panicked_at.as_deref()
     }
 
     /// The panic message, or a description of the failure.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// green_core::set_failure_reporter(move |f| {
+    ///     let at = f.panicked_at().map(str::to_owned);
+    ///     s.lock().unwrap().push((f.what().to_owned(), f.message().to_owned(), f.spawned_at(), at));
+    ///     let _ = f.backtrace(); // Some when RUST_BACKTRACE is set
+    /// });
+    /// let g = green_core::Builder::new().name("w").spawn(|| -> u8 { panic!("boom") }).unwrap();
+    /// let _ = g.get();
+    /// green_core::reset_failure_reporter();
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0].0, "greenlet 'w'");
+    /// assert_eq!(seen[0].1, "boom");
+    /// assert!(seen[0].2.is_some() && seen[0].3.is_some());
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -86,6 +166,26 @@ impl Failure {
     /// The panic's backtrace, captured where it happened when
     /// `RUST_BACKTRACE` is set (as `std::backtrace::Backtrace::capture`
     /// decides), already formatted.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// green_core::set_failure_reporter(move |f| {
+    ///     let at = f.panicked_at().map(str::to_owned);
+    ///     s.lock().unwrap().push((f.what().to_owned(), f.message().to_owned(), f.spawned_at(), at));
+    ///     let _ = f.backtrace(); // Some when RUST_BACKTRACE is set
+    /// });
+    /// let g = green_core::Builder::new().name("w").spawn(|| -> u8 { panic!("boom") }).unwrap();
+    /// let _ = g.get();
+    /// green_core::reset_failure_reporter();
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0].0, "greenlet 'w'");
+    /// assert_eq!(seen[0].1, "boom");
+    /// assert!(seen[0].2.is_some() && seen[0].3.is_some());
+    /// ```
     pub fn backtrace(&self) -> Option<&str> {
         self.backtrace.as_deref()
     }

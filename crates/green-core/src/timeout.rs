@@ -336,6 +336,16 @@ impl Timeout {
     ///
     /// # Kill safety
     /// The timer is cancelled however `f` ends.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let fast = green_core::Timeout::run(Duration::from_secs(5), || 7);
+    /// assert_eq!(fast.unwrap(), 7);
+    /// let slow = green_core::Timeout::run(Duration::from_millis(1), || green_core::sleep(Duration::from_secs(5)));
+    /// assert!(slow.is_err());
+    /// ```
     #[track_caller]
     pub fn run<T>(
         duration: impl Into<Option<Duration>>,

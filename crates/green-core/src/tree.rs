@@ -55,6 +55,13 @@ pub fn add_spawn_callback(callback: impl Fn(&GreenletRef) + 'static) -> SpawnCal
 
 /// Removes a callback added with [`add_spawn_callback`] on this thread;
 /// whether it was there.
+///
+/// # Examples
+/// ```
+/// let id = green_core::add_spawn_callback(|_| {});
+/// assert!(green_core::remove_spawn_callback(id));
+/// assert!(!green_core::remove_spawn_callback(id));
+/// ```
 pub fn remove_spawn_callback(id: SpawnCallbackId) -> bool {
     SPAWN_CALLBACKS.with(|all| {
         let mut all = all.borrow_mut();
@@ -122,6 +129,16 @@ pub(crate) type SpawnTree = Rc<RefCell<Vec<(TypeId, Rc<dyn Any>)>>>;
 
 impl SpawnTreeLocals {
     /// Stores `value` for its type, returning the value it replaces.
+    ///
+    /// # Examples
+    /// ```
+    /// let locals = green_core::spawn_tree_locals();
+    /// assert_eq!(locals.insert(1_u32), None);
+    /// assert_eq!(locals.insert(2_u32).as_deref(), Some(&1));
+    /// assert_eq!(locals.get::<u32>().as_deref(), Some(&2));
+    /// assert_eq!(locals.remove::<u32>().as_deref(), Some(&2));
+    /// assert!(locals.ptr_eq(&green_core::spawn_tree_locals()));
+    /// ```
     pub fn insert<T: 'static>(&self, value: T) -> Option<Rc<T>> {
         let value: Rc<dyn Any> = Rc::new(value);
         let mut values = self.values.borrow_mut();
@@ -137,6 +154,16 @@ impl SpawnTreeLocals {
     }
 
     /// The value stored for type `T`.
+    ///
+    /// # Examples
+    /// ```
+    /// let locals = green_core::spawn_tree_locals();
+    /// assert_eq!(locals.insert(1_u32), None);
+    /// assert_eq!(locals.insert(2_u32).as_deref(), Some(&1));
+    /// assert_eq!(locals.get::<u32>().as_deref(), Some(&2));
+    /// assert_eq!(locals.remove::<u32>().as_deref(), Some(&2));
+    /// assert!(locals.ptr_eq(&green_core::spawn_tree_locals()));
+    /// ```
     pub fn get<T: 'static>(&self) -> Option<Rc<T>> {
         let values = self.values.borrow();
         let (_, value) = values.iter().find(|(t, _)| *t == TypeId::of::<T>())?;
@@ -144,6 +171,16 @@ impl SpawnTreeLocals {
     }
 
     /// Removes and returns the value stored for type `T`.
+    ///
+    /// # Examples
+    /// ```
+    /// let locals = green_core::spawn_tree_locals();
+    /// assert_eq!(locals.insert(1_u32), None);
+    /// assert_eq!(locals.insert(2_u32).as_deref(), Some(&1));
+    /// assert_eq!(locals.get::<u32>().as_deref(), Some(&2));
+    /// assert_eq!(locals.remove::<u32>().as_deref(), Some(&2));
+    /// assert!(locals.ptr_eq(&green_core::spawn_tree_locals()));
+    /// ```
     pub fn remove<T: 'static>(&self) -> Option<Rc<T>> {
         let mut values = self.values.borrow_mut();
         let at = values.iter().position(|(t, _)| *t == TypeId::of::<T>())?;
@@ -153,6 +190,16 @@ impl SpawnTreeLocals {
     }
 
     /// Whether both handles are the same tree's.
+    ///
+    /// # Examples
+    /// ```
+    /// let locals = green_core::spawn_tree_locals();
+    /// assert_eq!(locals.insert(1_u32), None);
+    /// assert_eq!(locals.insert(2_u32).as_deref(), Some(&1));
+    /// assert_eq!(locals.get::<u32>().as_deref(), Some(&2));
+    /// assert_eq!(locals.remove::<u32>().as_deref(), Some(&2));
+    /// assert!(locals.ptr_eq(&green_core::spawn_tree_locals()));
+    /// ```
     pub fn ptr_eq(&self, other: &SpawnTreeLocals) -> bool {
         Rc::ptr_eq(&self.values, &other.values)
     }
@@ -170,6 +217,16 @@ impl fmt::Debug for SpawnTreeLocals {
 ///
 /// # Panics
 /// Inside the hub (a rawlink callback), where no greenlet runs.
+///
+/// # Examples
+/// ```
+/// let locals = green_core::spawn_tree_locals();
+/// assert_eq!(locals.insert(1_u32), None);
+/// assert_eq!(locals.insert(2_u32).as_deref(), Some(&1));
+/// assert_eq!(locals.get::<u32>().as_deref(), Some(&2));
+/// assert_eq!(locals.remove::<u32>().as_deref(), Some(&2));
+/// assert!(locals.ptr_eq(&green_core::spawn_tree_locals()));
+/// ```
 pub fn spawn_tree_locals() -> SpawnTreeLocals {
     let current = crate::hub::hub().current_for_blocking();
     tree_locals_of(&current)

@@ -75,11 +75,27 @@ pub struct LinkId(pub(crate) u64);
 impl LinkId {
     /// Wraps a number, for [`Waitable`](crate::Waitable) implementations
     /// outside this crate that keep their own link tables.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let id = g.rawlink(|_| {});
+    /// let raw = id.as_raw();
+    /// assert!(g.unlink(green_core::LinkId::from_raw(raw)));
+    /// ```
     pub fn from_raw(raw: u64) -> LinkId {
         LinkId(raw)
     }
 
     /// The number inside.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = green_core::spawn(|| ());
+    /// let id = g.rawlink(|_| {});
+    /// let raw = id.as_raw();
+    /// assert!(g.unlink(green_core::LinkId::from_raw(raw)));
+    /// ```
     pub fn as_raw(self) -> u64 {
         self.0
     }
