@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::error::GreenletError;
-use crate::greenlet::state::{LinkAction, LinkFilter};
+use crate::greenlet::state::{CoreRef, LinkAction, LinkFilter};
 use crate::greenlet::{Greenlet, GreenletRef, LinkId};
 use crate::hub::{add_link, kill_core, throw_each, unlink};
 use crate::hub::{deadline_after, existing_hub, hub, TimerWake};
@@ -35,16 +35,22 @@ impl<T: 'static> Waitable for Greenlet<T> {
     }
 
     fn link_ready(&self, callback: Box<dyn FnOnce()>) -> LinkId {
-        add_link(
-            &self.core_ref_pub(),
-            LinkFilter::Always,
-            LinkAction::Raw(Box::new(move |_: &_| callback())),
-        )
+        link_ready_on(&self.core_ref_pub(), callback)
     }
 
     fn unlink_ready(&self, id: LinkId) {
         unlink(self.core_ref_pub().core(), id);
     }
+}
+
+/// A greenlet's [`Waitable::link_ready`]: a rawlink that fires however it
+/// ends.
+fn link_ready_on(core: &CoreRef, callback: Box<dyn FnOnce()>) -> LinkId {
+    add_link(
+        core,
+        LinkFilter::Always,
+        LinkAction::Raw(Box::new(move |_: &_| callback())),
+    )
 }
 
 /// Yields the indices of `objects` as they become ready, waiting at most
@@ -232,11 +238,7 @@ impl Waitable for GreenletRef {
     }
 
     fn link_ready(&self, callback: Box<dyn FnOnce()>) -> LinkId {
-        add_link(
-            &self.core_ref_pub(),
-            LinkFilter::Always,
-            LinkAction::Raw(Box::new(move |_: &_| callback())),
-        )
+        link_ready_on(&self.core_ref_pub(), callback)
     }
 
     fn unlink_ready(&self, id: LinkId) {
