@@ -9,6 +9,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
+pub(crate) use crate::greenlet::state::SpawnTree;
 use crate::greenlet::state::{Core, CoreRef};
 use crate::greenlet::GreenletRef;
 
@@ -123,9 +124,6 @@ pub struct SpawnTreeLocals {
     values: SpawnTree,
     _not_send: PhantomData<*const ()>,
 }
-
-/// A spawn tree's values, shared by its greenlets' records.
-pub(crate) type SpawnTree = Rc<RefCell<Vec<(TypeId, Rc<dyn Any>)>>>;
 
 impl SpawnTreeLocals {
     /// Stores `value` for its type, returning the value it replaces.

@@ -203,10 +203,13 @@ pub(crate) struct Extra {
     /// killer's waiter).
     pub(crate) kill_waiters: Vec<Rc<KillWait>>,
     /// Its spawn tree's values, once found (`tree.rs`).
-    pub(crate) spawn_tree: Option<crate::tree::SpawnTree>,
+    pub(crate) spawn_tree: Option<SpawnTree>,
     /// Built to start a spawn tree of its own (`Builder::new_spawn_tree`).
     pub(crate) starts_spawn_tree: bool,
 }
+
+/// A spawn tree's values, shared by its greenlets' records (`tree.rs`).
+pub(crate) type SpawnTree = Rc<RefCell<Vec<(std::any::TypeId, Rc<dyn Any>)>>>;
 
 /// A blocking kill's wait for its own kill (gevent's `Waiter` in `kill`):
 /// shared by the killer, the kill's queue entry and, once that entry came
@@ -432,14 +435,14 @@ impl Core {
     }
 
     /// Its spawn tree, if found already.
-    pub(crate) fn spawn_tree(&self) -> Option<crate::tree::SpawnTree> {
+    pub(crate) fn spawn_tree(&self) -> Option<SpawnTree> {
         self.extra
             .borrow()
             .as_ref()
             .and_then(|e| e.spawn_tree.clone())
     }
 
-    pub(crate) fn set_spawn_tree(&self, tree: crate::tree::SpawnTree) {
+    pub(crate) fn set_spawn_tree(&self, tree: SpawnTree) {
         self.extra
             .borrow_mut()
             .get_or_insert_with(Box::default)
