@@ -125,3 +125,40 @@ fn a_receiver_that_is_gone_is_left_alone() {
         sleep(Duration::from_millis(1));
     });
 }
+
+#[test]
+fn catch_linked_catches_only_a_linked_exit() {
+    green_core::silence_failures();
+    green_core::run(|| {
+        let supervisor = spawn(|| {
+            let _w = spawn_link(|| -> u8 { panic!("boom") });
+            let caught = green_core::catch_linked(|| sleep(Duration::from_secs(10)));
+            let Err(LinkedExited::Failed { error, .. }) = caught else {
+                panic!("expected a Failed: {caught:?}");
+            };
+            assert_eq!(error.message(), "boom");
+            // A kill is not caught by it.
+            green_core::catch_linked(|| sleep(Duration::from_secs(10))).ok();
+            "not reached"
+        });
+        green_core::yield_now();
+        green_core::sleep(Duration::from_millis(2));
+        supervisor.kill();
+        assert!(
+            supervisor.exception().unwrap().is_exit(),
+            "the kill went through"
+        );
+    });
+}
+
+#[test]
+fn handles_can_be_used_inside_std_catch_unwind() {
+    green_core::run(|| {
+        let g = spawn(|| sleep(Duration::from_secs(10)));
+        // Compiles: handles are UnwindSafe.
+        let r = panic::catch_unwind(|| {
+            green_core::killall(&[&g]);
+        });
+        assert!(r.is_ok() && g.dead());
+    });
+}

@@ -9,7 +9,7 @@
 //! lets green-core's own unwinds continue.
 
 use std::any::Any;
-use std::panic::{self, UnwindSafe};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::error::is_green_core_payload;
 use crate::hub::existing_hub;
@@ -18,6 +18,11 @@ use crate::hub::existing_hub;
 /// of `f` comes back as `Err`, while a [`GreenletExit`](crate::GreenletExit),
 /// a [`KillPayload`](crate::KillPayload) or a [`Timeout`](crate::Timeout)
 /// raised inside `f` goes on unwinding to whoever it is meant for.
+///
+/// Unlike `std::panic::catch_unwind` it does not ask for `UnwindSafe`: it is
+/// meant around a request handler or a task, whose state the caller drops
+/// or rebuilds after a panic (wrap in `AssertUnwindSafe` is what users
+/// write there anyway).
 ///
 /// # Errors
 /// The panic payload, when `f` panicked.
@@ -38,8 +43,8 @@ use crate::hub::existing_hub;
 /// });
 /// assert!(outer.is_err());
 /// ```
-pub fn catch_unwind<R>(f: impl FnOnce() -> R + UnwindSafe) -> std::thread::Result<R> {
-    match panic::catch_unwind(f) {
+pub fn catch_unwind<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
         Err(payload) if is_green_core_payload(&*payload) => panic::resume_unwind(payload),
         Err(payload) => {

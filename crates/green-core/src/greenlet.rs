@@ -1094,6 +1094,14 @@ impl<T: 'static> Greenlet<T> {
     }
 }
 
+// A handle stays usable after a panic was caught around code that used it:
+// the hub keeps a greenlet's record consistent across unwinds (kills and
+// timeouts are unwinds by design), so `catch_unwind` need not refuse it.
+impl<T> std::panic::UnwindSafe for Greenlet<T> {}
+impl<T> std::panic::RefUnwindSafe for Greenlet<T> {}
+impl std::panic::UnwindSafe for GreenletRef {}
+impl std::panic::RefUnwindSafe for GreenletRef {}
+
 /// The ways to read a result that hand out a clone. A result type that is
 /// not `Clone` is read with [`Greenlet::take`], which moves it out.
 impl<T: Clone + 'static> Greenlet<T> {
@@ -1633,6 +1641,9 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     let me_ref: CoreRef = me;
     let joiner = hub.on_death_handing_off(&me_ref);
     hub.leave_finished(me_ref.core(), joiner);
+    // Its last reference may still hold user data (a spawn-tree value, a
+    // link): the hub drops it guarded (H1), not this fiber's root.
+    hub.release_record(me_ref, false);
 }
 
 /// Drops a finished greenlet's value and death payload here, on its own

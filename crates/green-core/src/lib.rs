@@ -67,7 +67,8 @@
 //! greenlet carries on), and an outer `Timeout::run` returns `Ok` because its
 //! timeout never reached it. Use [`catch_unwind`] instead (it catches your
 //! code's panics and lets kills and timeouts continue), or resume what
-//! [`is_kill_or_timeout`] recognises:
+//! [`is_kill_or_timeout`] recognises. A supervisor catches only a linked
+//! greenlet's end with [`catch_linked`]:
 //!
 //! ```
 //! use std::time::Duration;
@@ -139,7 +140,7 @@ pub use greenlet::{
     current, spawn, spawn_after_local, spawn_later, spawn_raw, Builder, Greenlet, GreenletRef,
     KillPayload, LinkId,
 };
-pub use linked::{spawn_link, spawn_link_exception, spawn_link_value, LinkedExited};
+pub use linked::{catch_linked, spawn_link, spawn_link_exception, spawn_link_value, LinkedExited};
 pub use report::{
     default_failure_reporter, reset_failure_reporter, set_failure_reporter, silence_failures,
     Failure,
@@ -256,6 +257,10 @@ impl RunOptions {
 /// ```
 #[track_caller]
 pub fn run_with<R>(options: RunOptions, f: impl FnOnce() -> R) -> R {
+    if hub::existing_hub().is_some_and(|hub| hub.in_run.get()) {
+        // `run` says why runs cannot nest; the backend is beside the point.
+        return run(f);
+    }
     if let Err(message) = hub::request_backend(options.backend) {
         panic!("{message}");
     }

@@ -240,3 +240,48 @@ where
     g.start();
     g
 }
+
+/// Runs `f`; a [`LinkedExited`] raised inside it (a linked greenlet ended)
+/// comes back as `Err`, while kills, timeouts and panics go on unwinding.
+/// The supervisor's tool: [`catch_unwind`](crate::catch_unwind) lets a
+/// `LinkedExited` through, and `std::panic::catch_unwind` would swallow
+/// kills too.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use green_core::LinkedExited;
+///
+/// # green_core::silence_failures();
+/// let supervisor = green_core::spawn(|| {
+///     let mut restarts = 0;
+///     let mut worker = green_core::spawn_link_exception(|| -> u8 { panic!("crash") });
+///     while restarts < 3 {
+///         match green_core::catch_linked(|| green_core::sleep(Duration::from_secs(5))) {
+///             Err(LinkedExited::Failed { .. }) => {
+///                 restarts += 1;
+///                 worker = green_core::spawn_link_exception(|| -> u8 { panic!("crash") });
+///             }
+///             _ => break,
+///         }
+///     }
+///     worker.kill();
+///     restarts
+/// });
+/// assert_eq!(supervisor.get().unwrap(), 3);
+/// ```
+pub fn catch_linked<R>(f: impl FnOnce() -> R) -> Result<R, LinkedExited> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(value) => Ok(value),
+        Err(payload) => match payload.downcast::<LinkedExited>() {
+            Ok(exited) => {
+                // Its unwind is over (U1).
+                if let Some(hub) = crate::hub::existing_hub() {
+                    hub.caught_in_current(&*exited);
+                }
+                Err(*exited)
+            }
+            Err(other) => std::panic::resume_unwind(other),
+        },
+    }
+}

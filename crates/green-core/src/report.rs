@@ -38,6 +38,8 @@ pub(crate) struct PanicSite {
     /// The greenlet it happened in (its id; 0 for the hub fiber).
     pub(crate) greenlet: u64,
     pub(crate) at: String,
+    /// Its message, for when it must be printed before its report.
+    pub(crate) message: String,
     pub(crate) backtrace: Option<String>,
 }
 

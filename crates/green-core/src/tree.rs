@@ -238,18 +238,33 @@ pub(crate) fn tree_locals_of(core: &CoreRef) -> SpawnTreeLocals {
     }
 }
 
+/// Walks up the spawners (a loop: chains may be deep) to the first that
+/// has found its tree, or to the tree's root, and gives the tree to every
+/// greenlet on the way.
 fn tree_of(core: &CoreRef) -> SpawnTree {
-    let c = core.core();
-    if let Some(tree) = c.spawn_tree() {
-        return tree;
-    }
-    let spawner = c.parent.as_ref().and_then(std::rc::Weak::upgrade);
-    let tree = match spawner {
-        // Children of the main greenlet each start a tree (gevent).
-        Some(spawner) if !spawner.core().is_main && !c.starts_spawn_tree() => tree_of(&spawner),
-        _ => SpawnTree::default(),
+    let mut path: Vec<CoreRef> = Vec::new();
+    let mut at = Rc::clone(core);
+    let tree = loop {
+        let c = at.core();
+        if let Some(tree) = c.spawn_tree() {
+            break tree;
+        }
+        let spawner = c.parent.as_ref().and_then(std::rc::Weak::upgrade);
+        match spawner {
+            // Children of the main greenlet each start a tree (gevent).
+            Some(spawner) if !spawner.core().is_main && !c.starts_spawn_tree() => {
+                path.push(std::mem::replace(&mut at, spawner));
+            }
+            _ => {
+                let tree = SpawnTree::default();
+                c.set_spawn_tree(Rc::clone(&tree));
+                break tree;
+            }
+        }
     };
-    c.set_spawn_tree(Rc::clone(&tree));
+    for c in path {
+        c.core().set_spawn_tree(Rc::clone(&tree));
+    }
     tree
 }
 

@@ -112,6 +112,7 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
 impl Iterator for Iwait<'_> {
     type Item = usize;
 
+    #[track_caller]
     fn next(&mut self) -> Option<usize> {
         self.next_here()
     }
@@ -208,6 +209,11 @@ pub fn wait(
 /// [`GreenletRef`]. [`joinall`] and [`killall`] take a slice of one of them;
 /// for greenlets that return different types, pass their untyped handles
 /// (`[a.as_ref(), b.as_ref()]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a greenlet handle that `joinall`/`killall` take",
+    note = "pass `Greenlet<T>`s of one type, or `GreenletRef`s (`g.as_ref()`) for mixed types: \
+            `joinall(&[a.as_ref(), b.as_ref()])`"
+)]
 pub trait AnyGreenlet: Waitable + sealed::Sealed {
     /// The untyped handle.
     fn greenlet_ref(&self) -> GreenletRef;
@@ -218,6 +224,27 @@ mod sealed {
     pub trait Sealed {}
     impl<T: 'static> Sealed for crate::Greenlet<T> {}
     impl Sealed for crate::GreenletRef {}
+    impl<G: Sealed> Sealed for &G {}
+}
+
+impl<W: Waitable + ?Sized> Waitable for &W {
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+
+    fn link_ready(&self, callback: Box<dyn FnOnce()>) -> LinkId {
+        (**self).link_ready(callback)
+    }
+
+    fn unlink_ready(&self, id: LinkId) {
+        (**self).unlink_ready(id);
+    }
+}
+
+impl<G: AnyGreenlet> AnyGreenlet for &G {
+    fn greenlet_ref(&self) -> GreenletRef {
+        (**self).greenlet_ref()
+    }
 }
 
 impl<T: 'static> AnyGreenlet for Greenlet<T> {
@@ -394,6 +421,9 @@ pub fn killall_with<G: AnyGreenlet>(
     timeout: Option<Duration>,
 ) -> bool {
     let all: Vec<GreenletRef> = greenlets.iter().map(AnyGreenlet::greenlet_ref).collect();
+    if all.iter().any(GreenletRef::is_main) {
+        panic!("green-core: the main greenlet cannot be killed (it is among killall's greenlets)");
+    }
     let mut need_killed = Vec::with_capacity(all.len());
     for g in &all {
         if g.dead() {

@@ -70,6 +70,15 @@ const _: fn() = || {
     is_unpin::<Greenlet<()>>();
 };
 
+/// Handles are `UnwindSafe` and `RefUnwindSafe`: usable inside
+/// `std::panic::catch_unwind` (the hub keeps a record consistent across
+/// unwinds).
+const _: fn() = || {
+    fn is_unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    is_unwind_safe::<Greenlet<std::cell::Cell<u8>>>();
+    is_unwind_safe::<GreenletRef>();
+};
+
 /// `GreenletRef` (what `current()` returns): !Send, !Sync.
 const _: fn() = || {
     not_send!(GreenletRef);

@@ -216,7 +216,7 @@ impl Hub {
     /// Lets go of a reference to a dead greenlet's record. Its last
     /// reference may hold user data (a value, a kill payload): the hub drops
     /// it, guarded (H1), not whichever greenlet is switching.
-    pub(super) fn release_record(&self, core: CoreRef, in_hub: bool) {
+    pub(crate) fn release_record(&self, core: CoreRef, in_hub: bool) {
         if Rc::strong_count(&core) > 1 {
             return;
         }

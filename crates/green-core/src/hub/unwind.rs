@@ -63,7 +63,11 @@ pub(super) fn install_panic_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             let in_greenlet = note_panic_in_current_greenlet(info);
-            if let Some(e) = info.payload().downcast_ref::<crate::LoopExit>() {
+            let payload = info.payload();
+            if let Some(e) = payload.downcast_ref::<crate::LoopExit>() {
+                print_like_the_standard_hook(info, &e.to_string());
+            } else if let Some(e) = payload.downcast_ref::<crate::LinkedExited>() {
+                // Raised into the main greenlet (`Hub::raise`).
                 print_like_the_standard_hook(info, &e.to_string());
             } else if !in_greenlet {
                 previous(info);
@@ -94,9 +98,15 @@ fn note_panic_in_current_greenlet(info: &panic::PanicHookInfo<'_>) -> bool {
             let depth = &core.unwind_depth;
             let unwinding_already = depth.get() > 0;
             depth.set(depth.get() + 1);
-            // A panic in a destructor mid-unwind may abort the process:
-            // the standard hook's message is then the only one.
-            if core.is_main || unwinding_already {
+            if core.is_main {
+                return false;
+            }
+            if unwinding_already {
+                // A panic in a destructor mid-unwind may abort the process
+                // before the failure report: the first panic, kept quiet
+                // for that report, is printed now, and the standard hook
+                // prints this one.
+                print_quiet_panic_before_a_second(hub, core.id);
                 return false;
             }
             core.id
@@ -105,16 +115,83 @@ fn note_panic_in_current_greenlet(info: &panic::PanicHookInfo<'_>) -> bool {
         None => 0,
     };
     if let (Ok(mut last), Some(at)) = (hub.last_panic.try_borrow_mut(), info.location()) {
-        let backtrace = std::backtrace::Backtrace::capture();
-        let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
-            .then(|| backtrace.to_string());
         *last = Some(crate::report::PanicSite {
             greenlet: whose,
             at: at.to_string(),
-            backtrace,
+            message: crate::error::payload_message(info.payload()),
+            backtrace: captured_backtrace(),
         });
     }
     true
+}
+
+/// The backtrace of the panic being hooked, when `RUST_BACKTRACE` asks for
+/// one, without the frames of the hook and of std's panic machinery above
+/// the code that panicked.
+fn captured_backtrace() -> Option<String> {
+    let backtrace = std::backtrace::Backtrace::capture();
+    (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+        .then(|| from_the_panicking_frame(&backtrace.to_string()))
+}
+
+/// Drops the leading frames of a formatted backtrace that belong to the
+/// panic machinery (capture, this hook, std's and core's `panicking`).
+fn from_the_panicking_frame(text: &str) -> String {
+    const MACHINERY: &[&str] = &[
+        "backtrace",
+        "green_core::hub::unwind",
+        "panicking",
+        "rust_begin_unwind",
+        "panic_fmt",
+        "begin_panic",
+        "as core::ops::function::Fn<",
+    ];
+    let is_frame = |line: &str| {
+        let t = line.trim_start();
+        t.split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut start = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if !is_frame(line) {
+            continue;
+        }
+        if MACHINERY.iter().any(|m| line.contains(m)) {
+            continue;
+        }
+        start = i;
+        break;
+    }
+    lines[start..].join("\n")
+}
+
+/// A second panic in a greenlet that is unwinding from a first one the hook
+/// kept quiet: prints the first (the process may abort before it is
+/// reported).
+fn print_quiet_panic_before_a_second(hub: &Hub, greenlet: u64) {
+    let Ok(mut last) = hub.last_panic.try_borrow_mut() else {
+        return;
+    };
+    if let Some(first) = last.take_if(|site| site.greenlet == greenlet) {
+        eprintln!(
+            "green: a greenlet panicked at {}: {} (printed now: a second panic follows while it \
+             unwinds)",
+            first.at, first.message
+        );
+    }
+}
+
+/// A `LinkedExited` raised in the main greenlet: through the panic hook
+/// (which counts the unwind, U1, and prints its message), since nothing
+/// reports a main greenlet's failure otherwise.
+#[cold]
+#[inline(never)]
+fn raise_in_main_loudly(payload: green_ctx::Payload) -> ! {
+    match payload.downcast::<crate::LinkedExited>() {
+        Ok(exited) => panic::panic_any(*exited),
+        Err(payload) => panic::resume_unwind(payload),
+    }
 }
 
 /// What the standard hook prints, for a payload it cannot print itself.
@@ -124,6 +201,12 @@ fn print_like_the_standard_hook(info: &panic::PanicHookInfo<'_>, message: &str) 
     match info.location() {
         Some(at) => eprintln!("thread '{name}' panicked at {at}:\n{message}"),
         None => eprintln!("thread '{name}' panicked:\n{message}"),
+    }
+    match captured_backtrace() {
+        Some(backtrace) => eprintln!("stack backtrace:\n{backtrace}"),
+        None => eprintln!(
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
+        ),
     }
 }
 
@@ -217,6 +300,9 @@ impl Hub {
     /// is one more the unwinder walks, twice.
     #[inline(always)]
     pub(crate) fn raise(&self, core: &Core, payload: green_ctx::Payload) -> ! {
+        if core.is_main && payload.is::<crate::LinkedExited>() {
+            raise_in_main_loudly(payload);
+        }
         core.unwind_depth.set(core.unwind_depth.get() + 1);
         panic::resume_unwind(payload)
     }
