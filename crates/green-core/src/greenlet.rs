@@ -505,8 +505,9 @@ impl<T: 'static> Greenlet<T> {
         }
         if builder.new_spawn_tree {
             inner.core.set_starts_spawn_tree();
+        } else if let Some(spawner) = parent.as_ref().filter(|p| !p.core().is_main) {
+            crate::tree::inherit_tree(&inner.core, spawner);
         }
-        crate::tree::inherit_tree(&inner.core, parent.as_ref());
         Ok(Greenlet { inner })
     }
 
@@ -1643,7 +1644,12 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
     hub.leave_finished(me_ref.core(), joiner);
     // Its last reference may still hold user data (a spawn-tree value, a
     // link): the hub drops it guarded (H1), not this fiber's root.
-    hub.release_record(me_ref, false);
+    if Rc::strong_count(&me_ref) > 1 {
+        // A handle or a joiner holds it still (the common case).
+        drop(me_ref);
+    } else {
+        hub.release_record(me_ref, false);
+    }
 }
 
 /// Drops a finished greenlet's value and death payload here, on its own

@@ -268,16 +268,10 @@ fn tree_of(core: &CoreRef) -> SpawnTree {
     tree
 }
 
-/// At spawn: a greenlet whose spawner has found its tree shares it from the
-/// start (so that it does so whatever happens to the spawner later).
-pub(crate) fn inherit_tree(child: &Core, spawner: Option<&CoreRef>) {
-    if child.starts_spawn_tree() {
-        return;
-    }
-    let Some(spawner) = spawner else { return };
-    if spawner.core().is_main {
-        return;
-    }
+/// At spawn (by a greenlet other than the main one, into a greenlet that
+/// does not start a tree of its own): a spawner that has found its tree
+/// shares it from the start, whatever happens to the spawner later.
+pub(crate) fn inherit_tree(child: &Core, spawner: &CoreRef) {
     if let Some(tree) = spawner.core().spawn_tree() {
         child.set_spawn_tree(tree);
     }
