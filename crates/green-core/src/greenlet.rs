@@ -1638,6 +1638,13 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
             record_death(core, payload);
         }
     }
+    // Its greenlet-locals go with it, dropped here on its own stack (a
+    // destructor may block like any code of the greenlet; a panic in one is
+    // reported against it).
+    let locals = core.take_locals();
+    if !locals.is_empty() {
+        let _ = hub.drop_guarded(locals, core, "dropping the greenlet-local values");
+    }
     drop_unobserved_outcome(hub, &me);
     let me_ref: CoreRef = me;
     let joiner = hub.on_death_handing_off(&me_ref);

@@ -124,10 +124,12 @@ mod hub;
 #[allow(unsafe_code)]
 mod hub_record;
 mod linked;
+mod local;
 mod report;
 mod slab;
 mod sleep;
 mod stacks;
+pub mod sync;
 mod timeout;
 mod tree;
 mod wait;
@@ -141,6 +143,7 @@ pub use greenlet::{
     KillPayload, LinkId,
 };
 pub use linked::{catch_linked, spawn_link, spawn_link_exception, spawn_link_value, LinkedExited};
+pub use local::Local;
 pub use report::{
     default_failure_reporter, reset_failure_reporter, set_failure_reporter, silence_failures,
     Failure,

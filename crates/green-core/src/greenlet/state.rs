@@ -206,6 +206,8 @@ pub(crate) struct Extra {
     pub(crate) spawn_tree: Option<SpawnTree>,
     /// Built to start a spawn tree of its own (`Builder::new_spawn_tree`).
     pub(crate) starts_spawn_tree: bool,
+    /// Its greenlet-local values (`local.rs`), by the `Local`'s id.
+    pub(crate) locals: Vec<(u64, Rc<dyn Any>)>,
 }
 
 /// A spawn tree's values, shared by its greenlets' records (`tree.rs`).
@@ -447,6 +449,47 @@ impl Core {
             .borrow_mut()
             .get_or_insert_with(Box::default)
             .spawn_tree = Some(tree);
+    }
+
+    /// Its value of the greenlet-local `id`, if it has one.
+    pub(crate) fn local(&self, id: u64) -> Option<Rc<dyn Any>> {
+        let extra = self.extra.borrow();
+        let locals = &extra.as_ref()?.locals;
+        locals
+            .iter()
+            .find(|(key, _)| *key == id)
+            .map(|(_, value)| Rc::clone(value))
+    }
+
+    /// Stores its value of the greenlet-local `id`; returns the old one,
+    /// for the caller to drop outside the borrow.
+    pub(crate) fn set_local(&self, id: u64, value: Rc<dyn Any>) -> Option<Rc<dyn Any>> {
+        let mut extra = self.extra.borrow_mut();
+        let locals = &mut extra.get_or_insert_with(Box::default).locals;
+        match locals.iter_mut().find(|(key, _)| *key == id) {
+            Some((_, slot)) => Some(std::mem::replace(slot, value)),
+            None => {
+                locals.push((id, value));
+                None
+            }
+        }
+    }
+
+    /// Takes its value of the greenlet-local `id`.
+    pub(crate) fn take_local(&self, id: u64) -> Option<Rc<dyn Any>> {
+        let mut extra = self.extra.borrow_mut();
+        let locals = &mut extra.as_mut()?.locals;
+        let at = locals.iter().position(|(key, _)| *key == id)?;
+        Some(locals.swap_remove(at).1)
+    }
+
+    /// Takes all its greenlet-local values (it is finishing).
+    pub(crate) fn take_locals(&self) -> Vec<(u64, Rc<dyn Any>)> {
+        let mut extra = self.extra.borrow_mut();
+        extra
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.locals))
+            .unwrap_or_default()
     }
 
     /// Whether it starts a spawn tree of its own.

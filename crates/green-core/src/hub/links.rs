@@ -16,7 +16,7 @@ use crate::greenlet::state::{
 /// Whether `waiter` is queued to resume only to have a kill or timeout
 /// raised (Q3).
 #[inline(always)]
-fn throw_queued(waiter: &Core) -> bool {
+pub(super) fn throw_queued(waiter: &Core) -> bool {
     waiter.in_ready.get()
         && waiter.state.get() == State::Parked
         && !waiter.is_dead()
@@ -27,7 +27,7 @@ fn throw_queued(waiter: &Core) -> bool {
 /// (Q2): it is suspended and nothing else is about to run it. One already
 /// queued to resume runs at that place instead.
 #[inline(always)]
-fn can_switch_to(waiter: &Core) -> bool {
+pub(super) fn can_switch_to(waiter: &Core) -> bool {
     waiter.state.get() == State::Parked && !waiter.in_ready.get() && !waiter.is_dead()
 }
 
@@ -205,7 +205,7 @@ impl Hub {
     /// deferral from the other side).
     #[cold]
     #[inline(never)]
-    fn defer_throw_behind_wake(&self, waiter: &CoreRef) {
+    pub(super) fn defer_throw_behind_wake(&self, waiter: &CoreRef) {
         let w = waiter.core();
         let mut ready = self.ready.borrow_mut();
         let at = ready

@@ -8,6 +8,8 @@
 //!   `park`, `yield_now`, the hub fiber's `run_once`.
 //! * `links.rs`: a finished greenlet's links entry and the waiters it
 //!   switches to (Q2-Q3), deaths and kill waiters.
+//! * `notify.rs`: the generic notifier entry the synchronisation
+//!   primitives queue to wake their waiters (N1-N4).
 //! * `timers.rs`: timers that wake or start greenlets; zero delays (Q6).
 //! * `unwind.rs`: kills and timeouts raised per greenlet (U1-U4).
 //! * `guard.rs`: user code the hub runs, always guarded (H1), and failure
@@ -24,7 +26,9 @@
 //!   wake-up, the throw of a kill ([`queue::Entry::Resume`], at most one per
 //!   greenlet, S1), and the firing of a finished greenlet's links
 //!   ([`queue::Entry::Links`], one per finished greenlet with links, queued
-//!   when it dies or when a link is added to it afterwards).
+//!   when it dies or when a link is added to it afterwards), and the
+//!   notifier of a synchronisation primitive ([`queue::Entry::Notify`],
+//!   `notify.rs`).
 //! * **Q2.** A links entry fires the links in registration order, including
 //!   links added while it fires. A greenlet waiting on the dead one (join,
 //!   `wait`, `iwait`, a blocking kill) is itself a link: it is switched to at
@@ -76,6 +80,7 @@
 mod guard;
 mod kill;
 mod links;
+mod notify;
 mod queue;
 mod teardown;
 mod timers;
@@ -101,6 +106,7 @@ pub(crate) use kill::{
     add_link, join_core, kill_core, kill_core_timeout, record_death, throw_each, throw_linked,
     unlink,
 };
+pub(crate) use notify::{Notify, Step};
 pub(crate) use teardown::teardown_at_exit;
 pub(crate) use timers::{deadline_after, TimeoutEntry, TimerWake};
 
@@ -252,6 +258,9 @@ pub(crate) struct Hub {
     /// front mid-firing (paused for a waiter): a cut pass keeps it there
     /// (Q4); 0 for none.
     links_in_progress: Cell<u64>,
+    /// The notifier at the queue's front is paused for a waiter it woke: a
+    /// cut pass keeps it there (N2).
+    notify_in_progress: Cell<bool>,
     /// Where the last panic the hook kept quiet happened, and in which
     /// greenlet (its id; 0 for the hub fiber): for the failure report.
     last_panic: RefCell<Option<crate::report::PanicSite>>,
@@ -357,6 +366,7 @@ impl Hub {
             last_panic: RefCell::new(None),
             links_window: Cell::new(LinksWindow::CLOSED),
             links_in_progress: Cell::new(0),
+            notify_in_progress: Cell::new(false),
             woken_by_rawlink: RefCell::new(None),
             urgent: Cell::new(false),
             dead: RefCell::new(Vec::new()),

@@ -31,6 +31,8 @@ pub(crate) enum Entry {
     /// Raise a kill that waited for its turn (Q3): it came while its target
     /// was queued to resume, or was aimed at the running greenlet itself.
     Throw(Box<DeferredThrow>),
+    /// Wake a synchronisation primitive's waiters (N1-N4, `notify.rs`).
+    Notify(super::notify::NotifyRef),
 }
 
 /// A kill waiting in the callback queue for its turn (Q3).
@@ -46,10 +48,11 @@ pub(crate) struct DeferredThrow {
 
 impl Entry {
     #[inline(always)]
-    fn record(&self) -> &CoreRef {
+    fn record(&self) -> Option<&CoreRef> {
         match self {
-            Entry::Resume(core) | Entry::Links(core) => core,
-            Entry::Throw(throw) => &throw.target,
+            Entry::Resume(core) | Entry::Links(core) => Some(core),
+            Entry::Throw(throw) => Some(&throw.target),
+            Entry::Notify(_) => None,
         }
     }
 }
@@ -98,17 +101,17 @@ const PREFETCH_STACK_AHEAD: usize = 2;
 /// queue makes this a few bounds checks.
 #[inline(always)]
 fn prefetch_ahead(ready: &VecDeque<Entry>) {
-    if let Some(record) = ready.get(PREFETCH_RECORD_AHEAD).map(Entry::record) {
+    if let Some(record) = ready.get(PREFETCH_RECORD_AHEAD).and_then(Entry::record) {
         // The record's hot fields span its first two lines (`Inner` and
         // `Core` are `repr(C)`, the hot fields first).
         let at = Rc::as_ptr(record).cast::<u8>();
         green_ctx::prefetch(at);
         green_ctx::prefetch(at.wrapping_add(64));
     }
-    if let Some(record) = ready.get(PREFETCH_SLOT_AHEAD).map(Entry::record) {
+    if let Some(record) = ready.get(PREFETCH_SLOT_AHEAD).and_then(Entry::record) {
         record.core().fref.prefetch_slot();
     }
-    if let Some(record) = ready.get(PREFETCH_STACK_AHEAD).map(Entry::record) {
+    if let Some(record) = ready.get(PREFETCH_STACK_AHEAD).and_then(Entry::record) {
         record.core().fref.prefetch_context();
     }
 }
@@ -210,6 +213,7 @@ impl Hub {
             Entry::Resume(next) => Some(Next::Run(next)),
             Entry::Links(dead) => self.fire_links(dead, in_hub),
             Entry::Throw(throw) => self.fire_throw(*throw, in_hub).map(Next::Run),
+            Entry::Notify(notifier) => self.fire_notify(notifier, in_hub),
         }
     }
 
@@ -455,9 +459,13 @@ impl Hub {
         let mut ready = self.ready.borrow_mut();
         let woken = ready.len().saturating_sub(leftovers);
         let firing = self.links_in_progress.get();
-        let keep_front = firing != 0
-            && woken < ready.len()
-            && matches!(ready.front(), Some(Entry::Links(dead)) if dead.core().id == firing);
+        let keep_front = woken < ready.len()
+            && match ready.front() {
+                Some(Entry::Links(dead)) => firing != 0 && dead.core().id == firing,
+                // N2: a notifier paused for a waiter.
+                Some(Entry::Notify(_)) => self.notify_in_progress.get(),
+                _ => false,
+            };
         let front = if keep_front { ready.pop_front() } else { None };
         ready.rotate_right(woken);
         if let Some(front) = front {

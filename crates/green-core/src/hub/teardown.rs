@@ -149,16 +149,31 @@ impl Hub {
         let idle = std::mem::take(&mut *self.idle_waiters.borrow_mut());
         let records = std::mem::take(&mut *self.dead_records.borrow_mut());
         let delayed = std::mem::replace(&mut *self.delayed.borrow_mut(), Slab::new());
-        let ready = ready.into_iter().map(|entry| match entry {
-            Entry::Resume(core) | Entry::Links(core) => core,
+        let mut notifiers = Vec::new();
+        let ready = ready.into_iter().filter_map(|entry| match entry {
+            Entry::Resume(core) | Entry::Links(core) => Some(core),
             Entry::Throw(throw) => {
                 // Dropped with its target's record, guarded (H1).
                 let throw = *throw;
                 throw.target.core().set_aside(throw.payload, throw.catcher);
-                throw.target
+                Some(throw.target)
+            }
+            Entry::Notify(notifier) => {
+                notifiers.push(notifier);
+                None
             }
         });
-        for core in ready.chain(idle).chain(records) {
+        let ready: Vec<CoreRef> = ready.collect();
+        for notifier in notifiers {
+            // Possibly the last reference to a primitive holding user items.
+            let passed = self.guard_user_code(
+                || "dropping a synchronisation primitive".to_string(),
+                std::panic::Location::caller(),
+                move || drop(notifier),
+            );
+            drop(passed);
+        }
+        for core in ready.into_iter().chain(idle).chain(records) {
             self.drop_record(core);
         }
         for core in delayed.into_values() {

@@ -1,0 +1,176 @@
+//! [`Waiter`]: gevent's `hub.Waiter`, the one-shot slot primitives are
+//! built from.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::linkable::{check_and_notify, link_ready, Linkable, Linked};
+use crate::{GreenletError, LinkId, Waitable};
+
+/// A one-shot slot a greenlet blocks on until someone on the same thread
+/// (another greenlet, a link callback, a loop handler) fills it with a
+/// value or an error (gevent's `hub.Waiter`).
+///
+/// [`get`](Waiter::get) takes what was put in, so the waiter is empty and
+/// reusable afterwards. Filling it does not switch: the waiting greenlet
+/// runs once the filler blocks, in the hub's order. Handles are cheap to
+/// clone and all refer to the same slot.
+///
+/// # Examples
+/// A primitive of one's own: a "first of two" race built on a `Waiter`.
+/// ```
+/// use green_core::sync::Waiter;
+/// use std::time::Duration;
+///
+/// let first: Waiter<&str> = Waiter::new();
+/// for (name, delay) in [("slow", 20), ("fast", 1)] {
+///     let first = first.clone();
+///     green_core::spawn(move || {
+///         green_core::sleep(Duration::from_millis(delay));
+///         if !first.ready() {
+///             first.switch(name);
+///         }
+///     });
+/// }
+/// assert_eq!(first.get().unwrap(), "fast");
+/// ```
+pub struct Waiter<T, E = GreenletError> {
+    inner: Rc<WaiterInner<T, E>>,
+}
+
+struct WaiterInner<T, E> {
+    slot: RefCell<Option<Result<T, E>>>,
+    linkable: Linkable,
+}
+
+impl<T: 'static, E: 'static> Linked for WaiterInner<T, E> {
+    fn linkable(&self) -> &Linkable {
+        &self.linkable
+    }
+
+    fn is_ready(&self) -> bool {
+        self.slot.borrow().is_some()
+    }
+
+    fn kind(&self) -> &'static str {
+        "a Waiter"
+    }
+}
+
+impl<T, E> Clone for Waiter<T, E> {
+    fn clone(&self) -> Self {
+        Waiter {
+            inner: Rc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: 'static, E: 'static> Default for Waiter<T, E> {
+    fn default() -> Self {
+        Waiter::new()
+    }
+}
+
+impl<T: 'static, E: 'static> Waiter<T, E> {
+    /// An empty waiter.
+    pub fn new() -> Self {
+        Waiter {
+            inner: Rc::new(WaiterInner {
+                slot: RefCell::new(None),
+                linkable: Linkable::new(true),
+            }),
+        }
+    }
+
+    /// Fills the slot with `value` (replacing what a `get` has not taken
+    /// yet) and queues the wake-up of the greenlet waiting; does not
+    /// switch.
+    pub fn switch(&self, value: T) {
+        self.fill(Ok(value));
+    }
+
+    /// Fills the slot with `error`, which the waiting `get` returns.
+    pub fn throw(&self, error: E) {
+        self.fill(Err(error));
+    }
+
+    fn fill(&self, outcome: Result<T, E>) {
+        let old = self.inner.slot.replace(Some(outcome));
+        drop(old);
+        check_and_notify(&self.inner);
+    }
+
+    /// Whether the slot is filled.
+    pub fn ready(&self) -> bool {
+        self.inner.is_ready()
+    }
+
+    /// Whether the slot holds a value (not an error).
+    pub fn successful(&self) -> bool {
+        matches!(&*self.inner.slot.borrow(), Some(Ok(_)))
+    }
+
+    /// Empties the slot.
+    pub fn clear(&self) {
+        let old = self.inner.slot.borrow_mut().take();
+        drop(old);
+    }
+
+    /// Blocks until the slot is filled and takes what is in it.
+    ///
+    /// # Panics
+    /// If the hub gives up on the wait while tearing down (the main
+    /// greenlet's wait panics with `LoopExit` before that).
+    ///
+    /// # Kill safety
+    /// Interruptible; a value that arrives after the kill stays in the
+    /// slot for the next `get`.
+    #[track_caller]
+    pub fn get(&self) -> Result<T, E> {
+        loop {
+            if let Some(outcome) = self.inner.slot.borrow_mut().take() {
+                return outcome;
+            }
+            if !self.inner.linkable.wait(false, None) && !self.ready() {
+                panic!("green-core: Waiter::get gave up: the hub is tearing down");
+            }
+        }
+    }
+
+    /// [`Waiter::get`] for at most `timeout`: `None` if it passed first.
+    ///
+    /// # Kill safety
+    /// As [`Waiter::get`].
+    #[track_caller]
+    pub fn get_timeout(&self, timeout: Duration) -> Option<Result<T, E>> {
+        if let Some(outcome) = self.inner.slot.borrow_mut().take() {
+            return Some(outcome);
+        }
+        self.inner.linkable.wait(false, Some(timeout));
+        self.inner.slot.borrow_mut().take()
+    }
+}
+
+impl<T: 'static, E: 'static> Waitable for Waiter<T, E> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+
+    fn link_ready(&self, callback: Box<dyn FnOnce()>) -> LinkId {
+        link_ready(&self.inner, callback)
+    }
+
+    fn unlink_ready(&self, id: LinkId) {
+        self.inner.linkable.unlink(id);
+    }
+}
+
+impl<T, E> fmt::Debug for Waiter<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiter")
+            .field("ready", &self.inner.slot.borrow().is_some())
+            .finish()
+    }
+}
