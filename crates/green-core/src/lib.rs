@@ -23,6 +23,12 @@
 //!   [`spawn_tree_locals`]: the spawn tree, for tracing and context.
 //! * [`catch_unwind`], [`set_failure_reporter`]: panics without swallowing
 //!   kills, and where failures are reported.
+//! * [`sync`]: [`Event`](sync::Event), [`AsyncResult`](sync::AsyncResult),
+//!   [`Semaphore`](sync::Semaphore) and the locks, the
+//!   [`Queue`](sync::Queue) family and [`Channel`](sync::Channel),
+//!   [`Waiter`](sync::Waiter) for primitives of one's own, and `Send`
+//!   handles that complete a result or feed a queue from another thread.
+//! * [`Local`]: a value per greenlet (gevent's `local`).
 //!
 //! Semantics follow gevent (spawn order, kill delivery, links after death,
 //! `LoopExit` instead of a hang). Handles are `!Send`: greenlets never leave
@@ -57,6 +63,19 @@
 //!   already ready have run, at the next turn of the event loop.
 //! * A greenlet that spins on [`yield_now`] cannot starve timers or I/O:
 //!   after 50 queue entries, once 5 ms have passed, the hub polls the loop.
+//! * Making a synchronisation object ready ([`sync::Event::set`],
+//!   [`sync::Semaphore::release`], a [`sync::Queue::put`] with getters
+//!   waiting) queues one notifier entry; the caller does not switch. The
+//!   notifier wakes the waiters in the order they began to wait, each
+//!   running at its place until it blocks again. An [`Event`](sync::Event)'s
+//!   waiters return `true` even if it was cleared before they ran.
+//! * An operation that can complete at once does, without switching, even
+//!   when others are waiting: a `get` on a non-empty queue takes the head, an
+//!   `acquire` of a free count takes it (gevent's primitives are not fair to
+//!   greenlets that do not block). A `wait` on a set event returns at once,
+//!   unless its notifier is still pending: then it queues behind the earlier
+//!   waiters.
+//! * A waiter that times out or is killed takes nothing and adds nothing.
 //!
 //! # Kills, timeouts and `catch_unwind`
 //!
@@ -110,6 +129,25 @@
 //! * The linked spawns ([`spawn_link`] and friends, [`LinkedExited`]) are
 //!   the gevent tutorial's; modern gevent dropped them. Unlike a kill, a
 //!   `LinkedExited` may be raised in the main greenlet.
+//! * The locks hand out RAII guards. A greenlet killed after a semaphore's
+//!   notifier handed it a count, but before its `acquire` returned, gives
+//!   the count back when its guard drops; in gevent that count is lost and
+//!   the next waiter can starve.
+//! * [`sync::Lock::try_acquire`] on a held lock returns `None` without
+//!   switching; gevent's failed `Lock.acquire(False)` yields once first.
+//! * [`sync::Waiter::get`] takes the value, leaving the waiter empty (gevent's
+//!   keeps it until `clear()`), and [`sync::Waiter::switch`] may be called
+//!   from a greenlet as well as from the hub (gevent asserts the hub).
+//! * A second `set` or `set_exception` on an [`AsyncResult`](sync::AsyncResult)
+//!   replaces the outcome, as in gevent, but whole: gevent keeps a value and
+//!   an exception side by side and its `get` returns the value.
+//! * A queue can be [`close`](sync::Queue::close)d: iteration then ends once
+//!   it is drained, and a put fails (gevent's `shutdown` raises `ShutDown`
+//!   in blocked callers instead). [`sync::Queue::bounded`] refuses a bound of
+//!   0 (gevent turns it into an unbounded queue with a warning).
+//! * A greenlet's [`Local`] values are dropped as it finishes, on its own
+//!   stack (gevent drops them from its links, in the hub), so their
+//!   destructors may block and are reported against it if they panic.
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_code)]

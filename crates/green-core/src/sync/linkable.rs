@@ -53,6 +53,9 @@ enum Phase {
 pub(crate) struct Linkable {
     list: RefCell<WaitList>,
     phase: Cell<Phase>,
+    /// The epoch of the hub the notifier was queued on: a notifier a torn
+    /// down hub dropped unrun is not pending on the next hub.
+    epoch: Cell<u64>,
     notify_all: bool,
 }
 
@@ -79,12 +82,12 @@ impl<L: Linked> Notify for L {
 /// none pending (gevent's `_check_and_notify`).
 pub(crate) fn check_and_notify<L: Linked>(this: &Rc<L>) {
     let linkable = this.linkable();
-    if linkable.phase.get() == Phase::Idle
-        && !linkable.list.borrow().is_empty(LINKS)
-        && this.is_ready()
-    {
+    // Cheapest first: most calls find no waiter.
+    if !linkable.list.borrow().is_empty(LINKS) && this.is_ready() && !linkable.notifier_pending() {
+        let hub = hub();
         linkable.phase.set(Phase::Queued);
-        hub().queue_notify(Rc::clone(this) as Rc<dyn Notify>);
+        linkable.epoch.set(hub.epoch());
+        hub.queue_notify(Rc::clone(this) as Rc<dyn Notify>);
     }
 }
 
@@ -105,13 +108,16 @@ impl Linkable {
         Linkable {
             list: RefCell::new(WaitList::new()),
             phase: Cell::new(Phase::Idle),
+            epoch: Cell::new(0),
             notify_all,
         }
     }
 
-    /// Whether a notifier is queued or running.
+    /// Whether a notifier is queued or running (on this thread's hub: one
+    /// a torn-down hub dropped unrun does not count).
     pub(crate) fn notifier_pending(&self) -> bool {
         self.phase.get() != Phase::Idle
+            && existing_hub().is_some_and(|hub| hub.epoch() == self.epoch.get())
     }
 
     /// How many waiters (greenlets and callbacks) are linked.

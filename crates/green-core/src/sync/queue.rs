@@ -186,8 +186,9 @@ pub(crate) struct QueueInner<T, S> {
     maxsize: Option<usize>,
     /// Getters (payload `None`) and putters (their item).
     waiters: RefCell<WaitList<Option<T>>>,
-    /// A hand-off is queued and has not started (gevent's `_event_unlock`).
-    unlock_queued: Cell<bool>,
+    /// A hand-off is queued and has not started (gevent's `_event_unlock`):
+    /// the epoch of the hub it is queued on, 0 for none.
+    unlock_queued: Cell<u64>,
     /// The hand-off's next move is a getter's (it alternates, as gevent's
     /// `_unlock` loop does).
     getter_turn: Cell<bool>,
@@ -201,7 +202,7 @@ impl<T: 'static, S: Storage<T>> Notify for QueueInner<T, S> {
     /// One move of gevent's `_unlock` loop: admit a putter while there is
     /// room, wake a getter while there is an item, alternating.
     fn step(&self, _in_hub: bool) -> Step {
-        self.unlock_queued.set(false);
+        self.unlock_queued.set(0);
         for _ in 0..2 {
             if self.getter_turn.replace(!self.getter_turn.get()) {
                 if self.len() > 0 || self.closed.get() {
@@ -237,7 +238,7 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
             items: RefCell::new(S::default()),
             maxsize,
             waiters: RefCell::new(WaitList::new()),
-            unlock_queued: Cell::new(false),
+            unlock_queued: Cell::new(0),
             getter_turn: Cell::new(false),
             closed: Cell::new(false),
             links: Rc::new(QueueLinks {
@@ -286,9 +287,7 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
 
     /// gevent's `_schedule_unlock`.
     fn schedule_unlock(this: &Rc<Self>) {
-        if !this.unlock_queued.replace(true) {
-            hub().queue_notify(Rc::clone(this) as Rc<dyn Notify>);
-        }
+        schedule_hand_off(&this.unlock_queued, || Rc::clone(this) as Rc<dyn Notify>);
     }
 
     fn has_waiting(&self, chain: usize) -> bool {
@@ -420,6 +419,17 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
             self.all_done.set();
         }
         Ok(())
+    }
+}
+
+/// gevent's `_schedule_unlock`: queues the hand-off unless one is queued
+/// and has not started (on this hub: one a torn-down hub dropped unrun does
+/// not count).
+fn schedule_hand_off(queued: &Cell<u64>, notifier: impl FnOnce() -> Rc<dyn Notify>) {
+    let hub = hub();
+    if queued.get() != hub.epoch() {
+        queued.set(hub.epoch());
+        hub.queue_notify(notifier());
     }
 }
 
@@ -857,7 +867,8 @@ struct ChannelInner<T> {
     delivered: RefCell<Vec<(WaitKey, T)>>,
     /// The putter whose item the getter now running took: it runs next.
     next_putter: RefCell<Option<CoreRef>>,
-    unlock_queued: Cell<bool>,
+    /// As `QueueInner::unlock_queued`.
+    unlock_queued: Cell<u64>,
     closed: Cell<bool>,
     links: Rc<QueueLinks>,
 }
@@ -866,7 +877,7 @@ impl<T: 'static> Notify for ChannelInner<T> {
     /// One move of gevent's `Channel._unlock`: hand the first putter's item
     /// to the first getter and run the getter, then the putter.
     fn step(&self, _in_hub: bool) -> Step {
-        self.unlock_queued.set(false);
+        self.unlock_queued.set(0);
         if let Some(putter) = self.next_putter.borrow_mut().take() {
             return Step::Run(putter);
         }
@@ -897,9 +908,7 @@ impl<T: 'static> Notify for ChannelInner<T> {
 
 impl<T: 'static> ChannelInner<T> {
     fn schedule_unlock(this: &Rc<Self>) {
-        if !this.unlock_queued.replace(true) {
-            hub().queue_notify(Rc::clone(this) as Rc<dyn Notify>);
-        }
+        schedule_hand_off(&this.unlock_queued, || Rc::clone(this) as Rc<dyn Notify>);
     }
 
     /// Ready for `wait`/`iwait`: a putter waits (a get would not block),
@@ -986,7 +995,7 @@ impl<T: 'static> Channel<T> {
                 waiters: RefCell::new(WaitList::new()),
                 delivered: RefCell::new(Vec::new()),
                 next_putter: RefCell::new(None),
-                unlock_queued: Cell::new(false),
+                unlock_queued: Cell::new(0),
                 closed: Cell::new(false),
                 links: Rc::new(QueueLinks {
                     ready: Cell::new(false),

@@ -167,8 +167,8 @@ macro_rules! semaphore_common {
             /// gives it back when its guard drops.
             #[track_caller]
             pub fn acquire(&self) -> $guard<'_> {
-                while !self.sem.take(None) {
-                    // Only a wait the hub gave up on gets here.
+                if !self.sem.take(None) {
+                    // Only a wait the hub gave up on (teardown) gets here.
                     panic!("green-core: acquire gave up: the hub is tearing down");
                 }
                 $guard {
