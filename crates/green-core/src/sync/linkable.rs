@@ -126,6 +126,19 @@ impl Linkable {
         list.len(LINKS) + list.len(LATE)
     }
 
+    /// Takes the first waiter of the main chain if it is a parked greenlet
+    /// (for a wake-up at the caller's place instead of through a notifier).
+    pub(crate) fn take_first_greenlet(&self) -> Option<CoreRef> {
+        let mut list = self.list.borrow_mut();
+        match list.front(LINKS) {
+            Some((_, false)) => match list.pop_front(LINKS) {
+                Some((Wake::Greenlet(core), ())) => Some(core),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Removes a callback [`link_ready`] added, if it has not run.
     pub(crate) fn unlink(&self, id: LinkId) {
         let removed = self

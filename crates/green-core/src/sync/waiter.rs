@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::linkable::{check_and_notify, link_ready, Linkable, Linked};
+use crate::hub::existing_hub;
 use crate::{GreenletError, LinkId, Waitable};
 
 /// A one-shot slot a greenlet blocks on until someone on the same thread
@@ -14,9 +15,11 @@ use crate::{GreenletError, LinkId, Waitable};
 /// value or an error (gevent's `hub.Waiter`).
 ///
 /// [`get`](Waiter::get) takes what was put in, so the waiter is empty and
-/// reusable afterwards. Filling it does not switch: the waiting greenlet
-/// runs once the filler blocks, in the hub's order. Handles are cheap to
-/// clone and all refer to the same slot.
+/// reusable afterwards. Filled from the hub (a link callback, a loop
+/// handler), it wakes the waiting greenlet to run right after that callback,
+/// as gevent's `Waiter.switch` does; filled from a greenlet (which gevent
+/// refuses), it queues the wake-up and does not switch. Handles are cheap
+/// to clone and all refer to the same slot.
 ///
 /// # Examples
 /// A primitive of one's own: a "first of two" race built on a `Waiter`.
@@ -99,6 +102,16 @@ impl<T: 'static, E: 'static> Waiter<T, E> {
     fn fill(&self, outcome: Result<T, E>) {
         let old = self.inner.slot.replace(Some(outcome));
         drop(old);
+        if let Some(hub) = existing_hub() {
+            if hub.with_current(|_| ()).is_none() {
+                // Filled from the hub (a link callback, a loop handler): the
+                // waiting greenlet runs right after the callback, as
+                // gevent's `Waiter.switch` from the hub switches to it.
+                if let Some(waiting) = self.inner.linkable.take_first_greenlet() {
+                    hub.wake_waiter(&waiting);
+                }
+            }
+        }
         check_and_notify(&self.inner);
     }
 
