@@ -1619,6 +1619,7 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
         core.started.set(true);
         panic::catch_unwind(AssertUnwindSafe(f))
     };
+    drop_locals(hub, core);
     match result {
         Ok(value) => {
             *me.value.borrow_mut() = Some(value);
@@ -1638,13 +1639,6 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
             record_death(core, payload);
         }
     }
-    // Its greenlet-locals go with it, dropped here on its own stack (a
-    // destructor may block like any code of the greenlet; a panic in one is
-    // reported against it).
-    let locals = core.take_locals();
-    if !locals.is_empty() {
-        let _ = hub.drop_guarded(locals, core, "dropping the greenlet-local values");
-    }
     drop_unobserved_outcome(hub, &me);
     let me_ref: CoreRef = me;
     let joiner = hub.on_death_handing_off(&me_ref);
@@ -1656,6 +1650,24 @@ fn run_greenlet<T: 'static, F: FnOnce() -> T>(me: Rc<Inner<T>>, f: F) {
         drop(me_ref);
     } else {
         hub.release_record(me_ref, false);
+    }
+}
+
+/// Drops a finishing greenlet's greenlet-local values on its own stack, its
+/// body over but its outcome not stored yet: a destructor may block like any
+/// code of the greenlet (a kill still pending is raised there, and ends that
+/// destructor), and a panic in one is reported against it.
+fn drop_locals(hub: &crate::hub::Hub, core: &state::Core) {
+    // One at a time, newest first. A destructor may make a value again (by
+    // using a local already dropped): bounded, so that one doing so each
+    // time cannot keep the greenlet from finishing.
+    let mut budget = 4 * core.local_count() + 8;
+    while budget > 0 {
+        let Some(value) = core.take_last_local() else {
+            return;
+        };
+        budget -= 1;
+        let _ = hub.drop_guarded(value, core, "dropping a greenlet-local value");
     }
 }
 

@@ -235,8 +235,16 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
     if let Err(payload) = &result {
         hub.caught_in_current(&**payload);
     }
+    // Reset even if the teardown panics, so the thread can run again.
+    struct EndRun(&'static hub::Hub);
+    impl Drop for EndRun {
+        fn drop(&mut self) {
+            self.0.in_run.set(false);
+        }
+    }
+    let end = EndRun(hub);
     hub.teardown();
-    hub.in_run.set(false);
+    drop(end);
     match result {
         Ok(value) => value,
         Err(payload) => std::panic::resume_unwind(payload),

@@ -483,13 +483,17 @@ impl Core {
         Some(locals.swap_remove(at).1)
     }
 
-    /// Takes all its greenlet-local values (it is finishing).
-    pub(crate) fn take_locals(&self) -> Vec<(u64, Rc<dyn Any>)> {
+    /// Takes its most recently made greenlet-local value (it is finishing:
+    /// they are dropped one at a time, so that a destructor still sees the
+    /// values not dropped yet).
+    pub(crate) fn take_last_local(&self) -> Option<Rc<dyn Any>> {
         let mut extra = self.extra.borrow_mut();
-        extra
-            .as_mut()
-            .map(|e| std::mem::take(&mut e.locals))
-            .unwrap_or_default()
+        extra.as_mut()?.locals.pop().map(|(_, value)| value)
+    }
+
+    /// How many greenlet-local values it holds.
+    pub(crate) fn local_count(&self) -> usize {
+        self.extra.borrow().as_ref().map_or(0, |e| e.locals.len())
     }
 
     /// Whether it starts a spawn tree of its own.

@@ -143,6 +143,7 @@ impl Hub {
         *self.current.borrow_mut() = Some(self.main_core());
         self.fire_links_in_teardown();
         self.reap_dead();
+        self.drop_main_locals();
         // Take each collection out before dropping it: what it holds may run
         // destructors that come back to the hub.
         let ready = std::mem::take(&mut *self.ready.borrow_mut());
@@ -211,6 +212,26 @@ impl Hub {
         self.closing.set(false);
         self.initialised.set(false);
         self.tearing_down.set(false);
+    }
+
+    /// The main greenlet's greenlet-local values go with its hub: dropped
+    /// one at a time, guarded (H1), while the hub still works (a destructor
+    /// may use a local; one that makes values again is bounded).
+    fn drop_main_locals(&self) {
+        let main = self.main_core();
+        let mut budget = 4 * main.core().local_count() + 8;
+        while budget > 0 {
+            let Some(value) = main.core().take_last_local() else {
+                return;
+            };
+            budget -= 1;
+            let passed = self.guard_user_code(
+                || "dropping a greenlet-local value of the main greenlet".to_string(),
+                main.core().spawn_site,
+                move || drop(value),
+            );
+            drop(passed);
+        }
     }
 
     /// Teardown's last resort for a greenlet still alive after the kill

@@ -5,7 +5,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::linkable::{check_and_notify, link_ready, Linkable, Linked};
+use super::linkable::{check_and_notify, link_ready, wait_gave_up, Linkable, Linked};
 use crate::{Greenlet, GreenletError, LinkId, Waitable};
 
 /// A flag greenlets wait on (gevent's `Event`).
@@ -136,7 +136,12 @@ impl fmt::Debug for Event {
 /// `set_exception`) replaces the outcome without waking anyone again, as
 /// in gevent: waiters that have not run yet see the newest outcome.
 /// `E` defaults to [`GreenletError`], so a greenlet's outcome can be linked
-/// into one with [`AsyncResult::link_greenlet`].
+/// into one with [`AsyncResult::link_greenlet`]. Name the type where it is
+/// made (`let r: AsyncResult<u32> = AsyncResult::new();`): Rust does not
+/// fill a default type parameter in from `new()` alone.
+///
+/// To complete one from another OS thread, hand that thread a
+/// [`remote_setter`](AsyncResult::remote_setter).
 ///
 /// # Examples
 /// ```
@@ -290,7 +295,7 @@ impl<T: Clone + 'static, E: Clone + 'static> AsyncResult<T, E> {
                 return outcome;
             }
             if !self.wait() && !self.ready() {
-                panic!("green-core: AsyncResult::get gave up: the hub is tearing down");
+                wait_gave_up("AsyncResult::get");
             }
         }
     }

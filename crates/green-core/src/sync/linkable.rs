@@ -199,7 +199,7 @@ impl Linkable {
     pub(crate) fn wait(&self, ready: bool, timeout: Option<Duration>) -> bool {
         if ready {
             if self.notifier_pending() {
-                self.park(LATE, None);
+                return self.park(LATE, timeout);
             }
             return true;
         }
@@ -225,6 +225,33 @@ impl Linkable {
         };
         parked.wait(&me)
     }
+}
+
+/// A blocking call with a value to return (`AsyncResult::get`,
+/// `Waiter::get`) whose wait the hub gave up on: the hub is tearing down, or
+/// the main greenlet would wait forever while it unwinds. Outside an unwind
+/// this panics with a clear message. Inside one (a destructor), a panic
+/// would abort the process: a greenlet the teardown is unwinding parks
+/// again instead (the teardown then leaves it suspended for good, as it does
+/// any greenlet that blocks a second time); the main greenlet, which nothing
+/// could ever wake, aborts with a message naming the cause.
+#[track_caller]
+pub(crate) fn wait_gave_up(what: &str) {
+    if !std::thread::panicking() {
+        panic!(
+            "green-core: {what} gave up: the hub is tearing down (or the main greenlet \
+             would wait forever while unwinding)"
+        );
+    }
+    let hub = hub();
+    if hub.with_current(|c| c.core().is_main) != Some(false) {
+        eprintln!(
+            "green-core: {what} in a destructor of the unwinding main greenlet can never \
+             return: nothing left could wake it; aborting"
+        );
+        std::process::abort();
+    }
+    hub.park();
 }
 
 /// A greenlet parked on a [`Linkable`]; dropping it (on return or unwind)

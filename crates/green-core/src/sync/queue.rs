@@ -211,7 +211,9 @@ impl<T: 'static, S: Storage<T>> Notify for QueueInner<T, S> {
                         return Step::Run(getter);
                     }
                 }
-            } else if self.has_room() {
+            } else if self.has_room() && !self.closed.get() {
+                // A closed queue admits nothing more: its blocked putters
+                // get their items back.
                 let taken = self.waiters.borrow_mut().pop_front(PUTTERS);
                 if let Some((Wake::Greenlet(putter), item)) = taken {
                     if let Some(item) = item {
@@ -497,7 +499,19 @@ impl<'a, T> ParkedOn<'a, T> {
 impl<T> Drop for ParkedOn<'_, T> {
     fn drop(&mut self) {
         let removed = self.waiters.borrow_mut().remove(self.key);
-        drop(removed);
+        if let Some((_, Some(item))) = removed {
+            // A putter unwinding (killed) drops its item here: a panic in
+            // its destructor would abort the process mid-unwind, so it is
+            // caught and reported.
+            if let Some(hub) = existing_hub() {
+                let passed = hub.guard_user_code(
+                    || "dropping the item of a putter that was killed".to_string(),
+                    std::panic::Location::caller(),
+                    move || drop(item),
+                );
+                drop(passed);
+            }
+        }
         if let (Some(wake), Some(hub)) = (&self.wake, existing_hub()) {
             hub.cancel_wake(wake);
         }
@@ -536,11 +550,6 @@ macro_rules! queue_type {
         }
 
         impl<T: $($bound)*> $name<T> {
-            #[allow(dead_code)]
-            pub(crate) fn inner(&self) -> &Rc<QueueInner<T, $storage>> {
-                &self.inner
-            }
-
             /// An unbounded queue.
             pub fn new() -> Self {
                 $name { inner: QueueInner::new(None) }
@@ -656,8 +665,9 @@ macro_rules! queue_type {
                 self.inner.closed.get()
             }
 
-            /// Getters blocked minus putters blocked, negated as gevent's
-            /// `Channel.balance` counts it: putters minus getters.
+            /// Putters blocked minus getters blocked (gevent's `balance`):
+            /// positive while putters wait for room, negative while getters
+            /// wait for items.
             pub fn balance(&self) -> isize {
                 let list = self.inner.waiters.borrow();
                 list.len(PUTTERS) as isize - list.len(GETTERS) as isize
@@ -678,7 +688,9 @@ macro_rules! queue_type {
                 self.inner.unfinished.get()
             }
 
-            /// Blocks until every item put has been marked done.
+            /// Blocks until every item put has been marked done; `true` then
+            /// (`false` only when the hub gave up on the wait while tearing
+            /// down).
             ///
             /// # Kill safety
             /// Interruptible; leaves nothing behind.
@@ -701,6 +713,15 @@ macro_rules! queue_type {
             /// drained.
             pub fn iter(&self) -> QueueIter<'_, T> {
                 QueueIter { next: Box::new(move || self.get().ok()) }
+            }
+
+            /// A `Send` handle that puts into this queue from another
+            /// thread.
+            pub fn remote_putter(&self) -> super::RemotePutter<T>
+            where
+                T: Send,
+            {
+                super::remote::remote_putter(&self.inner)
             }
         }
 
@@ -775,6 +796,9 @@ macro_rules! queue_type {
 queue_type!(
     /// A FIFO queue for greenlets (gevent's `Queue`, which is also its
     /// `JoinableQueue`).
+    ///
+    /// Handles are cheap to clone and stay on their thread (`!Send`); to put
+    /// from another thread, hand it a [`remote_putter`](Queue::remote_putter).
     ///
     /// # Examples
     /// ```
@@ -955,7 +979,7 @@ impl<T: 'static> ChannelInner<T> {
 
     #[track_caller]
     fn get(this: &Rc<Self>, timeout: Option<Duration>) -> Result<T, GetError> {
-        if this.closed.get() && this.waiters.borrow().is_empty(PUTTERS) {
+        if this.closed.get() {
             return Err(GetError::Closed);
         }
         let parked = ParkedOn::new(&this.waiters, &this.closed, GETTERS, None, timeout);

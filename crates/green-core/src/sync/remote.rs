@@ -15,14 +15,13 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use super::event::ResultInner;
-use super::queue::QueueInner;
-use super::{AsyncResult, Queue};
+use super::queue::{QueueInner, Storage};
+use super::AsyncResult;
 use crate::hub::{existing_hub, hub};
 use crate::slab::Slab;
 
@@ -220,7 +219,8 @@ impl<T: Send + 'static, E: Send + 'static> AsyncResult<T, E> {
     }
 }
 
-/// Puts into a [`Queue`] from any thread (`Send`, `Clone`).
+/// Puts into a [`Queue`](super::Queue), [`LifoQueue`](super::LifoQueue) or
+/// [`PriorityQueue`](super::PriorityQueue) from any thread (`Send`, `Clone`).
 ///
 /// # Examples
 /// ```
@@ -236,15 +236,36 @@ impl<T: Send + 'static, E: Send + 'static> AsyncResult<T, E> {
 /// ```
 pub struct RemotePutter<T> {
     registration: Arc<Registration>,
-    _types: std::marker::PhantomData<fn(T)>,
+    /// Puts an item into the registered queue, on its thread (made for the
+    /// queue's kind).
+    deliver: fn(usize, u64, T),
 }
 
 impl<T> Clone for RemotePutter<T> {
     fn clone(&self) -> Self {
         RemotePutter {
             registration: Arc::clone(&self.registration),
-            _types: std::marker::PhantomData,
+            deliver: self.deliver,
         }
+    }
+}
+
+/// [`RemotePutter`]'s delivery for a queue stored as `S`.
+fn deliver_to_queue<T: 'static, S: Storage<T>>(key: usize, epoch: u64, item: T) {
+    if let Some(target) = lookup::<Weak<QueueInner<T, S>>>(key, epoch) {
+        if let Some(target) = target.upgrade() {
+            QueueInner::put_from_afar(&target, item);
+        }
+    }
+}
+
+/// A [`RemotePutter`] for the queue `inner` (any kind).
+pub(crate) fn remote_putter<T: Send + 'static, S: Storage<T>>(
+    inner: &Rc<QueueInner<T, S>>,
+) -> RemotePutter<T> {
+    RemotePutter {
+        registration: Arc::new(register(Box::new(Rc::downgrade(inner)))),
+        deliver: deliver_to_queue::<T, S>,
     }
 }
 
@@ -262,14 +283,8 @@ impl<T: Send + 'static> RemotePutter<T> {
         if !r.remote.is_alive() {
             return Err(HubGone(item));
         }
-        let (key, epoch) = (r.key, r.epoch);
-        let _ = r.remote.run(move |_| {
-            if let Some(target) = lookup::<Weak<QueueInner<T, VecDeque<T>>>>(key, epoch) {
-                if let Some(target) = target.upgrade() {
-                    QueueInner::put_from_afar(&target, item);
-                }
-            }
-        });
+        let (key, epoch, deliver) = (r.key, r.epoch, self.deliver);
+        let _ = r.remote.run(move |_| deliver(key, epoch, item));
         Ok(())
     }
 }
@@ -279,15 +294,5 @@ impl<T> fmt::Debug for RemotePutter<T> {
         f.debug_struct("RemotePutter")
             .field("hub_alive", &self.registration.remote.is_alive())
             .finish()
-    }
-}
-
-impl<T: Send + 'static> Queue<T> {
-    /// A `Send` handle that puts into this queue from another thread.
-    pub fn remote_putter(&self) -> RemotePutter<T> {
-        RemotePutter {
-            registration: Arc::new(register(Box::new(Rc::downgrade(self.inner())))),
-            _types: std::marker::PhantomData,
-        }
     }
 }

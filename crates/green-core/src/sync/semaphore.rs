@@ -123,7 +123,9 @@ impl Sem {
         if self.inner.bound.is_some_and(|bound| counter >= bound) {
             return Err(ReleaseError::TooManyReleases);
         }
-        self.inner.counter.set(counter + 1);
+        // Past `usize::MAX` free counts, one more is not kept (never a wrap
+        // to 0, never a panic in a guard's drop).
+        self.inner.counter.set(counter.saturating_add(1));
         check_and_notify(&self.inner);
         Ok(())
     }
@@ -143,14 +145,37 @@ impl Sem {
 /// back when the guard is dropped (also when the greenlet unwinds from a
 /// kill or timeout).
 struct Held<'a> {
-    sem: &'a Sem,
+    /// `None`: a guard that took nothing (see [`acquire_gave_up`]).
+    sem: Option<&'a Sem>,
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         // A guard gives back only the count it took: never too many.
-        let _ = self.sem.give();
+        if let Some(sem) = self.sem {
+            let _ = sem.give();
+        }
     }
+}
+
+/// An `acquire` whose wait the hub gave up on: the hub is tearing down, or
+/// the main greenlet would wait forever while it unwinds. Outside an unwind
+/// it panics with a clear message. Inside one (a destructor), where a panic
+/// would abort the process, it gives up quietly as `Greenlet::join` does:
+/// the guard returned holds no count and gives none back.
+#[track_caller]
+fn acquire_gave_up() -> Held<'static> {
+    if !std::thread::panicking() {
+        panic!(
+            "green-core: acquire gave up: the hub is tearing down (or the main greenlet would \
+             wait forever while unwinding)"
+        );
+    }
+    tracing::warn!(
+        "green-core: an acquire in a destructor during an unwind gave up: nothing could ever \
+         release the count; the destructor goes on without it"
+    );
+    Held { sem: None }
 }
 
 macro_rules! semaphore_common {
@@ -161,6 +186,12 @@ macro_rules! semaphore_common {
             /// a count free takes it at once, without waiting its turn
             /// (gevent's order).
             ///
+            /// # Panics
+            /// If the hub gives up on the wait (it is tearing down, or the
+            /// main greenlet would wait forever while unwinding); inside a
+            /// destructor during an unwind it returns a guard that holds no
+            /// count instead, as `Greenlet::join` gives up quietly there.
+            ///
             /// # Kill safety
             /// Interruptible; a greenlet killed or timed out while waiting
             /// takes nothing, and one killed after it was handed the count
@@ -168,11 +199,14 @@ macro_rules! semaphore_common {
             #[track_caller]
             pub fn acquire(&self) -> $guard<'_> {
                 if !self.sem.take(None) {
-                    // Only a wait the hub gave up on (teardown) gets here.
-                    panic!("green-core: acquire gave up: the hub is tearing down");
+                    return $guard {
+                        _held: acquire_gave_up(),
+                    };
                 }
                 $guard {
-                    _held: Held { sem: &self.sem },
+                    _held: Held {
+                        sem: Some(&self.sem),
+                    },
                 }
             }
 
@@ -184,14 +218,18 @@ macro_rules! semaphore_common {
             #[track_caller]
             pub fn acquire_timeout(&self, timeout: Duration) -> Option<$guard<'_>> {
                 self.sem.take(Some(timeout)).then(|| $guard {
-                    _held: Held { sem: &self.sem },
+                    _held: Held {
+                        sem: Some(&self.sem),
+                    },
                 })
             }
 
             /// Takes a count if one is free, without blocking or switching.
             pub fn try_acquire(&self) -> Option<$guard<'_>> {
                 self.sem.try_take().then(|| $guard {
-                    _held: Held { sem: &self.sem },
+                    _held: Held {
+                        sem: Some(&self.sem),
+                    },
                 })
             }
 
@@ -296,6 +334,7 @@ impl Semaphore {
 
     /// Adds a count (one a guard was told to [`forget`](SemaphoreGuard::forget),
     /// or a new one) and queues the wake-up of a waiter; does not switch.
+    /// The counter saturates at `usize::MAX`.
     pub fn release(&self) {
         let _ = self.sem.give();
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::linkable::{check_and_notify, link_ready, Linkable, Linked};
+use super::linkable::{check_and_notify, link_ready, wait_gave_up, Linkable, Linked};
 use crate::hub::existing_hub;
 use crate::{GreenletError, LinkId, Waitable};
 
@@ -19,7 +19,9 @@ use crate::{GreenletError, LinkId, Waitable};
 /// handler), it wakes the waiting greenlet to run right after that callback,
 /// as gevent's `Waiter.switch` does; filled from a greenlet (which gevent
 /// refuses), it queues the wake-up and does not switch. Handles are cheap
-/// to clone and all refer to the same slot.
+/// to clone and all refer to the same slot. Name the type where it is made
+/// (`let w: Waiter<u32> = Waiter::new();`), as for
+/// [`AsyncResult`](super::AsyncResult).
 ///
 /// # Examples
 /// A primitive of one's own: a "first of two" race built on a `Waiter`.
@@ -147,7 +149,7 @@ impl<T: 'static, E: 'static> Waiter<T, E> {
                 return outcome;
             }
             if !self.inner.linkable.wait(false, None) && !self.ready() {
-                panic!("green-core: Waiter::get gave up: the hub is tearing down");
+                wait_gave_up("Waiter::get");
             }
         }
     }
