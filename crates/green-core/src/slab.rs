@@ -19,18 +19,23 @@ impl<T> Slab<T> {
     }
 
     /// Stores `value`; returns its key.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> usize {
         self.len += 1;
         if let Some(key) = self.free.pop() {
-            self.entries[key] = Some(value);
-            key
-        } else {
-            self.entries.push(Some(value));
-            self.entries.len() - 1
+            if let Some(slot) = self.entries.get_mut(key) {
+                // A freed slot holds `None`: nothing to drop.
+                debug_assert!(slot.is_none());
+                *slot = Some(value);
+                return key;
+            }
         }
+        self.entries.push(Some(value));
+        self.entries.len() - 1
     }
 
     /// Takes the value at `key`, if any.
+    #[inline]
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
         let value = self.entries.get_mut(key)?.take()?;
         self.free.push(key);
@@ -38,10 +43,12 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    #[inline]
     pub(crate) fn get(&self, key: usize) -> Option<&T> {
         self.entries.get(key)?.as_ref()
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
         self.entries.get_mut(key)?.as_mut()
     }

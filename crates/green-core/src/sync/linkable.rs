@@ -149,41 +149,39 @@ impl Linkable {
         drop(removed);
     }
 
-    /// One step of the notifier (L2, L4), `ready` asked before each waiter.
+    /// One step of the notifier (L2, L4), `ready` asked before each waiter
+    /// (it must not touch the wait list).
     fn step(&self, in_hub: bool, ready: impl Fn() -> bool) -> Step {
+        let mut list = self.list.borrow_mut();
         loop {
             let (chain, limit) = match self.phase.get() {
                 Phase::Idle => return Step::Done { again: false },
                 Phase::Queued => {
-                    let limit = self.list.borrow().next_serial();
+                    let limit = list.next_serial();
                     self.phase.set(Phase::Links { limit });
-                    continue;
+                    (LINKS, limit)
                 }
                 Phase::Links { limit } => (LINKS, limit),
                 Phase::Late { limit } => (LATE, limit),
             };
-            let front = self.list.borrow().front(chain);
-            match front {
+            match list.front(chain) {
                 Some((serial, is_call)) if serial < limit && (self.notify_all || ready()) => {
                     if is_call && !in_hub {
                         return Step::NeedsHub;
                     }
-                    let taken = self.list.borrow_mut().pop_front(chain);
-                    match taken {
+                    match list.pop_front(chain) {
                         Some((Wake::Greenlet(core), ())) => return Step::Run(core),
                         Some((Wake::Call(f), ())) => return Step::Call(f),
                         None => continue,
                     }
                 }
                 _ if chain == LINKS => {
-                    let limit = self.list.borrow().next_serial();
+                    let limit = list.next_serial();
                     self.phase.set(Phase::Late { limit });
                 }
                 _ => {
-                    let mut list = self.list.borrow_mut();
                     list.append_chain(LATE, LINKS);
                     let again = !list.is_empty(LINKS) && ready();
-                    drop(list);
                     self.phase
                         .set(if again { Phase::Queued } else { Phase::Idle });
                     return Step::Done { again };
