@@ -434,6 +434,8 @@ fn withdraw_raise(hub: &Hub, id: u64, owner_key: u32, owner_id: u64) {
         other => c.throw.set(other),
     }
     c.withdraw_set_aside(is_it);
+    // Deferred behind a wake-up that came first (Q3): still in the queue.
+    hub.withdraw_deferred_throw(c, is_it);
 }
 
 /// Withdraws a started timeout that has not fired: its timer, or its place

@@ -120,6 +120,27 @@ impl Remote {
         self.signal()
     }
 
+    /// Queues `f(loop, value)` to run on the loop's thread and wakes the
+    /// loop, or hands `value` back, untouched, if the loop was dropped: what
+    /// a cross-thread send carries is never lost on the way.
+    ///
+    /// # Errors
+    ///
+    /// `value` if the loop was dropped.
+    pub fn try_run_with<V: Send + 'static>(&self, value: V, f: fn(&Loop, V)) -> Result<(), V> {
+        {
+            let mut st = self.shared.lock();
+            if !st.alive {
+                return Err(value);
+            }
+            st.queue.push_back(Box::new(move |lp: &Loop| f(lp, value)));
+        }
+        // Queued: should the loop die before it wakes, the closure goes with
+        // the loop's queue, like any queued closure.
+        let _ = self.signal();
+        Ok(())
+    }
+
     /// Whether the loop still exists.
     pub fn is_alive(&self) -> bool {
         self.shared.lock().alive

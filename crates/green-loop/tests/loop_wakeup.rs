@@ -95,6 +95,34 @@ fn remote_after_the_loop_is_dropped_is_an_error() {
 }
 
 #[test]
+fn try_run_with_runs_on_the_loop_or_hands_the_value_back() {
+    each_backend(|lp| {
+        let remote = lp.remote();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let sender = {
+            let (remote, seen) = (remote.clone(), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                remote
+                    .try_run_with((seen, 7_usize), |_, (seen, n)| {
+                        seen.fetch_add(n, Ordering::SeqCst);
+                    })
+                    .map_err(|_| "refused")
+            })
+        };
+        sender.join().unwrap().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            lp.run_once(true).unwrap();
+        }
+        assert_eq!(seen.load(Ordering::SeqCst), 7);
+        drop(lp);
+        // The value comes back whole once the loop is gone.
+        let back = remote.try_run_with(String::from("parcel"), |_, _| unreachable!());
+        assert_eq!(back, Err(String::from("parcel")));
+    });
+}
+
+#[test]
 fn a_loop_that_only_polls_without_blocking_still_sees_every_wake() {
     // Non-blocking polls skip the kernel while nothing could complete; a
     // wake from another thread must still get through (a hub whose

@@ -224,6 +224,56 @@ impl Hub {
         }));
     }
 
+    /// Takes back the resume queued for a parked `waiter` (a timer's plain
+    /// wake-up), so that it runs here instead: a notifier that completed
+    /// its operation (a hand-off) switches to it at its place, as gevent's
+    /// does, before anything later can be raised in it (N4).
+    pub(super) fn take_back_resume(&self, waiter: &CoreRef) {
+        let w = waiter.core();
+        let mut ready = self.ready.borrow_mut();
+        let at = ready
+            .iter()
+            .position(|e| matches!(e, Entry::Resume(c) if std::ptr::eq(c.core(), w)));
+        if let Some(at) = at {
+            ready.remove(at);
+            w.in_ready.set(false);
+        }
+    }
+
+    /// Withdraws from the callback queue a deferred throw into `target`
+    /// whose payload `is_it` picks (a `Timeout` cancelled after its raise
+    /// was deferred behind a wake-up, Q3): it is never raised outside its
+    /// scope.
+    pub(crate) fn withdraw_deferred_throw(&self, target: &Core, is_it: impl Fn(&Payload) -> bool) {
+        if target.deferred_throws.get() == 0 {
+            return;
+        }
+        let withdrawn = {
+            let mut ready = self.ready.borrow_mut();
+            let at = ready.iter().position(|e| {
+                matches!(e, Entry::Throw(t) if std::ptr::eq(t.target.core(), target) && is_it(&t.payload))
+            });
+            at.and_then(|at| ready.remove(at))
+        };
+        let Some(Entry::Throw(throw)) = withdrawn else {
+            return;
+        };
+        target
+            .deferred_throws
+            .set(target.deferred_throws.get().saturating_sub(1));
+        let DeferredThrow {
+            target: record,
+            payload,
+            waiter,
+            ..
+        } = *throw;
+        if let Some(waiter) = &waiter {
+            self.kill_wait_done(waiter);
+        }
+        drop(payload);
+        drop(record);
+    }
+
     /// Queues `payload` for `target` at the back of the callback queue
     /// (Q3): raised when that entry comes up, wherever `target` is blocked
     /// then (`kill_nowait` of a greenlet queued to resume, or of oneself).

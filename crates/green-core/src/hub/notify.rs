@@ -17,14 +17,18 @@
 //! * **N3.** A callback step runs only in the hub fiber, guarded (H1).
 //!   Outside the hub the notifier answers `NeedsHub` without taking it.
 //! * **N4.** A waiter a step names while a kill or timeout is queued for it
-//!   first returns from its wait; the kill keeps its place (Q3).
+//!   first returns from its wait; the kill keeps its place (Q3), and a
+//!   `Timeout` whose scope ends meanwhile withdraws it. One queued to resume
+//!   by a plain wake-up (its wait's timer) runs at the notifier's place
+//!   instead: its wait completed (a hand-off gave it an item or a slot), and
+//!   nothing raised later may make it look as if it had not.
 
 use std::panic::Location;
 use std::rc::Rc;
 
 use super::queue::{Entry, Next};
 use super::Hub;
-use crate::greenlet::state::CoreRef;
+use crate::greenlet::state::{CoreRef, State};
 
 /// One step of a notifier (N1).
 pub(crate) enum Step {
@@ -66,9 +70,14 @@ impl Hub {
         loop {
             match notifier.step(in_hub) {
                 Step::Run(waiter) => {
-                    if super::links::throw_queued(waiter.core()) {
+                    let w = waiter.core();
+                    if super::links::throw_queued(w) {
                         // N4: the kill queued for it came first.
                         self.defer_throw_behind_wake(&waiter);
+                    } else if w.in_ready.get() && w.state.get() == State::Parked && !w.is_dead() {
+                        // N4: queued to resume by a plain wake-up (its
+                        // timer): it runs here, where its wait completed.
+                        self.take_back_resume(&waiter);
                     }
                     if super::links::can_switch_to(waiter.core()) {
                         self.pause_notify(notifier);

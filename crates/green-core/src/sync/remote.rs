@@ -58,6 +58,9 @@ thread_local! {
     /// Primitives reachable from other threads, by key, each tagged with
     /// the epoch of the hub that registered it.
     static REGISTRY: RefCell<Slab<(u64, Box<dyn Any>)>> = RefCell::new(Slab::new());
+    /// The hub epoch the registry's entries belong to: when it changes,
+    /// every entry is stale.
+    static REGISTRY_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// What a handle shares with its clones: the last one unregisters the key.
@@ -84,14 +87,9 @@ fn register(target: Box<dyn Any>) -> Registration {
     let epoch = hub.epoch();
     let key = REGISTRY.with(|r| {
         let mut registry = r.borrow_mut();
-        // Entries of an earlier hub of this thread are dead weight.
-        let stale: Vec<usize> = registry
-            .iter()
-            .filter(|(_, (e, _))| *e != epoch)
-            .map(|(k, _)| k)
-            .collect();
-        for k in stale {
-            registry.remove(k);
+        if REGISTRY_EPOCH.with(|e| e.replace(epoch)) != epoch {
+            // Entries of an earlier hub of this thread are dead weight.
+            *registry = Slab::new();
         }
         registry.insert((epoch, target))
     });
@@ -184,20 +182,21 @@ impl<T: Send + 'static, E: Send + 'static> RemoteSetter<T, E> {
     /// [`HubGone`] with the outcome if the result's hub is gone.
     pub fn send(&self, outcome: Result<T, E>) -> Result<(), HubGone<Result<T, E>>> {
         let r = &self.registration;
-        if !r.remote.is_alive() {
-            return Err(HubGone(outcome));
+        r.remote
+            .try_run_with((r.key, r.epoch, outcome), deliver_outcome::<T, E>)
+            .map_err(|(_, _, outcome)| HubGone(outcome))
+    }
+}
+
+/// [`RemoteSetter`]'s delivery, on the result's thread.
+fn deliver_outcome<T: 'static, E: 'static>(
+    _: &green_loop::Loop,
+    (key, epoch, outcome): (usize, u64, Result<T, E>),
+) {
+    if let Some(target) = lookup::<Weak<ResultInner<T, E>>>(key, epoch) {
+        if let Some(target) = target.upgrade() {
+            ResultInner::set_outcome(&target, outcome);
         }
-        let (key, epoch) = (r.key, r.epoch);
-        let _ = r.remote.run(move |_| {
-            if let Some(target) = lookup::<Weak<ResultInner<T, E>>>(key, epoch) {
-                if let Some(target) = target.upgrade() {
-                    ResultInner::set_outcome(&target, outcome);
-                }
-            }
-        });
-        // Should the loop die between the check and the send, the outcome
-        // goes with the closure: nobody is left to receive it anyway.
-        Ok(())
     }
 }
 
@@ -280,12 +279,12 @@ impl<T: Send + 'static> RemotePutter<T> {
     /// [`HubGone`] with the item if the queue's hub is gone.
     pub fn put(&self, item: T) -> Result<(), HubGone<T>> {
         let r = &self.registration;
-        if !r.remote.is_alive() {
-            return Err(HubGone(item));
-        }
-        let (key, epoch, deliver) = (r.key, r.epoch, self.deliver);
-        let _ = r.remote.run(move |_| deliver(key, epoch, item));
-        Ok(())
+        r.remote
+            .try_run_with(
+                (r.key, r.epoch, item, self.deliver),
+                |_, (key, epoch, item, deliver)| deliver(key, epoch, item),
+            )
+            .map_err(|(_, _, item, _)| HubGone(item))
     }
 }
 
