@@ -21,43 +21,11 @@ use green_core::{
     idle, iwait, sleep, spawn, spawn_later, wait, with_timeout_or, yield_now, ErrorKind,
     GreenletError, Timeout, Waitable,
 };
-use support::{catch, Log, MS};
+use support::{outer_timeout_is_not_lost, waits_out, Log, CLOCK_SLACK, MS};
 
 /// gevent's `DELAY` in these tests: long enough that a zero timeout fires
 /// first, short enough to keep the suite quick.
 const DELAY: Duration = Duration::from_millis(40);
-
-/// Timers may round to the loop's millisecond clock: a wait that ended this
-/// much before its timeout still counts as having waited it out.
-const CLOCK_SLACK: Duration = Duration::from_millis(5);
-
-/// Runs `wait` with `timeout` and checks it did wait (about) that long, the
-/// way gevent's `_wait_and_check` does (lower bound only: no speed assert).
-fn waits_out<R>(timeout: Duration, wait: impl FnOnce(Duration) -> R) -> R {
-    let start = Instant::now();
-    let result = wait(timeout);
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed + CLOCK_SLACK >= timeout,
-        "the wait returned after {elapsed:?}, before its timeout of {timeout:?}"
-    );
-    result
-}
-
-/// gevent's `test_outer_timeout_is_not_lost`: a `Timeout` of the caller's
-/// that fires during a long timed wait unwinds out of it as that very
-/// timeout (the wait's own timeout does not swallow or replace it).
-fn outer_timeout_is_not_lost(wait: impl FnOnce(Duration)) {
-    let outer = Timeout::start_new(MS);
-    let caught = catch(|| wait(Duration::from_secs(30)));
-    outer.cancel();
-    let payload = caught.expect_err("the outer timeout should have unwound out of the wait");
-    assert!(
-        outer.is(&*payload),
-        "the wait unwound with something other than the outer timeout: {}",
-        support::panic_message(&*payload)
-    );
-}
 
 /// A greenlet that sets `flag` when it runs: it runs only if the caller
 /// switches away (to tell a call that switches from one that does not).

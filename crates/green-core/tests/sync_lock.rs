@@ -21,13 +21,9 @@ use green_core::sync::{
     AsyncResult, BoundedSemaphore, Event, Lock, Queue, RLock, ReleaseError, Semaphore,
 };
 use green_core::{
-    idle, iwait, joinall, sleep, spawn, wait, yield_now, ErrorKind, Greenlet, LoopExit, Timeout,
-    Waitable,
+    idle, iwait, joinall, sleep, spawn, wait, yield_now, ErrorKind, Greenlet, LoopExit, Waitable,
 };
-use support::{catch, within, Log, MS};
-
-/// Timers may round to the loop's millisecond clock.
-const CLOCK_SLACK: Duration = Duration::from_millis(5);
+use support::{catch, outer_timeout_is_not_lost, within, Log, CLOCK_SLACK, MS};
 
 /// How long a scenario that should end quickly may take before it counts
 /// as a hang (gevent's fairness test hangs when the lock is unfair).
@@ -40,16 +36,6 @@ fn flag_setter() -> Rc<Cell<bool>> {
     let f = Rc::clone(&flag);
     spawn(move || f.set(true));
     flag
-}
-
-/// The caller's `Timeout` that fires during a long wait unwinds out of it
-/// as that very timeout (gevent's `test_outer_timeout_is_not_lost`).
-fn outer_timeout_is_not_lost(wait: impl FnOnce(Duration)) {
-    let outer = Timeout::start_new(MS);
-    let caught = catch(|| wait(Duration::from_secs(30)));
-    outer.cancel();
-    let payload = caught.expect_err("the outer timeout should have unwound out of the wait");
-    assert!(outer.is(&*payload), "{}", support::panic_message(&*payload));
 }
 
 // ===== test__semaphore.py =====

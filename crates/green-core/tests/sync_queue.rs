@@ -28,36 +28,10 @@ use green_core::sync::{
 use green_core::{
     iwait, joinall, sleep, spawn, wait, yield_now, Greenlet, LoopExit, Timeout, Waitable,
 };
-use support::{catch, Log, MS};
-
-/// Timers may round to the loop's millisecond clock.
-const CLOCK_SLACK: Duration = Duration::from_millis(5);
+use support::{catch, outer_timeout_is_not_lost, waits_out, Log, MS};
 
 /// gevent's `QUEUE_SIZE` in `test__monkey_queue.py`.
 const QUEUE_SIZE: usize = 5;
-
-/// Runs `wait` with `timeout` and checks it did wait (about) that long
-/// (gevent's `_wait_and_check`, lower bound only: no speed assert).
-fn waits_out<R>(timeout: Duration, wait: impl FnOnce(Duration) -> R) -> R {
-    let start = Instant::now();
-    let result = wait(timeout);
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed + CLOCK_SLACK >= timeout,
-        "the wait returned after {elapsed:?}, before its timeout of {timeout:?}"
-    );
-    result
-}
-
-/// gevent's `test_outer_timeout_is_not_lost`: the caller's `Timeout` that
-/// fires during a long timed wait unwinds out of it as that very timeout.
-fn outer_timeout_is_not_lost(wait: impl FnOnce(Duration)) {
-    let outer = Timeout::start_new(MS);
-    let caught = catch(|| wait(Duration::from_secs(30)));
-    outer.cancel();
-    let payload = caught.expect_err("the outer timeout should have unwound out of the wait");
-    assert!(outer.is(&*payload), "{}", support::panic_message(&*payload));
-}
 
 /// A greenlet that sets the returned flag when it runs: it runs only if the
 /// caller switches away.

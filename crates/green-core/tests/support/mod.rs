@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use green_core::{sleep, spawn, yield_now, Greenlet};
+use green_core::{sleep, spawn, yield_now, Greenlet, Timeout};
 
 /// Counts how many times its values were dropped: kill and unwind tests
 /// check that captured values and locals are dropped exactly once.
@@ -274,4 +274,36 @@ impl MidUnwind {
         self.release.set(true);
         self.greenlet.join();
     }
+}
+
+/// Timers may round to the loop's millisecond clock: a wait that ended this
+/// much before its timeout still counts as having waited it out.
+pub const CLOCK_SLACK: Duration = Duration::from_millis(5);
+
+/// Runs `wait` with `timeout` and checks it did wait (about) that long, the
+/// way gevent's `_wait_and_check` does (lower bound only: no speed assert).
+pub fn waits_out<R>(timeout: Duration, wait: impl FnOnce(Duration) -> R) -> R {
+    let start = Instant::now();
+    let result = wait(timeout);
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed + CLOCK_SLACK >= timeout,
+        "the wait returned after {elapsed:?}, before its timeout of {timeout:?}"
+    );
+    result
+}
+
+/// gevent's `test_outer_timeout_is_not_lost`: a `Timeout` of the caller's
+/// that fires during a long timed wait unwinds out of it as that very
+/// timeout (the wait's own timeout does not swallow or replace it).
+pub fn outer_timeout_is_not_lost(wait: impl FnOnce(Duration)) {
+    let outer = Timeout::start_new(MS);
+    let caught = catch(|| wait(Duration::from_secs(30)));
+    outer.cancel();
+    let payload = caught.expect_err("the outer timeout should have unwound out of the wait");
+    assert!(
+        outer.is(&*payload),
+        "the wait unwound with something other than the outer timeout: {}",
+        panic_message(&*payload)
+    );
 }
