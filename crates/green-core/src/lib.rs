@@ -157,12 +157,17 @@ mod catch;
 mod error;
 mod greenlet;
 mod hub;
+mod io;
 // The one module with `unsafe`: it frees each thread's hub record at thread
 // exit (see its invariants R1 and R2).
 #[allow(unsafe_code)]
 mod hub_record;
 mod linked;
 mod local;
+pub mod net;
+pub mod os;
+pub mod process;
+pub mod signal;
 mod report;
 mod slab;
 mod sleep;

@@ -108,7 +108,7 @@ pub(crate) use kill::{
 };
 pub(crate) use notify::{Notify, Step};
 pub(crate) use teardown::teardown_at_exit;
-pub(crate) use timers::{deadline_after, TimeoutEntry, TimerWake};
+pub(crate) use timers::{deadline_after, wake_registered, TimeoutEntry, TimerWake};
 
 use queue::Entry;
 use unwind::install_panic_hook;

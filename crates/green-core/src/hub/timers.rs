@@ -57,7 +57,14 @@ fn start_delayed(_lp: &Loop, _timer: TimerId, key: u64) {
 /// Loop handler for [`Hub::wake_at`] timers. A key whose greenlet died and
 /// was replaced can at worst wake the new one early; every wait re-checks
 /// its condition (and dying greenlets cancel their timers first).
-fn wake_timer_waiter(_lp: &Loop, _timer: TimerId, key: u64) {
+fn wake_timer_waiter(lp: &Loop, _timer: TimerId, key: u64) {
+    wake_registered(lp, key);
+}
+
+/// Loop handler that schedules the live greenlet registered at `key`
+/// ([`Hub::register_live`]); I/O completions use it as their waker. As for
+/// timers, a stale key can at worst wake another greenlet early.
+pub(crate) fn wake_registered(_lp: &Loop, key: u64) {
     let Some(hub) = existing_hub() else { return };
     let core = hub
         .live

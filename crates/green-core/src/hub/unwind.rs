@@ -377,6 +377,21 @@ impl Hub {
         self.park_throw(core, payload);
     }
 
+    /// Whether a kill or timeout is held back in `core` (it arrived during
+    /// an uninterruptible wait, S2).
+    pub(crate) fn holds_throw(&self, core: &Core) -> bool {
+        core.throw_held.get()
+    }
+
+    /// Raises a held kill or timeout now, if it may be raised here (U3);
+    /// otherwise it stays held for the next blocking point.
+    #[track_caller]
+    pub(crate) fn raise_if_held(&self, core: &Core) {
+        if core.throw_held.get() {
+            self.raise_held(core);
+        }
+    }
+
     /// Runs `f` with kills and timeouts held back (S2); they are raised at the
     /// first blocking point after it returns. A `Timeout` started inside `f`
     /// (by a destructor it runs) is caught inside it too, so it is raised

@@ -55,7 +55,8 @@ use smallvec::SmallVec;
 
 use super::{sys, BackendKind, Cqe, Features};
 use crate::op::{
-    accept, close, connect, poll_add, read, recv, send, timeout, write, Attempt, Op, CQE_F_MORE,
+    accept, close, connect, msg, poll_add, read, recv, send, timeout, write, Attempt, Op,
+    CQE_F_MORE,
 };
 use crate::token::Key;
 
@@ -134,6 +135,8 @@ impl Epoll {
             opcode::Write::CODE,
             opcode::Recv::CODE,
             opcode::Send::CODE,
+            opcode::SendMsg::CODE,
+            opcode::RecvMsg::CODE,
             opcode::Accept::CODE,
             opcode::Connect::CODE,
             opcode::PollAdd::CODE,
@@ -531,6 +534,8 @@ fn op_fd(op: &Op) -> Option<RawFd> {
         | Op::Write { fd, .. }
         | Op::Recv { fd, .. }
         | Op::Send { fd, .. }
+        | Op::SendMsg { fd, .. }
+        | Op::RecvMsg { fd, .. }
         | Op::Accept { fd, .. }
         | Op::AcceptMulti { fd, .. }
         | Op::Connect { fd, .. }
@@ -542,10 +547,14 @@ fn op_fd(op: &Op) -> Option<RawFd> {
 /// The epoll events an op waits for.
 fn interest(op: &Op) -> u32 {
     match *op {
-        Op::Read { .. } | Op::Recv { .. } | Op::Accept { .. } | Op::AcceptMulti { .. } => {
-            libc::EPOLLIN as u32
+        Op::Read { .. }
+        | Op::Recv { .. }
+        | Op::RecvMsg { .. }
+        | Op::Accept { .. }
+        | Op::AcceptMulti { .. } => libc::EPOLLIN as u32,
+        Op::Write { .. } | Op::Send { .. } | Op::SendMsg { .. } | Op::Connect { .. } => {
+            libc::EPOLLOUT as u32
         }
-        Op::Write { .. } | Op::Send { .. } | Op::Connect { .. } => libc::EPOLLOUT as u32,
         // POLL* and EPOLL* share values for these bits.
         // EPOLLHUP is reported whether asked for or not, but asking makes
         // the interest non-zero, so even a poll for no event (or only for
@@ -601,6 +610,14 @@ unsafe fn attempt_op(op: &Op, connect_started: &mut bool) -> Attempt {
         } => {
             // SAFETY: the buffer is valid for the op's flight (L1, this fn's contract).
             unsafe { send::attempt(fd, buf, len, flags) }
+        }
+        Op::SendMsg { fd, msg, flags } => {
+            // SAFETY: the header and its buffers are valid for the op's flight (L1).
+            unsafe { msg::send_attempt(fd, msg, flags) }
+        }
+        Op::RecvMsg { fd, msg, flags } => {
+            // SAFETY: the header and its buffers are valid for the op's flight (L1).
+            unsafe { msg::recv_attempt(fd, msg, flags) }
         }
         Op::Accept {
             fd,

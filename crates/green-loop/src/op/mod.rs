@@ -50,8 +50,10 @@ use crate::Loop;
 
 pub(crate) mod accept;
 pub(crate) mod async_cancel;
+pub(crate) mod borrowed;
 pub(crate) mod close;
 pub(crate) mod connect;
+pub(crate) mod msg;
 pub(crate) mod nop;
 pub(crate) mod poll_add;
 pub(crate) mod read;
@@ -142,6 +144,24 @@ pub enum Op {
         /// `MSG_*` flags.
         flags: i32,
     },
+    /// `sendmsg(2)`.
+    SendMsg {
+        /// Socket.
+        fd: RawFd,
+        /// The message header (iovecs and optional address).
+        msg: *const libc::msghdr,
+        /// `MSG_*` flags.
+        flags: i32,
+    },
+    /// `recvmsg(2)`.
+    RecvMsg {
+        /// Socket.
+        fd: RawFd,
+        /// The message header (iovecs and optional address out-buffer).
+        msg: *mut libc::msghdr,
+        /// `MSG_*` flags.
+        flags: i32,
+    },
     /// `accept4(2)`; the result is the new fd.
     Accept {
         /// Listening socket.
@@ -219,6 +239,8 @@ impl Op {
                 len,
                 flags,
             } => send::sqe(fd, buf, len, flags),
+            Op::SendMsg { fd, msg, flags } => msg::send_sqe(fd, msg, flags),
+            Op::RecvMsg { fd, msg, flags } => msg::recv_sqe(fd, msg, flags),
             Op::Accept {
                 fd,
                 addr,

@@ -1,0 +1,281 @@
+//! Green UDP: [`UdpSocket`], std's API with sends and receives that park
+//! the greenlet.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use green_loop::SockAddr;
+
+use super::ops;
+use super::resolve::{each_addr, ToSocketAddrs};
+use super::timeouts::Timeouts;
+use crate::io::Direction;
+
+/// A green UDP socket (std's [`std::net::UdpSocket`]).
+///
+/// # Kill safety (every blocking call)
+/// A kill or `Timeout` cancels the op and waits for the kernel before
+/// unwinding; a datagram received or sent in that race is reported, and the
+/// kill or timeout raised at the next blocking call. Otherwise nothing was
+/// received or sent.
+///
+/// # Examples
+/// ```
+/// use green_core::net::UdpSocket;
+///
+/// let a = UdpSocket::bind("127.0.0.1:0")?;
+/// let b = UdpSocket::bind("127.0.0.1:0")?;
+/// a.send_to(b"ping", b.local_addr()?)?;
+/// let mut buf = [0; 16];
+/// let (n, from) = b.recv_from(&mut buf)?;
+/// assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct UdpSocket {
+    inner: std::net::UdpSocket,
+    timeouts: Arc<Timeouts>,
+}
+
+impl UdpSocket {
+    /// Binds to `addr` (a name is resolved off the hub).
+    ///
+    /// # Errors
+    /// `AddrInUse`, a lookup failure, ...
+    #[track_caller]
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        each_addr(&addr, |a| std::net::UdpSocket::bind(a)).map(UdpSocket::from_std)
+    }
+
+    /// Sends `buf` to `addr` (the first resolved address).
+    ///
+    /// # Errors
+    /// `sendmsg`'s, or a lookup failure.
+    #[track_caller]
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let Some(to) = addr.to_socket_addrs()?.next() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no addresses to send data to",
+            ));
+        };
+        let to = SockAddr::from_std(&to);
+        ops::sendmsg(
+            self.as_fd(),
+            &self.timeouts,
+            &[IoSlice::new(buf)],
+            Some(&to),
+        )
+    }
+
+    /// Receives one datagram and its sender. A datagram longer than `buf`
+    /// is cut to fit, as std's.
+    ///
+    /// # Errors
+    /// `recvmsg`'s; `WouldBlock` after the read timeout.
+    #[track_caller]
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from_flags(buf, 0)
+    }
+
+    /// [`UdpSocket::recv_from`] without taking the datagram off the queue.
+    ///
+    /// # Errors
+    /// As `recv_from`.
+    #[track_caller]
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from_flags(buf, libc::MSG_PEEK)
+    }
+
+    #[track_caller]
+    fn recv_from_flags(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SocketAddr)> {
+        let mut from = SockAddr::empty();
+        let (n, _) = ops::recvmsg(
+            self.as_fd(),
+            &self.timeouts,
+            &mut [IoSliceMut::new(buf)],
+            Some(&mut from),
+            flags,
+        )?;
+        let addr = from.to_std().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "datagram from a non-IP address")
+        })?;
+        Ok((n, addr))
+    }
+
+    /// Sets the default peer for `send` and `recv` (a local syscall; a
+    /// name is resolved off the hub).
+    ///
+    /// # Errors
+    /// `connect`'s, or a lookup failure.
+    #[track_caller]
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        each_addr(&addr, |a| self.inner.connect(a))
+    }
+
+    /// Sends to the connected peer.
+    ///
+    /// # Errors
+    /// `NotConnected`, `ConnectionRefused` (an ICMP from an earlier
+    /// datagram), ...
+    #[track_caller]
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        ops::sendmsg(self.as_fd(), &self.timeouts, &[IoSlice::new(buf)], None)
+    }
+
+    /// Receives one datagram from the connected peer.
+    ///
+    /// # Errors
+    /// As `recv_from`.
+    #[track_caller]
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        ops::recvmsg(
+            self.as_fd(),
+            &self.timeouts,
+            &mut [IoSliceMut::new(buf)],
+            None,
+            0,
+        )
+        .map(|(n, _)| n)
+    }
+
+    /// [`UdpSocket::recv`] without taking the datagram off the queue.
+    ///
+    /// # Errors
+    /// As `recv`.
+    #[track_caller]
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        ops::recvmsg(
+            self.as_fd(),
+            &self.timeouts,
+            &mut [IoSliceMut::new(buf)],
+            None,
+            libc::MSG_PEEK,
+        )
+        .map(|(n, _)| n)
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// `getsockname`'s.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    /// `NotConnected`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// A second handle (`dup`), sharing this one's timeouts.
+    ///
+    /// # Errors
+    /// `EMFILE` and the like.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            inner: self.inner.try_clone()?,
+            timeouts: Arc::clone(&self.timeouts),
+        })
+    }
+
+    /// Bounds each later receive (`WouldBlock` when it expires, as std).
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeouts.set(Direction::Read, timeout)
+    }
+
+    /// Bounds each later send.
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeouts.set(Direction::Write, timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// Never; `io::Result` as in std.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.timeouts.get(Direction::Read))
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// Never; `io::Result` as in std.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.timeouts.get(Direction::Write))
+    }
+
+    /// Sets `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// `setsockopt`'s.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.inner.set_broadcast(on)
+    }
+
+    /// The pending socket error (`SO_ERROR`), cleared.
+    ///
+    /// # Errors
+    /// `getsockopt`'s.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
+    /// Wraps a std socket.
+    pub fn from_std(socket: std::net::UdpSocket) -> UdpSocket {
+        UdpSocket {
+            inner: socket,
+            timeouts: Timeouts::shared(),
+        }
+    }
+
+    /// The std socket (its timeouts are not carried over).
+    pub fn into_std(self) -> std::net::UdpSocket {
+        self.inner
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl IntoRawFd for UdpSocket {
+    fn into_raw_fd(self) -> RawFd {
+        self.inner.into_raw_fd()
+    }
+}
+
+impl From<OwnedFd> for UdpSocket {
+    fn from(fd: OwnedFd) -> UdpSocket {
+        UdpSocket::from_std(fd.into())
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}

@@ -1,0 +1,532 @@
+//! Green Unix-domain sockets: [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`], std's API with calls that park the greenlet.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use green_loop::{sock, SockAddr};
+
+use super::ops;
+use super::timeouts::Timeouts;
+use crate::io::Direction;
+
+/// The std address of a kernel-layout Unix address: a path, an abstract
+/// name, or unnamed.
+fn unix_addr_of(addr: &SockAddr) -> io::Result<SocketAddr> {
+    if let Some(path) = addr.unix_pathname() {
+        return SocketAddr::from_pathname(path);
+    }
+    if let Some(name) = addr.unix_abstract_name() {
+        return SocketAddr::from_abstract_name(name);
+    }
+    // std has no constructor for an unnamed address; an unbound socket's
+    // own name is one.
+    std::os::unix::net::UnixDatagram::unbound()?.local_addr()
+}
+
+/// A green Unix-domain listener (std's
+/// [`std::os::unix::net::UnixListener`]).
+pub struct UnixListener {
+    inner: std::os::unix::net::UnixListener,
+}
+
+impl UnixListener {
+    /// Binds to `path` and listens.
+    ///
+    /// # Errors
+    /// `AddrInUse` when the path exists, ...
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            inner: std::os::unix::net::UnixListener::bind(path)?,
+        })
+    }
+
+    /// Waits for a connection.
+    ///
+    /// # Errors
+    /// `accept4`'s (`EMFILE`: the listener stays usable).
+    ///
+    /// # Kill safety
+    /// A kill or timeout cancels the wait; a connection accepted in that
+    /// race is closed, never leaked.
+    #[track_caller]
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let mut peer = SockAddr::empty();
+        let fd = ops::accept(self.inner.as_fd(), Some(&mut peer))?;
+        let stream = UnixStream::from(fd);
+        Ok((stream, unix_addr_of(&peer)?))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self }
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// `getsockname`'s.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// A second handle (`dup`).
+    ///
+    /// # Errors
+    /// `EMFILE` and the like.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            inner: self.inner.try_clone()?,
+        })
+    }
+
+    /// Wraps a std listener.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener { inner: listener }
+    }
+
+    /// The std listener.
+    pub fn into_std(self) -> std::os::unix::net::UnixListener {
+        self.inner
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl IntoRawFd for UnixListener {
+    fn into_raw_fd(self) -> RawFd {
+        self.inner.into_raw_fd()
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+/// The iterator of [`UnixListener::incoming`]; it never ends.
+#[derive(Debug)]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A green Unix-domain stream (std's [`std::os::unix::net::UnixStream`]);
+/// `Read`/`Write` on it and on `&UnixStream`.
+///
+/// # Kill safety (every blocking call)
+/// As [`TcpStream`](super::TcpStream)'s.
+pub struct UnixStream {
+    inner: std::os::unix::net::UnixStream,
+    timeouts: Arc<Timeouts>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    ///
+    /// # Errors
+    /// `NotFound`, `ConnectionRefused`, `InvalidInput` for a path too long.
+    ///
+    /// # Kill safety
+    /// A kill or timeout cancels the attempt; the socket is closed.
+    #[track_caller]
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        let addr = SockAddr::unix_path(path.as_ref())?;
+        let fd = sock::socket(libc::AF_UNIX, libc::SOCK_STREAM)?;
+        ops::connect(fd.as_fd(), &addr, None)?;
+        Ok(UnixStream::from(fd))
+    }
+
+    /// A connected pair.
+    ///
+    /// # Errors
+    /// `socketpair`'s.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a), UnixStream::from_std(b)))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// `getsockname`'s.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// `getpeername`'s.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Shuts down one half or both.
+    ///
+    /// # Errors
+    /// `shutdown`'s.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// A second handle (`dup`), sharing this one's timeouts.
+    ///
+    /// # Errors
+    /// `EMFILE` and the like.
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            inner: self.inner.try_clone()?,
+            timeouts: Arc::clone(&self.timeouts),
+        })
+    }
+
+    /// As [`TcpStream::set_read_timeout`](super::TcpStream::set_read_timeout).
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeouts.set(Direction::Read, timeout)
+    }
+
+    /// As [`TcpStream::set_write_timeout`](super::TcpStream::set_write_timeout).
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeouts.set(Direction::Write, timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// Never; `io::Result` as in std.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.timeouts.get(Direction::Read))
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// Never; `io::Result` as in std.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.timeouts.get(Direction::Write))
+    }
+
+    /// The pending socket error (`SO_ERROR`), cleared.
+    ///
+    /// # Errors
+    /// `getsockopt`'s.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
+    /// Wraps a std stream.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> UnixStream {
+        UnixStream {
+            inner: stream,
+            timeouts: Timeouts::shared(),
+        }
+    }
+
+    /// The std stream.
+    pub fn into_std(self) -> std::os::unix::net::UnixStream {
+        self.inner
+    }
+}
+
+impl Read for &UnixStream {
+    #[track_caller]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        ops::recv(self.as_fd(), &self.timeouts, buf, 0)
+    }
+
+    #[track_caller]
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        ops::read_vectored(self.as_fd(), &self.timeouts, bufs)
+    }
+}
+
+impl Write for &UnixStream {
+    #[track_caller]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        ops::send(self.as_fd(), &self.timeouts, buf)
+    }
+
+    #[track_caller]
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        ops::write_vectored(self.as_fd(), &self.timeouts, bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    #[track_caller]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    #[track_caller]
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for UnixStream {
+    #[track_caller]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    #[track_caller]
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl IntoRawFd for UnixStream {
+    fn into_raw_fd(self) -> RawFd {
+        self.inner.into_raw_fd()
+    }
+}
+
+impl From<OwnedFd> for UnixStream {
+    fn from(fd: OwnedFd) -> UnixStream {
+        UnixStream::from_std(fd.into())
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+/// A green Unix-domain datagram socket (std's
+/// [`std::os::unix::net::UnixDatagram`]).
+///
+/// # Kill safety (every blocking call)
+/// As [`UdpSocket`](super::UdpSocket)'s.
+pub struct UnixDatagram {
+    inner: std::os::unix::net::UnixDatagram,
+    timeouts: Arc<Timeouts>,
+}
+
+impl UnixDatagram {
+    /// Binds to `path`.
+    ///
+    /// # Errors
+    /// `AddrInUse` when the path exists, ...
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        std::os::unix::net::UnixDatagram::bind(path).map(UnixDatagram::from_std)
+    }
+
+    /// A socket bound to no address.
+    ///
+    /// # Errors
+    /// `socket`'s.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        std::os::unix::net::UnixDatagram::unbound().map(UnixDatagram::from_std)
+    }
+
+    /// A connected pair.
+    ///
+    /// # Errors
+    /// `socketpair`'s.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_std(a), UnixDatagram::from_std(b)))
+    }
+
+    /// Sets the default peer (a local syscall).
+    ///
+    /// # Errors
+    /// `connect`'s.
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.inner.connect(path)
+    }
+
+    /// Sends one datagram to the socket at `path`.
+    ///
+    /// # Errors
+    /// `sendmsg`'s; `InvalidInput` for a path too long.
+    #[track_caller]
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let to = SockAddr::unix_path(path.as_ref())?;
+        ops::sendmsg(
+            self.as_fd(),
+            &self.timeouts,
+            &[IoSlice::new(buf)],
+            Some(&to),
+        )
+    }
+
+    /// Receives one datagram and its sender's address.
+    ///
+    /// # Errors
+    /// `recvmsg`'s.
+    #[track_caller]
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let mut from = SockAddr::empty();
+        let (n, _) = ops::recvmsg(
+            self.as_fd(),
+            &self.timeouts,
+            &mut [IoSliceMut::new(buf)],
+            Some(&mut from),
+            0,
+        )?;
+        Ok((n, unix_addr_of(&from)?))
+    }
+
+    /// Sends to the connected peer.
+    ///
+    /// # Errors
+    /// `NotConnected`, ...
+    #[track_caller]
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        ops::sendmsg(self.as_fd(), &self.timeouts, &[IoSlice::new(buf)], None)
+    }
+
+    /// Receives one datagram.
+    ///
+    /// # Errors
+    /// `recvmsg`'s.
+    #[track_caller]
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        ops::recvmsg(
+            self.as_fd(),
+            &self.timeouts,
+            &mut [IoSliceMut::new(buf)],
+            None,
+            0,
+        )
+        .map(|(n, _)| n)
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// `getsockname`'s.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    /// `NotConnected`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Bounds each later receive (`WouldBlock` when it expires).
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeouts.set(Direction::Read, timeout)
+    }
+
+    /// Bounds each later send.
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeouts.set(Direction::Write, timeout)
+    }
+
+    /// Shuts down one half or both.
+    ///
+    /// # Errors
+    /// `shutdown`'s.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Wraps a std socket.
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> UnixDatagram {
+        UnixDatagram {
+            inner: socket,
+            timeouts: Timeouts::shared(),
+        }
+    }
+
+    /// The std socket.
+    pub fn into_std(self) -> std::os::unix::net::UnixDatagram {
+        self.inner
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixDatagram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl IntoRawFd for UnixDatagram {
+    fn into_raw_fd(self) -> RawFd {
+        self.inner.into_raw_fd()
+    }
+}
+
+impl fmt::Debug for UnixDatagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixDatagram")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
