@@ -155,6 +155,7 @@
 
 mod catch;
 mod error;
+pub mod fs;
 mod greenlet;
 mod hub;
 mod io;
@@ -167,8 +168,8 @@ mod local;
 pub mod net;
 pub mod os;
 pub mod process;
-pub mod signal;
 mod report;
+pub mod signal;
 mod slab;
 mod sleep;
 mod stacks;

@@ -24,6 +24,7 @@ use io_uring::squeue;
 use crate::op::Op;
 
 pub(crate) mod epoll;
+pub mod fd;
 pub mod sock;
 pub(crate) mod sys;
 pub(crate) mod uring;
