@@ -44,8 +44,12 @@ fn main() -> io::Result<()> {
                     let _ = stream.set_nodelay(true);
                     handlers.push(spawn(move || handle(stream)));
                 }
-                // Out of descriptors, say: report it and keep serving.
-                Err(e) => eprintln!("accept failed: {e}"),
+                // Out of descriptors, say: report it, give the handlers a
+                // moment to close some, and keep serving.
+                Err(e) => {
+                    eprintln!("accept failed: {e}");
+                    green_core::sleep(std::time::Duration::from_millis(10));
+                }
             }
             if limit.is_some_and(|limit| n + 1 >= limit) {
                 break;
