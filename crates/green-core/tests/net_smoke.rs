@@ -1,3 +1,5 @@
+//! A first smoke test of green sockets: kill mid-read, timeouts, errors.
+
 use green_core::net::{TcpListener, TcpStream};
 use std::io::{Read, Write};
 use std::time::Duration;

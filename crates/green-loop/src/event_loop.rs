@@ -124,6 +124,7 @@ impl Builder {
             wake_buf: Box::new(Cell::new(0)),
             wake_armed: Cell::new(false),
             signals: RefCell::new(Slab::new()),
+            accept_handlers: RefCell::new(Slab::new()),
         });
         let lp = Loop { inner };
         lp.arm_wakeup()?;
@@ -153,6 +154,8 @@ pub(crate) struct Inner {
     /// The wakeup eventfd read is in flight (one of `ops`).
     pub(crate) wake_armed: Cell<bool>,
     pub(crate) signals: RefCell<Slab<SignalState>>,
+    /// Handlers of multishot accepts (`op/borrowed.rs`), by the op's data.
+    pub(crate) accept_handlers: RefCell<Slab<crate::op::borrowed::AcceptHandler>>,
 }
 
 impl Inner {

@@ -84,7 +84,7 @@ pub use backend::{fd, sock};
 pub use backend::{BackendChoice, BackendKind, Features, BACKEND_ENV};
 pub use error::LoopGone;
 pub use event_loop::{Builder, Loop, Stats};
-pub use op::borrowed::{OpWait, SockAddr};
+pub use op::borrowed::{AcceptShot, OpWait, SockAddr};
 pub use op::{Completion, Op, Timespec, CQE_F_MORE};
 pub use signal::SignalWatcher;
 pub use token::{CallbackId, OpId, TimerId};

@@ -476,6 +476,11 @@ impl Hub {
         )
     }
 
+    /// The event loop, if the hub still has one (not torn down).
+    pub(crate) fn lp_if_alive(&self) -> Option<Rc<Loop>> {
+        self.lp.borrow().clone()
+    }
+
     /// The hub fiber, parent of every greenlet's fiber.
     pub(crate) fn hub_fiber_ref(&self) -> FiberRef {
         self.hub_ref()

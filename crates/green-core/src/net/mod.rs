@@ -45,6 +45,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod accept;
 mod ops;
 mod resolve;
 mod tcp;

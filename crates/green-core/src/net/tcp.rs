@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use green_loop::{sock, SockAddr};
 
+use super::accept::{take_queued, AcceptStream, ListenerQueueGuard};
 use super::ops;
 use super::resolve::{each_addr, ToSocketAddrs};
 use super::timeouts::Timeouts;
@@ -53,9 +54,23 @@ fn domain_of(addr: &SocketAddr) -> i32 {
 /// ```
 pub struct TcpListener {
     inner: std::net::TcpListener,
+    /// Closes connections the ring accepted for it when it goes.
+    _queue: ListenerQueueGuard,
 }
 
 impl TcpListener {
+    fn stream_of(fd: OwnedFd) -> TcpStream {
+        TcpStream::from_fd(fd)
+    }
+
+    fn wrap(inner: std::net::TcpListener) -> TcpListener {
+        let fd = inner.as_raw_fd();
+        TcpListener {
+            inner,
+            _queue: ListenerQueueGuard(fd),
+        }
+    }
+
     /// Binds to `addr` (a name is resolved off the hub), with
     /// `SO_REUSEADDR` as std sets it, and listens.
     ///
@@ -88,9 +103,7 @@ impl TcpListener {
         }
         sock::bind(fd.as_fd(), &SockAddr::from_std(addr))?;
         sock::listen(fd.as_fd(), LISTEN_BACKLOG)?;
-        Ok(TcpListener {
-            inner: std::net::TcpListener::from(fd),
-        })
+        Ok(TcpListener::wrap(std::net::TcpListener::from(fd)))
     }
 
     /// Waits for a connection and returns it with the peer's address.
@@ -104,6 +117,13 @@ impl TcpListener {
     /// in that race is closed, never leaked; nothing else is left behind.
     #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        // A connection an `incoming()` already took off the backlog comes
+        // first.
+        if let Some(conn) = take_queued(self.as_raw_fd()) {
+            let stream = Self::stream_of(conn?);
+            let peer = stream.peer_addr()?;
+            return Ok((stream, peer));
+        }
         let mut peer = SockAddr::empty();
         let fd = ops::accept(self.inner.as_fd(), Some(&mut peer))?;
         let stream = TcpStream::from_fd(fd);
@@ -114,9 +134,22 @@ impl TcpListener {
         Ok((stream, addr))
     }
 
-    /// An endless iterator of [`TcpListener::accept`]'s connections.
+    /// An endless iterator of accepted connections.
+    ///
+    /// Where the kernel has it (Linux 5.19+, and always on the epoll
+    /// backend), one multishot accept serves the whole iteration instead of
+    /// one op per connection. It buffers at most a few connections ahead of
+    /// the caller (a bound on what one loop turn accepts); those still
+    /// buffered when the iterator is dropped are closed.
+    ///
+    /// # Kill safety
+    /// Interruptible; a kill while waiting loses no connection (they stay
+    /// buffered in the iterator, or in the kernel's backlog).
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
+        Incoming {
+            listener: self,
+            stream: AcceptStream::new(self.as_fd()),
+        }
     }
 
     /// The address the listener is bound to.
@@ -132,9 +165,7 @@ impl TcpListener {
     /// # Errors
     /// `EMFILE` and the like.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: self.inner.try_clone()?,
-        })
+        Ok(TcpListener::wrap(self.inner.try_clone()?))
     }
 
     /// Sets `IP_TTL`.
@@ -156,7 +187,7 @@ impl TcpListener {
     /// Wraps a std listener (bound and listening). A nonblocking one works
     /// too: a would-block accept waits for readiness.
     pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
-        TcpListener { inner: listener }
+        TcpListener::wrap(listener)
     }
 
     /// The std listener, for code that blocks the thread on purpose.
@@ -185,9 +216,7 @@ impl IntoRawFd for TcpListener {
 
 impl From<OwnedFd> for TcpListener {
     fn from(fd: OwnedFd) -> TcpListener {
-        TcpListener {
-            inner: std::net::TcpListener::from(fd),
-        }
+        TcpListener::wrap(std::net::TcpListener::from(fd))
     }
 }
 
@@ -206,16 +235,31 @@ impl fmt::Debug for TcpListener {
     }
 }
 
-/// The iterator of [`TcpListener::incoming`]; it never ends.
-#[derive(Debug)]
+/// The iterator of [`TcpListener::incoming`]; it never ends. Bound to the
+/// thread that made it (it owns the hub's multishot accept).
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
+    stream: AcceptStream,
 }
 
 impl Iterator for Incoming<'_> {
     type Item = io::Result<TcpStream>;
+    #[track_caller]
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        {
+            if let Some(conn) = self.stream.next(self.listener.as_fd()) {
+                return Some(conn.map(TcpStream::from_fd));
+            }
+        }
         Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("listener", self.listener)
+            .finish_non_exhaustive()
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use green_loop::{sock, SockAddr};
 
+use super::accept::{take_queued, AcceptStream, ListenerQueueGuard};
 use super::ops;
 use super::timeouts::Timeouts;
 use crate::io::Direction;
@@ -35,17 +36,31 @@ fn unix_addr_of(addr: &SockAddr) -> io::Result<SocketAddr> {
 /// [`std::os::unix::net::UnixListener`]).
 pub struct UnixListener {
     inner: std::os::unix::net::UnixListener,
+    /// Closes connections the ring accepted for it when it goes.
+    _queue: ListenerQueueGuard,
 }
 
 impl UnixListener {
+    fn stream_of(fd: OwnedFd) -> UnixStream {
+        UnixStream::from(fd)
+    }
+
+    fn wrap(inner: std::os::unix::net::UnixListener) -> UnixListener {
+        let fd = inner.as_raw_fd();
+        UnixListener {
+            inner,
+            _queue: ListenerQueueGuard(fd),
+        }
+    }
+
     /// Binds to `path` and listens.
     ///
     /// # Errors
     /// `AddrInUse` when the path exists, ...
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            inner: std::os::unix::net::UnixListener::bind(path)?,
-        })
+        Ok(UnixListener::wrap(std::os::unix::net::UnixListener::bind(
+            path,
+        )?))
     }
 
     /// Waits for a connection.
@@ -58,15 +73,30 @@ impl UnixListener {
     /// race is closed, never leaked.
     #[track_caller]
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        // A connection an `incoming()` already took off the backlog comes
+        // first.
+        if let Some(conn) = take_queued(self.as_raw_fd()) {
+            let stream = Self::stream_of(conn?);
+            let peer = stream.peer_addr()?;
+            return Ok((stream, peer));
+        }
         let mut peer = SockAddr::empty();
         let fd = ops::accept(self.inner.as_fd(), Some(&mut peer))?;
         let stream = UnixStream::from(fd);
         Ok((stream, unix_addr_of(&peer)?))
     }
 
-    /// An endless iterator of accepted connections.
+    /// An endless iterator of accepted connections, through one multishot
+    /// accept where the kernel has it (see
+    /// [`TcpListener::incoming`](super::TcpListener::incoming)).
+    ///
+    /// # Kill safety
+    /// Interruptible; a kill while waiting loses no connection.
     pub fn incoming(&self) -> UnixIncoming<'_> {
-        UnixIncoming { listener: self }
+        UnixIncoming {
+            listener: self,
+            stream: AcceptStream::new(self.as_fd()),
+        }
     }
 
     /// The bound address.
@@ -82,14 +112,12 @@ impl UnixListener {
     /// # Errors
     /// `EMFILE` and the like.
     pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            inner: self.inner.try_clone()?,
-        })
+        Ok(UnixListener::wrap(self.inner.try_clone()?))
     }
 
     /// Wraps a std listener.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> UnixListener {
-        UnixListener { inner: listener }
+        UnixListener::wrap(listener)
     }
 
     /// The std listener.
@@ -126,15 +154,29 @@ impl fmt::Debug for UnixListener {
 }
 
 /// The iterator of [`UnixListener::incoming`]; it never ends.
-#[derive(Debug)]
 pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,
+    stream: AcceptStream,
 }
 
 impl Iterator for UnixIncoming<'_> {
     type Item = io::Result<UnixStream>;
+    #[track_caller]
     fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        {
+            if let Some(conn) = self.stream.next(self.listener.as_fd()) {
+                return Some(conn.map(UnixStream::from));
+            }
+        }
         Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl fmt::Debug for UnixIncoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixIncoming")
+            .field("listener", self.listener)
+            .finish_non_exhaustive()
     }
 }
 

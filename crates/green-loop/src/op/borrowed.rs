@@ -373,6 +373,97 @@ impl Loop {
     }
 }
 
+/// One connection from [`Loop::accept_multishot`].
+#[derive(Debug)]
+pub struct AcceptShot {
+    /// The new connection (close-on-exec, blocking mode), or the error that
+    /// ended this shot (`EMFILE`, or `ECANCELED` after a cancel).
+    pub conn: io::Result<OwnedFd>,
+    /// Whether the multishot accept is still armed (more shots follow).
+    pub more: bool,
+}
+
+/// The caller's handler for one multishot accept and its data word.
+#[derive(Clone, Copy)]
+pub(crate) struct AcceptHandler {
+    f: fn(&Loop, u64, AcceptShot),
+    data: u64,
+}
+
+/// The completion handler of every multishot accept: hands each new fd to
+/// the caller's handler as an `OwnedFd`.
+fn accept_shot(lp: &Loop, c: Completion) {
+    let key = crate::token::Key::unpack(c.data);
+    let handler = if c.more() {
+        lp.inner.accept_handlers.borrow().get(key).copied()
+    } else {
+        lp.inner.accept_handlers.borrow_mut().remove(key)
+    };
+    let conn = if c.result >= 0 {
+        // SAFETY: a successful AcceptMulti completion carries a new fd that
+        // no one else has seen (L7 closes it only when no handler runs).
+        Ok(unsafe { OwnedFd::from_raw_fd(c.result) })
+    } else {
+        Err(io::Error::from_raw_os_error(-c.result))
+    };
+    // Without a handler (cannot happen: it lives until the final shot) the
+    // connection is dropped, hence closed.
+    if let Some(h) = handler {
+        (h.f)(
+            lp,
+            h.data,
+            AcceptShot {
+                conn,
+                more: c.more(),
+            },
+        );
+    }
+}
+
+impl Loop {
+    /// Starts a multishot accept on the listening socket `fd` (where the
+    /// kernel lacks it, the loop's [`Features::multishot_accept`] says so and
+    /// this fails with `Unsupported`; the epoll backend emulates it).
+    /// `f(loop, data, shot)` runs once per connection; the shot without
+    /// `more` is the last. Cancel it with [`Loop::cancel_op`]; connections
+    /// the kernel accepted before the cancel still arrive, then a final
+    /// shot. Nothing is borrowed: the op points at no memory.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` without kernel support; the submission's error.
+    ///
+    /// [`Features::multishot_accept`]: crate::Features::multishot_accept
+    pub fn accept_multishot(
+        &self,
+        fd: BorrowedFd<'_>,
+        f: fn(&Loop, u64, AcceptShot),
+        data: u64,
+    ) -> io::Result<OpId> {
+        if !self.features().multishot_accept {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "multishot accept needs Linux 5.19 or later",
+            ));
+        }
+        let key = self
+            .inner
+            .accept_handlers
+            .borrow_mut()
+            .insert(AcceptHandler { f, data });
+        let op = Op::AcceptMulti {
+            fd: fd.as_raw_fd(),
+            flags: libc::SOCK_CLOEXEC,
+        };
+        // SAFETY: a multishot accept points at no memory (L1 holds trivially).
+        let res = unsafe { self.submit(op, accept_shot, key.pack()) };
+        if res.is_err() {
+            self.inner.accept_handlers.borrow_mut().remove(key);
+        }
+        res
+    }
+}
+
 /// An op moves at most `u32::MAX` bytes; a longer buffer is a short
 /// transfer, which `Read`/`Write` callers already handle.
 fn clamp_len(len: usize) -> u32 {
