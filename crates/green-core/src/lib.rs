@@ -181,7 +181,7 @@ mod wait;
 pub use catch::{catch_unwind, is_kill_or_timeout, panic_message};
 pub use error::{ErrorKind, GreenletError, GreenletExit, LoopExit};
 pub use green_ctx::switch_saves_fp_control;
-pub use green_loop::{BackendChoice, BackendKind};
+pub use green_loop::{BackendChoice, BackendKind, Stats as LoopStats};
 pub use greenlet::{
     current, spawn, spawn_after_local, spawn_later, spawn_raw, Builder, Greenlet, GreenletRef,
     KillPayload, LinkId,
@@ -332,6 +332,22 @@ pub fn run_with<R>(options: RunOptions, f: impl FnOnce() -> R) -> R {
 /// ```
 pub fn loop_backend() -> BackendKind {
     hub::hub().lp().backend()
+}
+
+/// The counters of this thread's hub's event loop (creating the hub if
+/// there is none yet): loop iterations, `io_uring_enter` (or `epoll_wait`)
+/// calls, ops submitted and completed. Read-only; for benchmarks and
+/// diagnostics, such as how many enter calls a request costs under load.
+///
+/// # Examples
+/// ```
+/// let before = green_core::hub_stats().enter_calls;
+/// green_core::sleep(std::time::Duration::from_millis(1));
+/// // The hub waited for the timer in the kernel at least once.
+/// assert!(green_core::hub_stats().enter_calls > before);
+/// ```
+pub fn hub_stats() -> LoopStats {
+    hub::hub().with_loop(|lp| lp.stats())
 }
 
 /// Tears down this thread's hub now, as [`run`] does at its end: kills every
