@@ -80,7 +80,7 @@ mod wakeup;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{fd, sock};
+pub use backend::{fd, pidfd, sock};
 pub use backend::{BackendChoice, BackendKind, Features, BACKEND_ENV};
 pub use error::LoopGone;
 pub use event_loop::{Builder, Loop, Stats};

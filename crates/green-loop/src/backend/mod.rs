@@ -25,6 +25,7 @@ use crate::op::Op;
 
 pub(crate) mod epoll;
 pub mod fd;
+pub mod pidfd;
 pub mod sock;
 pub(crate) mod sys;
 pub(crate) mod uring;
