@@ -79,7 +79,7 @@ impl Loop {
         if watchers_of(signum, 1) == 1 {
             match sys::block_signal(signum) {
                 Ok(was) => {
-                    FIRST_FOUND_BLOCKED.with(|f| f.borrow_mut().insert(signum, was));
+                    let _ = FIRST_FOUND_BLOCKED.try_with(|f| f.borrow_mut().insert(signum, was));
                 }
                 Err(e) => {
                     watchers_of(signum, -1);
@@ -193,20 +193,26 @@ thread_local! {
 }
 
 /// Adds `delta` to this thread's watcher count for `signum`; returns it.
+/// At thread exit, with the table already destroyed, it answers 1: the
+/// mask is left as it is (the thread is ending).
 fn watchers_of(signum: i32, delta: isize) -> usize {
-    WATCHERS.with(|w| {
-        let mut w = w.borrow_mut();
-        let count = w.entry(signum).or_insert(0);
-        *count = count.saturating_add_signed(delta);
-        *count
-    })
+    WATCHERS
+        .try_with(|w| {
+            let mut w = w.borrow_mut();
+            let count = w.entry(signum).or_insert(0);
+            *count = count.saturating_add_signed(delta);
+            *count
+        })
+        .unwrap_or(1)
 }
 
 /// One watcher of `signum` is gone: the last one restores the mask.
 fn release_watcher(signum: i32) {
     if watchers_of(signum, -1) == 0 {
         let was_blocked = FIRST_FOUND_BLOCKED
-            .with(|f| f.borrow_mut().remove(&signum))
+            .try_with(|f| f.borrow_mut().remove(&signum))
+            .ok()
+            .flatten()
             .unwrap_or(true);
         if !was_blocked {
             let _ = sys::unblock_signal(signum);

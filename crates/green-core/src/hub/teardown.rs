@@ -192,6 +192,8 @@ impl Hub {
         *self.hub_ref.borrow_mut() = None;
         *self.main.borrow_mut() = None;
         self.stacks.borrow_mut().close();
+        // Signal watchers go with their loop, restoring the thread's mask.
+        crate::signal::hub_gone();
         let lp = self.lp.borrow_mut().take();
         // From here the hub is gone for everyone: what the loop's drop runs
         // (closures it held) finds no hub rather than a half-torn-down one.
