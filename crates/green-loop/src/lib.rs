@@ -80,6 +80,7 @@ mod wakeup;
 #[cfg(test)]
 mod tests;
 
+pub use backend::sys::{fork, wait_child, ChildExit, Fork};
 pub use backend::{fd, pidfd, sock};
 pub use backend::{BackendChoice, BackendKind, Features, BACKEND_ENV};
 pub use error::LoopGone;

@@ -15,6 +15,8 @@
 //! * `guard.rs`: user code the hub runs, always guarded (H1), and failure
 //!   reports.
 //! * `teardown.rs`: unwinding what is left when the hub goes away.
+//! * `fork.rs`: a fresh hub in the child of a fork, the parent's left
+//!   unrun (K1-K2).
 //!
 //! # The callback queue
 //!
@@ -77,6 +79,7 @@
 //! thread exit, after which the next use builds it anew; the record itself
 //! is freed at thread exit once teardown is over (`hub_record.rs`, R1-R2).
 
+mod fork;
 mod guard;
 mod kill;
 mod links;
@@ -296,6 +299,9 @@ pub(crate) struct Hub {
     free_idents: RefCell<BinaryHeap<Reverse<usize>>>,
     next_ident: Cell<usize>,
     next_link: Cell<u64>,
+    /// The process that built this hub (`fork.rs`): a child of a fork finds
+    /// another pid here, and `os::reinit` rebuilds the hub.
+    pid: Cell<u32>,
 }
 
 thread_local! {
@@ -382,6 +388,7 @@ impl Hub {
             free_idents: RefCell::new(BinaryHeap::new()),
             next_ident: Cell::new(1),
             next_link: Cell::new(1),
+            pid: Cell::new(0),
         }
     }
 
@@ -403,6 +410,7 @@ impl Hub {
         static NEXT_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         self.epoch
             .set(NEXT_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self.pid.set(std::process::id());
         *self.foreign_cancels.borrow_mut() = Some(crate::timeout::register_hub(self.epoch.get()));
         let choice = REQUESTED_BACKEND.with(|c| c.replace(BackendChoice::Auto));
         let lp = Loop::builder().backend(choice).build().unwrap_or_else(|e| {

@@ -101,6 +101,8 @@ pub(crate) struct Epoll {
     pub(crate) enter_calls: u64,
     /// Ops pushed and not yet completed; must be zero after `shutdown` (L3).
     in_flight: usize,
+    /// The fork generation this instance was created in (F1, `sys.rs`).
+    pub(crate) born: u64,
 }
 
 impl Epoll {
@@ -123,6 +125,7 @@ impl Epoll {
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             enter_calls: 0,
             in_flight: 0,
+            born: super::sys::fork_generation(),
         })
     }
 

@@ -161,6 +161,28 @@ impl Backend {
         }
     }
 
+    /// F1: whether this backend was inherited across [`sys::fork`]: its ring
+    /// (shared memory) or epoll instance (a shared interest list) belongs to
+    /// the parent, so this process must never submit, cancel or wait on it.
+    fn inherited(&self) -> bool {
+        let born = match self {
+            Backend::Uring(b) => b.born,
+            Backend::Epoll(b) => b.born,
+        };
+        born != sys::fork_generation()
+    }
+
+    /// The error every use of an inherited backend gets (F1).
+    #[cold]
+    fn inherited_error() -> io::Error {
+        io::Error::other(
+            "green-loop: this event loop was built before fork() in the parent process; its \
+             io_uring ring (or epoll instance) is shared with the parent, so the child must \
+             not use it: build a new Loop in the child (green_core::os::fork does, through \
+             green_core::os::reinit)",
+        )
+    }
+
     pub(crate) fn features(&self) -> Features {
         match self {
             Backend::Uring(b) => b.features.clone(),
@@ -174,6 +196,9 @@ impl Backend {
     ///
     /// * The op's memory stays valid until its final completion is popped (L1).
     pub(crate) unsafe fn push(&mut self, user_data: u64, op: &Op) -> io::Result<()> {
+        if self.inherited() {
+            return Err(Backend::inherited_error());
+        }
         match self {
             // io_uring takes the op as an SQE; epoll keeps the description
             // and performs it itself. Either way the memory is borrowed (L1).
@@ -193,6 +218,9 @@ impl Backend {
         user_data: u64,
         entry: squeue::Entry,
     ) -> io::Result<()> {
+        if self.inherited() {
+            return Err(Backend::inherited_error());
+        }
         match self {
             Backend::Uring(b) => b.push(entry.user_data(user_data)),
             // An arbitrary SQE cannot be emulated: say so instead of
@@ -205,6 +233,9 @@ impl Backend {
     }
 
     pub(crate) fn cancel(&mut self, user_data: u64) -> io::Result<()> {
+        if self.inherited() {
+            return Err(Backend::inherited_error());
+        }
         match self {
             Backend::Uring(b) => b.cancel(user_data),
             Backend::Epoll(b) => {
@@ -217,6 +248,9 @@ impl Backend {
     /// Submits everything pending and waits up to `timeout` (`None` = until
     /// a completion) for completions: one `io_uring_enter` / `epoll_wait`.
     pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.inherited() {
+            return Err(Backend::inherited_error());
+        }
         match self {
             Backend::Uring(b) => b.enter(timeout),
             Backend::Epoll(b) => b.enter(timeout),
@@ -241,6 +275,11 @@ impl Backend {
     /// L3: cancels `user_datas` and reaps until nothing is in flight. The
     /// completions stay queued for the caller to pop (to close fds, L7).
     pub(crate) fn shutdown(&mut self, user_datas: &[u64]) {
+        if self.inherited() {
+            // F1: the ops in flight are the parent's (the kernel completes
+            // them into the parent's memory); nothing here waits for them.
+            return;
+        }
         match self {
             Backend::Uring(b) => b.shutdown(user_datas),
             Backend::Epoll(b) => b.shutdown(user_datas),

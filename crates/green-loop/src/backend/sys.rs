@@ -1,12 +1,132 @@
 //! Thin safe wrappers over the few raw syscalls the loop's upper modules
-//! need (eventfd, signalfd, signal masks, fd flags).
+//! need (eventfd, signalfd, signal masks, fd flags), and [`fork`] with its
+//! [`wait_child`].
 //!
 //! They live here because unsafe code in green-loop is confined to
 //! `backend/` and `op/` (STYLE rule 6). Each wrapper owns its invariants:
 //! fds come back as `OwnedFd`, so they are closed exactly once.
+//!
+//! * **F1.** A loop's backend (an io_uring ring, whose queues are memory
+//!   shared with the kernel, or an epoll instance, whose interest list is
+//!   shared by every process holding it) is used only by the process that
+//!   built it. [`fork`] bumps the child's fork generation; a backend built
+//!   in an earlier generation refuses to submit, cancel or wait (an error
+//!   naming the fix), and its drop waits for nothing, since what it has in
+//!   flight is the parent's. A child touching the parent's ring would
+//!   corrupt the parent's queues and hand the parent completions it never
+//!   asked for.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many [`fork`]s this process descends through (F1): 0 in the
+/// original process, the parent's count plus one in a child.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// This process's fork generation (F1).
+#[inline]
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Which side of a [`fork`] this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fork {
+    /// The original process; `child` is the new process's pid.
+    Parent {
+        /// The child's process id (for [`wait_child`]).
+        child: i32,
+    },
+    /// The new process.
+    Child,
+}
+
+/// `fork(2)`: a new process, a copy of this one with only the calling
+/// thread.
+///
+/// Every [`Loop`](crate::Loop) that exists at the fork is the parent's: in
+/// the child it refuses to run, submit or cancel (an error saying to build
+/// a new loop), and dropping it waits for nothing (F1). The child builds
+/// new loops as it needs them.
+///
+/// # Threads
+///
+/// The child has one thread, the caller. Whatever the other threads held
+/// stays held forever in the child: a `Mutex` locked by another thread at
+/// the fork deadlocks the child that locks it, and work queued to another
+/// thread (a thread pool) is never done. That is the caller's concern:
+/// fork before starting threads, or have the child touch nothing the other
+/// threads share (exec, or exit, soon). Memory stays sound: a thread that
+/// vanished is, to the child, a thread stalled forever, which Rust code
+/// must already tolerate. glibc's fork resets its own allocator locks, so
+/// the child can allocate.
+///
+/// # Errors
+///
+/// `fork(2)`'s: `WouldBlock` (EAGAIN, the process limit), `OutOfMemory`.
+pub fn fork() -> io::Result<Fork> {
+    // SAFETY: fork takes no arguments and touches no memory of ours. What
+    // it means for the rest of the program is the documented contract
+    // above: other threads' locks stay held in the child (a deadlock, not
+    // undefined behaviour: a vanished thread is one stalled forever), and
+    // the memory shared with the kernel or with the parent (io_uring rings,
+    // epoll interest lists) is protected by F1, set up right below in the
+    // child before anything else can run.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+            Ok(Fork::Child)
+        }
+        child => Ok(Fork::Parent { child }),
+    }
+}
+
+/// How a child process ended (see [`wait_child`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildExit {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(i32),
+}
+
+/// Waits, blocking the calling thread, for child `pid` to end and reaps it
+/// (`waitpid(pid, 0)`, retried on EINTR).
+///
+/// # Errors
+///
+/// `waitpid(2)`'s: ECHILD (`pid` is not a child of this process, or was
+/// already reaped), EINVAL.
+pub fn wait_child(pid: i32) -> io::Result<ChildExit> {
+    if pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("wait_child({pid}): pass the positive pid that fork returned to the parent"),
+        ));
+    }
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a live c_int for waitpid to fill.
+        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        if libc::WIFEXITED(status) {
+            return Ok(ChildExit::Exited(libc::WEXITSTATUS(status)));
+        }
+        if libc::WIFSIGNALED(status) {
+            return Ok(ChildExit::Signaled(libc::WTERMSIG(status)));
+        }
+        // Stopped or continued (not asked for): keep waiting for the end.
+    }
+}
 
 /// Turns a `-1` return into the thread's `errno` as an `io::Error`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {

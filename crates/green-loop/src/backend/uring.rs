@@ -99,6 +99,8 @@ pub(crate) struct Uring {
     /// The wait bound handed to the kernel. Boxed so its address is stable
     /// while the kernel may read it (L1, for the fallback timeout SQE).
     wait_ts: Box<Timespec>,
+    /// The fork generation this ring was set up in (F1, `sys.rs`).
+    pub(crate) born: u64,
 }
 
 impl Uring {
@@ -184,6 +186,7 @@ impl Uring {
             enter_calls: 0,
             in_flight: 0,
             wait_ts: Box::new(Timespec::default()),
+            born: super::sys::fork_generation(),
         }
     }
 
@@ -383,8 +386,10 @@ impl Uring {
 
 impl Drop for Uring {
     fn drop(&mut self) {
-        // Safety net for L3: the loop normally drained already.
-        if self.in_flight > 0 {
+        // Safety net for L3: the loop normally drained already. A ring
+        // inherited across fork is the parent's: its ops are not ours to
+        // cancel, and nothing of this process is in flight on it (F1).
+        if self.in_flight > 0 && self.born == super::sys::fork_generation() {
             let _ = self.push_raw(&async_cancel::sqe_any().user_data(CANCEL_USERDATA));
             self.drain();
         }
