@@ -51,8 +51,7 @@
 //! undone forever in the child: fork before starting threads, or have the
 //! child exec or exit soon. That is the caller's concern, as with any fork
 //! ([`green_loop::fork`]). Green name lookups run on resolver threads, which
-//! the child does not have: resolve names before forking, or use literal
-//! addresses in the child.
+//! the child does not inherit: its first lookup starts its own.
 
 use std::io;
 

@@ -161,10 +161,22 @@ fn child() {
                     sleep(20 * MS);
                     assert!(timer_fired.get(), "the parent's timer fires in the parent");
                     // A second child after the first: the parent's loop works.
+                    // Its name lookup gets resolver threads of its own (the
+                    // parent's pool, started here first, is not inherited).
+                    use green_core::net::ToSocketAddrs;
+                    assert!("localhost:80".to_socket_addrs().is_ok());
                     match fork().expect("second fork") {
                         ForkResult::Child => {
                             sleep(MS);
-                            std::process::exit(spawn(|| 7).get().unwrap_or(1));
+                            let looked_up = "localhost:80"
+                                .to_socket_addrs()
+                                .is_ok_and(|mut a| a.next().is_some());
+                            let code = if looked_up {
+                                spawn(|| 7).get().unwrap_or(1)
+                            } else {
+                                3
+                            };
+                            std::process::exit(code);
                         }
                         ForkResult::Parent { child } => {
                             assert_eq!(wait_child(child).unwrap(), ChildExit::Exited(7));

@@ -6,7 +6,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::sync::{AsyncResult, RemoteSetter};
 
@@ -24,22 +24,32 @@ struct Job {
 /// few.
 const RESOLVER_THREADS: usize = 2;
 
-/// The resolver pool's queue, started on first use.
-fn queue() -> &'static Mutex<Sender<Job>> {
-    static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
-    QUEUE.get_or_init(|| {
+/// The resolver pool's queue and the process that started it: a child
+/// made by `fork` has none of its parent's threads, so it starts its own.
+static QUEUE: Mutex<Option<(u32, Sender<Job>)>> = Mutex::new(None);
+
+/// Sends `job` to this process's resolver pool, starting it first if need be.
+fn submit(job: Job) -> Result<(), ()> {
+    let mut queue = QUEUE.lock().map_err(|_| ())?;
+    let pid = std::process::id();
+    if queue.as_ref().is_none_or(|(owner, _)| *owner != pid) {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let mut started = 0;
         for n in 0..RESOLVER_THREADS {
             let rx = Arc::clone(&rx);
-            // A thread that cannot be spawned leaves the others; if none can
-            // be, `resolve_off_hub` reports the failure on send.
-            let _ = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("green-resolver-{n}"))
                 .spawn(move || serve(&rx));
+            started += usize::from(spawned.is_ok());
         }
-        Mutex::new(tx)
-    })
+        if started == 0 {
+            return Err(());
+        }
+        *queue = Some((pid, tx));
+    }
+    let (_, tx) = queue.as_ref().ok_or(())?;
+    tx.send(job).map_err(|_| ())
 }
 
 fn serve(rx: &Mutex<Receiver<Job>>) {
@@ -71,11 +81,7 @@ pub(crate) fn resolve_off_hub(target: String) -> Lookup {
         target,
         reply: result.remote_setter(),
     };
-    let sent = queue()
-        .lock()
-        .map_err(|_| ())
-        .and_then(|tx| tx.send(job).map_err(|_| ()));
-    if sent.is_err() {
+    if submit(job).is_err() {
         return Err(io::Error::other(
             "green-core: the resolver threads could not be started (thread limit?)",
         ));
