@@ -29,10 +29,19 @@
 //!   [`Waiter`](sync::Waiter) for primitives of one's own, and `Send`
 //!   handles that complete a result or feed a queue from another thread.
 //! * [`Local`]: a value per greenlet (gevent's `local`).
+//! * [`net`]: `std::net`'s sockets (and Unix-domain ones) whose blocking
+//!   calls park the greenlet on the ring, with borrowed buffers that a kill
+//!   never leaves to the kernel; names resolve off the hub.
+//! * [`fs`]: files, pipes and any descriptor through the ring.
+//! * [`process`]: `std::process::Command` with children waited on greenly
+//!   (a pidfd), green pipes, and `Child` usable in [`wait`].
+//! * [`signal`]: a handler run in a new greenlet per delivered signal.
+//! * [`os`]: `fork` and `reinit`: the child gets a clean hub.
 //!
 //! Semantics follow gevent (spawn order, kill delivery, links after death,
-//! `LoopExit` instead of a hang). Handles are `!Send`: greenlets never leave
-//! their thread.
+//! `LoopExit` instead of a hang). Greenlet and synchronisation handles are
+//! `!Send`: greenlets never leave their thread. Sockets and files are
+//! `Send`, as std's are; each call parks on the calling thread's hub.
 //!
 //! Killing a greenlet or firing a `Timeout` unwinds its stack, so the crate
 //! requires `panic = "unwind"`.
@@ -145,6 +154,18 @@
 //!   it is drained, and a put fails (gevent's `shutdown` raises `ShutDown`
 //!   in blocked callers instead). [`sync::Queue::bounded`] refuses a bound of
 //!   0 (gevent turns it into an unbounded queue with a warning).
+//! * [`os::fork`] runs only the forking main greenlet on in the child: the
+//!   parent's greenlets are discarded unrun (gevent's keep running in both
+//!   processes, flushing shared buffers and sockets twice).
+//! * [`signal::signal`] refuses signals no handler could ever see, or that
+//!   mean a crash (SIGKILL, SIGSTOP, SIGSEGV, ...), with `InvalidInput`;
+//!   gevent accepts them and never calls the handler.
+//! * A green socket's I/O op whose result raced a kill or `Timeout` returns
+//!   its result (bytes read, a count written, a connection); the kill is
+//!   raised at the next blocking call. gevent waits for readiness and only
+//!   then reads, so a kill during its wait leaves the bytes in the socket;
+//!   on io_uring the read itself is in flight, and green hands over what
+//!   it moved rather than drop it.
 //! * A greenlet's [`Local`] values are dropped as it finishes, on its own
 //!   stack (gevent drops them from its links, in the hub), so their
 //!   destructors may block and are reported against it if they panic.
