@@ -77,7 +77,15 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
     // (a README or file it includes from outside its directory fails
     // here). Packaged together, they resolve each other through a local
     // registry cargo makes for the run.
+    //
+    // Cargo treats a registry crate as immutable, so the verify build would
+    // reuse a green crate compiled from an earlier run's package of the same
+    // version. The step gets its own target dir, and the green crates'
+    // fingerprints in it are dropped first; dependencies stay cached.
+    let verify_dir = crate::util::project_root().join("target/package-verify");
+    clear_green_fingerprints(&verify_dir);
     let mut package = cargo_cmd(["package", "--allow-dirty", "--quiet"]);
+    package.arg("--target-dir").arg(&verify_dir);
     for krate in LIBRARY_CRATES {
         package.args(["-p", krate]);
     }
@@ -209,4 +217,20 @@ fn ctx_tests() -> Command {
     let mut cmd = cargo_cmd(["test", "-p", CTX_CRATE]);
     cmd.env("RUST_TEST_THREADS", "1");
     cmd
+}
+
+/// Removes the fingerprints of the workspace's own crates under a target
+/// dir, so cargo rebuilds them from the freshly packaged sources.
+fn clear_green_fingerprints(target_dir: &std::path::Path) {
+    for profile in ["debug", "release"] {
+        let dir = target_dir.join(profile).join(".fingerprint");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("green-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }

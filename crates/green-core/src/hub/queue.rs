@@ -117,6 +117,12 @@ fn prefetch_ahead(ready: &VecDeque<Entry>) {
 }
 
 impl Hub {
+    /// Whether nothing else is queued to run: a blocking call made now would
+    /// go straight to the loop, with no other greenlet's work to batch with.
+    pub(crate) fn nothing_else_ready(&self) -> bool {
+        self.ready.borrow().is_empty()
+    }
+
     /// Queues a greenlet's resume at the back of the callback queue (S1: at
     /// most once).
     #[inline]

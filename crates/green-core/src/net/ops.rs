@@ -27,10 +27,27 @@ pub(crate) fn recv(
 }
 
 /// `send` of `buf`.
+///
+/// When no other greenlet is ready to run, there is nothing to batch the
+/// send with: a direct nonblocking `send` then saves the loop turn (and the
+/// enter) an op would cost; with others ready, or a full socket buffer, the
+/// op goes through the ring as usual.
 #[track_caller]
 pub(crate) fn send(fd: BorrowedFd<'_>, t: &Timeouts, buf: &[u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Ok(0);
+    }
+    let hub = crate::hub::hub();
+    if hub.nothing_else_ready() {
+        // A kill held from an uninterruptible section is raised first, as
+        // at any blocking call.
+        if let Some(me) = hub.current() {
+            hub.raise_if_held(me.core());
+        }
+        match green_loop::sock::send_nonblocking(fd, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return done,
+        }
     }
     run(fd, Direction::Write, t.get(Direction::Write), |lp, w| {
         lp.send_borrowed(fd, buf, 0, w)

@@ -96,3 +96,33 @@ pub fn name(fd: BorrowedFd<'_>, peer: bool) -> io::Result<SockAddr> {
     addr.clamp_len();
     Ok(addr)
 }
+
+/// One nonblocking `send(2)` (`MSG_DONTWAIT | MSG_NOSIGNAL`): the bytes the
+/// socket buffer took, or `WouldBlock`. For callers that try the direct
+/// syscall before queueing an op.
+///
+/// # Errors
+///
+/// `send(2)`'s error; `WouldBlock` when the buffer is full.
+pub fn send_nonblocking(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a live slice for the whole call; the kernel only
+        // reads `buf.len()` bytes from it.
+        let ret = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if ret >= 0 {
+            return Ok(ret as usize);
+        }
+        let err = io::Error::last_os_error();
+        // EINTR: nothing was sent; retry.
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
