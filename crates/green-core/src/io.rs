@@ -15,8 +15,10 @@
 //!   op's own completion decides. A read that completed returns its bytes, a
 //!   write its count, an accept its connection, and a held kill or timeout is
 //!   raised at the greenlet's next blocking point instead. Only when the
-//!   kernel reports `ECANCELED` (nothing happened) is the held kill or
-//!   timeout raised at once, or a socket timeout reported as `WouldBlock`.
+//!   kernel reports that the cancel cut the op short (nothing happened:
+//!   `ECANCELED`, or `EINTR`/`EAGAIN`, see `cut_short`) is the held kill or
+//!   timeout raised at once, or a socket timeout reported as `WouldBlock`;
+//!   such an op is never retried.
 //! * **IO3** An op that fails with `EAGAIN` (a socket a user set nonblocking)
 //!   waits for readiness with a poll op and is tried again, so a nonblocking
 //!   fd still parks the greenlet instead of surfacing `WouldBlock`.
@@ -144,7 +146,7 @@ pub(crate) fn run<R>(
             other => other,
         };
         match result {
-            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) && wait.cancelled => {
+            Err(e) if wait.cancelled && cut_short(&e) => {
                 let timed_out = wait.timed_out;
                 drop(wait);
                 if timed_out {
@@ -163,6 +165,22 @@ pub(crate) fn run<R>(
             other => return other,
         }
     }
+}
+
+/// Whether an op that was asked to cancel failed because of the cancel,
+/// having done nothing (IO2): `ECANCELED`; `EINTR` from an op io_uring ran
+/// blocking on one of its worker threads and interrupted to cancel it (a
+/// Unix-domain connect waiting for room in a full backlog); `EAGAIN` from
+/// a nonblocking attempt the epoll backend made before the cancel. Retrying
+/// such an op instead would resubmit it with the kill or timeout still
+/// held (a resubmitted io_uring connect then never answered the next
+/// cancel), and returning the `EAGAIN` would hand the caller `WouldBlock`
+/// in place of its kill or timeout.
+fn cut_short(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECANCELED | libc::EINTR | libc::EAGAIN)
+    )
 }
 
 /// std's error for a socket timeout on Unix: `WouldBlock` (EAGAIN).
