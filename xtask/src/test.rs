@@ -163,9 +163,10 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
                     "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
                     "valgrind --error-exitcode=1 --quiet",
                 )
-                .env("GREEN_LOOP_BACKEND", "epoll");
+                .env("GREEN_LOOP_BACKEND", "epoll")
+                .env("GREEN_VALGRIND", "1");
             run_tests(
-                "green-core sync tests under valgrind (epoll)",
+                "green-core sync and I/O tests under valgrind (epoll)",
                 &mut vg_sync,
                 counts,
             )?;
@@ -209,6 +210,13 @@ const VALGRIND_SYNC_SUITES: &[&str] = &[
     "sync_kill_timeout",
     "sync_random",
     "sync_alloc",
+    // Green I/O: kills mid-read and mid-write with canaries around every
+    // buffer (`GREEN_VALGRIND` makes it the smaller run), and the rest.
+    "net_kill",
+    "net_tcp",
+    "net_udp_unix",
+    "net_incoming",
+    "fs",
 ];
 
 /// `cargo test -p green-ctx` with `RUST_TEST_THREADS=1`: the variable reaches
