@@ -141,3 +141,25 @@ fn unix_incoming_round_trips() {
     }
     std::fs::remove_file(&dir).unwrap();
 }
+
+/// A thread that ends (no `green_core::run`) while a greenlet still holds
+/// a listener parked in accept: the hub's teardown at thread exit drops the
+/// listener after the accept-queue table may be gone. It must end cleanly
+/// (this aborted the whole process once).
+#[test]
+fn a_thread_exiting_with_a_listener_parked_in_accept_ends_cleanly() {
+    for use_incoming in [false, true] {
+        let t = std::thread::spawn(move || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            green_core::spawn(move || {
+                if use_incoming {
+                    let _ = listener.incoming().next();
+                } else {
+                    let _ = listener.accept();
+                }
+            });
+            green_core::sleep(Duration::from_millis(10));
+        });
+        assert!(t.join().is_ok());
+    }
+}

@@ -56,22 +56,31 @@ thread_local! {
 }
 
 fn find(listener: RawFd) -> Option<(usize, Rc<AcceptQueue>)> {
-    QUEUES.with(|qs| {
-        qs.borrow()
-            .iter()
-            .find(|(_, q)| q.listener == listener && !q.dead.get())
-            .map(|(k, q)| (k, Rc::clone(q)))
-    })
+    // At thread exit the table may already be gone (its queues closed
+    // their connections as it went): nothing is left to find.
+    QUEUES
+        .try_with(|qs| {
+            qs.borrow()
+                .iter()
+                .find(|(_, q)| q.listener == listener && !q.dead.get())
+                .map(|(k, q)| (k, Rc::clone(q)))
+        })
+        .ok()
+        .flatten()
 }
 
 fn on_shot(lp: &Loop, key: u64, shot: AcceptShot) {
-    let Some(q) = QUEUES.with(|qs| qs.borrow().get(key as usize).cloned()) else {
+    let Some(q) = QUEUES
+        .try_with(|qs| qs.borrow().get(key as usize).cloned())
+        .ok()
+        .flatten()
+    else {
         return; // A1 makes this unreachable; the shot's fd closes on drop.
     };
     if !shot.more {
         q.op.set(None);
         if q.dead.get() {
-            QUEUES.with(|qs| qs.borrow_mut().remove(key as usize));
+            let _ = QUEUES.try_with(|qs| qs.borrow_mut().remove(key as usize));
         }
     }
     if q.dead.get() {
@@ -116,7 +125,7 @@ pub(crate) fn forget_listener(listener: RawFd) {
             .is_some_and(|lp| lp.op_in_flight(op) && lp.cancel_op(op).is_ok())
     });
     if !cancelling {
-        QUEUES.with(|qs| qs.borrow_mut().remove(key)); // A1: nothing armed
+        let _ = QUEUES.try_with(|qs| qs.borrow_mut().remove(key)); // A1: nothing armed
     }
 }
 
