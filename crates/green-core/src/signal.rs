@@ -5,6 +5,14 @@
 //! block (sleep, use sockets, join) without holding up the hub, and it is
 //! not limited to async-signal-safe code as a classic handler is.
 //!
+//! The common signal numbers are re-exported here ([`SIGINT`], [`SIGTERM`],
+//! ...), so no `libc` dependency is needed for them.
+//!
+//! As in gevent, a handler does **not** keep the loop alive: a main
+//! greenlet that only waits for Ctrl-C would see `LoopExit` at once. Call
+//! [`SignalHandle::set_ref`]`(true)` on the handle of a signal the program
+//! waits for.
+//!
 //! ```
 //! use std::cell::Cell;
 //! use std::rc::Rc;
@@ -352,3 +360,9 @@ pub(crate) fn rearm_after_fork() {
     }
     SLOTS.with(|s| s.borrow_mut().extend(kept));
 }
+
+/// Signal numbers, re-exported from `libc` for [`signal`].
+pub use libc::{
+    SIGALRM, SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM, SIGTSTP, SIGUSR1,
+    SIGUSR2, SIGWINCH,
+};

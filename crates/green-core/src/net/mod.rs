@@ -12,6 +12,28 @@
 //! * Names resolve on a resolver thread ([`ToSocketAddrs`]), never on the
 //!   hub.
 //!
+//! # Porting from std
+//!
+//! | std | green |
+//! | --- | --- |
+//! | `use std::net::{TcpListener, TcpStream, ToSocketAddrs}` | `use green_core::net::{TcpListener, TcpStream, ToSocketAddrs}` |
+//! | `thread::spawn(f)` | [`spawn`](crate::spawn)`(f)` (a greenlet; wrap `main` in [`run`](crate::run) for a clean end) |
+//! | `handle.join().unwrap()` | `greenlet.take().unwrap()` (`take` joins; `get` needs `T: Clone`, which `io::Result` is not) |
+//! | `thread::sleep(d)` | [`sleep`](crate::sleep)`(d)` |
+//! | `Mutex<T>` held across a read or write | [`sync::Lock`](crate::sync::Lock) (or keep std's `Mutex` only around code that never blocks) |
+//! | `fn f<A: std::net::ToSocketAddrs>(a: A)` | bound by [`ToSocketAddrs`] from this module instead |
+//! | `set_nonblocking(true)` and a poll loop | not offered: a greenlet per connection, with a socket timeout or a [`Timeout`](crate::Timeout) |
+//!
+//! # What blocks the whole hub
+//!
+//! Every greenlet of a thread shares it, so a call that blocks the *thread*
+//! stops them all: `std::thread::sleep`, `std::net` and `std::fs` reads and
+//! writes, `std::process::Child::wait`, `std::net::ToSocketAddrs` on a host
+//! name (a DNS lookup), and a `std::sync::Mutex` taken while another greenlet
+//! holds it across a blocking call (that one never runs again to release
+//! it: the thread hangs). Use this crate's versions, and run CPU-bound or
+//! foreign blocking code on a thread of its own.
+//!
 //! # Examples
 //! ```
 //! use std::io::{BufRead, BufReader, Write};
@@ -40,7 +62,7 @@
 //!     });
 //! }
 //! for (i, c) in clients.into_iter().enumerate() {
-//!     assert_eq!({ c.join(); c.take().unwrap()? }, format!("CLIENT {i}\n"));
+//!     assert_eq!(c.take().unwrap()?, format!("CLIENT {i}\n"));
 //! }
 //! # Ok::<(), std::io::Error>(())
 //! ```

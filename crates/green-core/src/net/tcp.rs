@@ -48,7 +48,6 @@ fn domain_of(addr: &SocketAddr) -> i32 {
 /// let mut echo = [0; 5];
 /// client.read_exact(&mut echo)?;
 /// assert_eq!(&echo, b"hello");
-/// server.join();
 /// server.take().unwrap()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -174,6 +173,14 @@ impl TcpListener {
     /// `setsockopt`'s.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.inner.set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// `getsockopt`'s.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
     }
 
     /// The pending socket error (`SO_ERROR`), cleared.
@@ -375,6 +382,14 @@ impl TcpStream {
     /// `setsockopt`'s.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.inner.set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// `getsockopt`'s.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
     }
 
     /// The pending socket error (`SO_ERROR`), cleared.

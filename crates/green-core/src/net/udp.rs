@@ -225,6 +225,126 @@ impl UdpSocket {
         self.inner.set_broadcast(on)
     }
 
+    /// Sets `IP_TTL`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// `IP_TTL`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+
+    /// Whether `SO_BROADCAST` is set. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.inner.broadcast()
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.set_multicast_loop_v4(on)
+    }
+
+    /// `IP_MULTICAST_LOOP`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.inner.multicast_loop_v4()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_multicast_ttl_v4(ttl)
+    }
+
+    /// `IP_MULTICAST_TTL`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.inner.multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.inner.set_multicast_loop_v6(on)
+    }
+
+    /// `IPV6_MULTICAST_LOOP`. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.inner.multicast_loop_v6()
+    }
+
+    /// Joins an IPv4 multicast group (`IP_ADD_MEMBERSHIP`). (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn join_multicast_v4(
+        &self,
+        multiaddr: &std::net::Ipv4Addr,
+        interface: &std::net::Ipv4Addr,
+    ) -> io::Result<()> {
+        self.inner.join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves an IPv4 multicast group. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn leave_multicast_v4(
+        &self,
+        multiaddr: &std::net::Ipv4Addr,
+        interface: &std::net::Ipv4Addr,
+    ) -> io::Result<()> {
+        self.inner.leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins an IPv6 multicast group. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn join_multicast_v6(
+        &self,
+        multiaddr: &std::net::Ipv6Addr,
+        interface: u32,
+    ) -> io::Result<()> {
+        self.inner.join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves an IPv6 multicast group. (std's, a local syscall.)
+    ///
+    /// # Errors
+    /// The syscall's.
+    pub fn leave_multicast_v6(
+        &self,
+        multiaddr: &std::net::Ipv6Addr,
+        interface: u32,
+    ) -> io::Result<()> {
+        self.inner.leave_multicast_v6(multiaddr, interface)
+    }
+
     /// The pending socket error (`SO_ERROR`), cleared.
     ///
     /// # Errors
