@@ -21,12 +21,21 @@
 //!   one on it has delivered its final shot. Armed in the same submission
 //!   as an earlier one's cancel, the new one was seen (Linux 6.x) never to
 //!   be woken for later connections; waiting out the cancel avoids that.
+//! * **A5** A queue belongs to one listener object, not to a descriptor
+//!   number: it is found through the listener's guard (the same fd *and*
+//!   the same guard token). A listener is `Send`, so it may be dropped on
+//!   another thread than the one holding its queue; its guard then only
+//!   marks the token closed, and the owning thread closes the queue's
+//!   connections (A3) at its next lookup. A new listener that reuses the
+//!   descriptor number never sees the old one's connections.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use green_loop::{AcceptShot, Loop, OpId};
 
@@ -38,6 +47,8 @@ const MAX_BUFFERED: usize = 16;
 
 struct AcceptQueue {
     listener: RawFd,
+    /// The listener's guard token (A5): set once the listener is gone.
+    owner: Arc<AtomicBool>,
     conns: RefCell<VecDeque<io::Result<OwnedFd>>>,
     /// The parked greenlet's live key.
     waiter: Cell<Option<u32>>,
@@ -55,27 +66,62 @@ thread_local! {
     static QUEUES: RefCell<Slab<Rc<AcceptQueue>>> = RefCell::new(Slab::new());
 }
 
-fn find(listener: RawFd) -> Option<(usize, Rc<AcceptQueue>)> {
-    // At thread exit the table may already be gone (its queues closed
-    // their connections as it went): nothing is left to find.
-    QUEUES
+fn find(listener: &ListenerQueueGuard) -> Option<(usize, Rc<AcceptQueue>)> {
+    // `try_with`: a listener dropped during thread exit (a greenlet unwound
+    // by the hub's teardown) may outlive the table, whose own drop closed
+    // every queued connection already; a panic here would abort.
+    let (found, orphans) = QUEUES
         .try_with(|qs| {
-            qs.borrow()
+            let qs = qs.borrow();
+            let found = qs
                 .iter()
-                .find(|(_, q)| q.listener == listener && !q.dead.get())
+                .find(|(_, q)| {
+                    q.listener == listener.fd
+                        && Arc::ptr_eq(&q.owner, &listener.token)
+                        && !q.dead.get()
+                })
+                .map(|(k, q)| (k, Rc::clone(q)));
+            // A5: queues of listeners dropped on another thread.
+            let orphans: Vec<(usize, Rc<AcceptQueue>)> = qs
+                .iter()
+                .filter(|(_, q)| !q.dead.get() && q.owner.load(Ordering::Acquire))
                 .map(|(k, q)| (k, Rc::clone(q)))
+                .collect();
+            (found, orphans)
         })
-        .ok()
-        .flatten()
+        .unwrap_or((None, Vec::new()));
+    for (key, q) in orphans {
+        retire(key, &q);
+    }
+    found
+}
+
+/// Closes a queue whose listener is gone: its connections closed, its op
+/// cancelled, the queue removed now or by the op's final shot (A1, A3).
+fn retire(key: usize, q: &AcceptQueue) {
+    q.dead.set(true);
+    let conns = std::mem::take(&mut *q.conns.borrow_mut());
+    drop(conns);
+    let cancelling = q.op.get().is_some_and(|op| {
+        existing_hub()
+            .and_then(|hub| hub.lp_if_alive())
+            .is_some_and(|lp| lp.op_in_flight(op) && lp.cancel_op(op).is_ok())
+    });
+    if !cancelling {
+        let _ = QUEUES.try_with(|qs| qs.borrow_mut().remove(key)); // A1: nothing armed
+    }
 }
 
 fn on_shot(lp: &Loop, key: u64, shot: AcceptShot) {
-    let Some(q) = QUEUES
+    let q = QUEUES
         .try_with(|qs| qs.borrow().get(key as usize).cloned())
         .ok()
-        .flatten()
-    else {
-        return; // A1 makes this unreachable; the shot's fd closes on drop.
+        .flatten();
+    let Some(q) = q else {
+        // A1 makes a missing key unreachable; a table already gone (a final
+        // shot dispatched during thread exit) has nothing to update. The
+        // shot's fd closes on drop.
+        return;
     };
     if !shot.more {
         q.op.set(None);
@@ -105,7 +151,7 @@ fn on_shot(lp: &Loop, key: u64, shot: AcceptShot) {
 
 /// A connection the ring already accepted for `listener` on this thread,
 /// if one waits (`accept` takes these before asking the kernel).
-pub(crate) fn take_queued(listener: RawFd) -> Option<io::Result<OwnedFd>> {
+pub(crate) fn take_queued(listener: &ListenerQueueGuard) -> Option<io::Result<OwnedFd>> {
     let (_, q) = find(listener)?;
     let conn = q.conns.borrow_mut().pop_front();
     conn
@@ -113,29 +159,35 @@ pub(crate) fn take_queued(listener: RawFd) -> Option<io::Result<OwnedFd>> {
 
 /// The listener `fd` is being dropped or given away: its queue's
 /// connections are closed and its op cancelled (A3).
-pub(crate) fn forget_listener(listener: RawFd) {
-    let Some((key, q)) = find(listener) else {
-        return;
-    };
-    q.dead.set(true);
-    q.conns.borrow_mut().clear();
-    let cancelling = q.op.get().is_some_and(|op| {
-        existing_hub()
-            .and_then(|hub| hub.lp_if_alive())
-            .is_some_and(|lp| lp.op_in_flight(op) && lp.cancel_op(op).is_ok())
-    });
-    if !cancelling {
-        let _ = QUEUES.try_with(|qs| qs.borrow_mut().remove(key)); // A1: nothing armed
+fn forget_listener(listener: &ListenerQueueGuard) {
+    if let Some((key, q)) = find(listener) {
+        retire(key, &q);
     }
 }
 
-/// Forgets the listener's queue when the listener goes (A3).
+/// Forgets the listener's queue when the listener goes (A3), on whichever
+/// thread that happens (A5).
 #[derive(Debug)]
-pub(crate) struct ListenerQueueGuard(pub(crate) RawFd);
+pub(crate) struct ListenerQueueGuard {
+    fd: RawFd,
+    /// Identifies the listener to its queue; set when the listener goes.
+    token: Arc<AtomicBool>,
+}
+
+impl ListenerQueueGuard {
+    pub(crate) fn new(fd: RawFd) -> ListenerQueueGuard {
+        ListenerQueueGuard {
+            fd,
+            token: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
 
 impl Drop for ListenerQueueGuard {
     fn drop(&mut self) {
-        forget_listener(self.0);
+        // A5: seen by the queue's own thread even if this is another one.
+        self.token.store(true, Ordering::Release);
+        forget_listener(self);
     }
 }
 
@@ -146,11 +198,12 @@ pub(crate) struct AcceptStream {
 }
 
 impl AcceptStream {
-    pub(crate) fn new(listener: BorrowedFd<'_>) -> AcceptStream {
+    pub(crate) fn new(listener: BorrowedFd<'_>, guard: &ListenerQueueGuard) -> AcceptStream {
         let fd = listener.as_raw_fd();
-        let (key, queue) = find(fd).unwrap_or_else(|| {
+        let (key, queue) = find(guard).unwrap_or_else(|| {
             let queue = Rc::new(AcceptQueue {
                 listener: fd,
+                owner: Arc::clone(&guard.token),
                 conns: RefCell::new(VecDeque::new()),
                 waiter: Cell::new(None),
                 op: Cell::new(None),

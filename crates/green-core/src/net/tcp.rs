@@ -66,7 +66,7 @@ impl TcpListener {
         let fd = inner.as_raw_fd();
         TcpListener {
             inner,
-            _queue: ListenerQueueGuard(fd),
+            _queue: ListenerQueueGuard::new(fd),
         }
     }
 
@@ -118,7 +118,7 @@ impl TcpListener {
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         // A connection an `incoming()` already took off the backlog comes
         // first.
-        if let Some(conn) = take_queued(self.as_raw_fd()) {
+        if let Some(conn) = take_queued(&self._queue) {
             let stream = Self::stream_of(conn?);
             let peer = stream.peer_addr()?;
             return Ok((stream, peer));
@@ -139,15 +139,16 @@ impl TcpListener {
     /// backend), one multishot accept serves the whole iteration instead of
     /// one op per connection. It buffers at most a few connections ahead of
     /// the caller (a bound on what one loop turn accepts); those still
-    /// buffered when the iterator is dropped are closed.
+    /// buffered when the iterator is dropped stay with the listener, for its
+    /// next `accept` or `incoming()`, and are closed with the listener.
     ///
     /// # Kill safety
     /// Interruptible; a kill while waiting loses no connection (they stay
-    /// buffered in the iterator, or in the kernel's backlog).
+    /// buffered with the listener, or in the kernel's backlog).
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming {
             listener: self,
-            stream: AcceptStream::new(self.as_fd()),
+            stream: AcceptStream::new(self.as_fd(), &self._queue),
         }
     }
 

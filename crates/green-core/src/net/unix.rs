@@ -49,7 +49,7 @@ impl UnixListener {
         let fd = inner.as_raw_fd();
         UnixListener {
             inner,
-            _queue: ListenerQueueGuard(fd),
+            _queue: ListenerQueueGuard::new(fd),
         }
     }
 
@@ -75,7 +75,7 @@ impl UnixListener {
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         // A connection an `incoming()` already took off the backlog comes
         // first.
-        if let Some(conn) = take_queued(self.as_raw_fd()) {
+        if let Some(conn) = take_queued(&self._queue) {
             let stream = Self::stream_of(conn?);
             let peer = stream.peer_addr()?;
             return Ok((stream, peer));
@@ -95,7 +95,7 @@ impl UnixListener {
     pub fn incoming(&self) -> UnixIncoming<'_> {
         UnixIncoming {
             listener: self,
-            stream: AcceptStream::new(self.as_fd()),
+            stream: AcceptStream::new(self.as_fd(), &self._queue),
         }
     }
 
