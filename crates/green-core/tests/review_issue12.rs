@@ -1280,9 +1280,15 @@ fn bad_addresses_paths_and_numbers_are_clear_errors() {
 /// connections off the backlog than were handed out, and is dropped there.
 /// A new listener that reuses its descriptor number on the first thread
 /// must not be handed the old listener's connections.
+/// In a child process of its own: a test running beside it on another
+/// thread would take the descriptor number first.
 #[test]
 fn a_listener_dropped_on_another_thread_leaves_no_queue_for_its_fd() {
-    scenario(|| {
+    run_scenario("fd_reuse");
+}
+
+fn child_fd_reuse() {
+    green_core::run(|| {
         let old = TcpListener::bind("127.0.0.1:0").unwrap();
         let old_addr = old.local_addr().unwrap();
         let old_fd = old.as_raw_fd();
@@ -1360,6 +1366,7 @@ fn child() {
         "teardown_fds" => child_teardown_fds(),
         "fork_in_flight" => child_fork_in_flight(),
         "emfile" => child_emfile(),
+        "fd_reuse" => child_fd_reuse(),
         other => panic!("unknown scenario {other}"),
     }
     println!("RESULT ok");

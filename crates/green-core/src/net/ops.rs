@@ -39,11 +39,10 @@ pub(crate) fn send(fd: BorrowedFd<'_>, t: &Timeouts, buf: &[u8]) -> io::Result<u
     }
     let hub = crate::hub::hub();
     if hub.nothing_else_ready() {
-        // A kill held from an uninterruptible section is raised first, as
-        // at any blocking call.
-        if let Some(me) = hub.current() {
-            hub.raise_if_held(me.core());
-        }
+        // A blocking call like any other: refused inside the hub, and a kill
+        // held from an uninterruptible section is raised first.
+        let me = hub.current_for_blocking();
+        hub.raise_if_held(me.core());
         match green_loop::sock::send_nonblocking(fd, buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             done => return done,
