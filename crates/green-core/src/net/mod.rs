@@ -67,6 +67,145 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+/// `AsRawFd`, `AsFd` and `IntoRawFd` through the wrapped std socket.
+macro_rules! fd_traits {
+    ($ty:ty) => {
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.inner.as_raw_fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.inner.as_fd()
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $ty {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                self.inner.into_raw_fd()
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for a stream socket and for a shared reference to it
+/// (so one greenlet reads while another writes), through [`ops`].
+macro_rules! stream_io {
+    ($ty:ty) => {
+        impl std::io::Read for &$ty {
+            #[track_caller]
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                super::ops::recv(self.as_fd(), &self.timeouts, buf, 0)
+            }
+
+            #[track_caller]
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                super::ops::read_vectored(self.as_fd(), &self.timeouts, bufs)
+            }
+        }
+
+        impl std::io::Write for &$ty {
+            #[track_caller]
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                super::ops::send(self.as_fd(), &self.timeouts, buf)
+            }
+
+            #[track_caller]
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                super::ops::write_vectored(self.as_fd(), &self.timeouts, bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $ty {
+            #[track_caller]
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            #[track_caller]
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl std::io::Write for $ty {
+            #[track_caller]
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            #[track_caller]
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+/// The four timeout accessors of a socket with `timeouts`, inside its
+/// `impl` block.
+macro_rules! timeout_methods {
+    () => {
+        /// Bounds each later read or receive: one that waits longer fails
+        /// with `WouldBlock` (std's kind for a socket timeout on Unix). One
+        /// whose data arrived as the timeout fired returns the data. `None`
+        /// waits forever.
+        ///
+        /// # Errors
+        /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+        pub fn set_read_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
+            self.timeouts.set(crate::io::Direction::Read, timeout)
+        }
+
+        /// Bounds each later write or send, as `set_read_timeout` bounds
+        /// reads; one that timed out sent nothing.
+        ///
+        /// # Errors
+        /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+        pub fn set_write_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
+            self.timeouts.set(crate::io::Direction::Write, timeout)
+        }
+
+        /// The read timeout.
+        ///
+        /// # Errors
+        /// Never; `io::Result` as in std.
+        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.timeouts.get(crate::io::Direction::Read))
+        }
+
+        /// The write timeout.
+        ///
+        /// # Errors
+        /// Never; `io::Result` as in std.
+        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.timeouts.get(crate::io::Direction::Write))
+        }
+    };
+}
+
 mod accept;
 mod ops;
 mod resolve;

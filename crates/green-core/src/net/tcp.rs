@@ -2,9 +2,9 @@
 //! park the greenlet instead of blocking the thread.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,6 @@ use super::accept::{take_queued, AcceptStream, ListenerQueueGuard};
 use super::ops;
 use super::resolve::{each_addr, ToSocketAddrs};
 use super::timeouts::Timeouts;
-use crate::io::Direction;
 
 /// How many connections a listener's kernel queue holds (the kernel caps it
 /// at `net.core.somaxconn`).
@@ -204,24 +203,6 @@ impl TcpListener {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpListener {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
-    }
-}
-
 impl From<OwnedFd> for TcpListener {
     fn from(fd: OwnedFd) -> TcpListener {
         TcpListener::wrap(std::net::TcpListener::from(fd))
@@ -233,6 +214,8 @@ impl From<TcpListener> for OwnedFd {
         l.inner.into()
     }
 }
+
+fd_traits!(TcpListener);
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -413,41 +396,7 @@ impl TcpStream {
         })
     }
 
-    /// Bounds each later read: one that waits longer fails with
-    /// `WouldBlock` (std's kind for a socket timeout on Unix). A read whose
-    /// data arrived as the timeout fired returns the data. `None` waits
-    /// forever.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set(Direction::Read, timeout)
-    }
-
-    /// Bounds each later write, as [`TcpStream::set_read_timeout`] bounds
-    /// reads; a write that timed out wrote nothing.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set(Direction::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never; `io::Result` as in std.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.timeouts.get(Direction::Read))
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never; `io::Result` as in std.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.timeouts.get(Direction::Write))
-    }
+    timeout_methods!();
 
     /// Reads without consuming (`MSG_PEEK`), waiting for data.
     ///
@@ -475,80 +424,6 @@ impl TcpStream {
     }
 }
 
-impl Read for &TcpStream {
-    #[track_caller]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        ops::recv(self.as_fd(), &self.timeouts, buf, 0)
-    }
-
-    #[track_caller]
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        ops::read_vectored(self.as_fd(), &self.timeouts, bufs)
-    }
-}
-
-impl Write for &TcpStream {
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        ops::send(self.as_fd(), &self.timeouts, buf)
-    }
-
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        ops::write_vectored(self.as_fd(), &self.timeouts, bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    #[track_caller]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    #[track_caller]
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpStream {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
-    }
-}
-
 impl From<OwnedFd> for TcpStream {
     fn from(fd: OwnedFd) -> TcpStream {
         TcpStream::from_fd(fd)
@@ -560,6 +435,9 @@ impl From<TcpStream> for OwnedFd {
         s.inner.into()
     }
 }
+
+stream_io!(TcpStream);
+fd_traits!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

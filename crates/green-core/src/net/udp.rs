@@ -4,16 +4,14 @@
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Duration;
 
 use green_loop::SockAddr;
 
 use super::ops;
 use super::resolve::{each_addr, ToSocketAddrs};
 use super::timeouts::Timeouts;
-use crate::io::Direction;
 
 /// A green UDP socket (std's [`std::net::UdpSocket`]).
 ///
@@ -185,37 +183,7 @@ impl UdpSocket {
         })
     }
 
-    /// Bounds each later receive (`WouldBlock` when it expires, as std).
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set(Direction::Read, timeout)
-    }
-
-    /// Bounds each later send.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set(Direction::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never; `io::Result` as in std.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.timeouts.get(Direction::Read))
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never; `io::Result` as in std.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.timeouts.get(Direction::Write))
-    }
+    timeout_methods!();
 
     /// Sets `SO_BROADCAST`.
     ///
@@ -367,29 +335,13 @@ impl UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UdpSocket {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
-    }
-}
-
 impl From<OwnedFd> for UdpSocket {
     fn from(fd: OwnedFd) -> UdpSocket {
         UdpSocket::from_std(fd.into())
     }
 }
+
+fd_traits!(UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
