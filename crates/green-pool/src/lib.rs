@@ -32,6 +32,8 @@
 
 mod group;
 mod pool;
+mod threadpool;
 
 pub use group::{Group, Imap};
 pub use pool::{Pool, PoolFull};
+pub use threadpool::{TaskError, ThreadPool};
