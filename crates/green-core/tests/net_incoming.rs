@@ -163,3 +163,32 @@ fn a_thread_exiting_with_a_listener_parked_in_accept_ends_cleanly() {
         assert!(t.join().is_ok());
     }
 }
+
+#[test]
+fn dropping_a_listener_whose_incoming_was_waiting_frees_its_port_at_once() {
+    // The ring's multishot accept holds the listening socket until its
+    // cancel completes; the listener's drop finishes that cancel, so the
+    // port is free when the drop returns (no loop turn in between).
+    for _ in 0..20 {
+        let listener = std::rc::Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+        let addr = listener.local_addr().unwrap();
+        let l2 = listener.clone();
+        let acceptor = green_core::spawn(move || {
+            let mut kept = Vec::new();
+            for conn in l2.incoming() {
+                kept.push(conn.unwrap());
+            }
+        });
+        // One connection through the multishot accept, then it waits again.
+        let client = TcpStream::connect(addr).unwrap();
+        for _ in 0..3 {
+            green_core::yield_now();
+        }
+        acceptor.kill();
+        drop(listener);
+        let again = TcpListener::bind(addr);
+        assert!(again.is_ok(), "port still bound after the drop: {again:?}");
+        drop(again);
+        drop(client);
+    }
+}

@@ -105,7 +105,9 @@ fn retire(key: usize, q: &AcceptQueue) {
     let cancelling = q.op.get().is_some_and(|op| {
         existing_hub()
             .and_then(|hub| hub.lp_if_alive())
-            .is_some_and(|lp| lp.op_in_flight(op) && lp.cancel_op(op).is_ok())
+            // Finished now: the ring's hold on the listening socket would
+            // otherwise keep its port bound after the close.
+            .is_some_and(|lp| lp.op_in_flight(op) && lp.cancel_op_now(op).is_ok())
     });
     if !cancelling {
         let _ = QUEUES.try_with(|qs| qs.borrow_mut().remove(key)); // A1: nothing armed

@@ -245,6 +245,21 @@ impl Backend {
         }
     }
 
+    /// Cancels `user_data`'s op before returning where the kernel allows
+    /// (see `UringBackend::cancel_now`); epoll's cancel is synchronous.
+    pub(crate) fn cancel_now(&mut self, user_data: u64) -> io::Result<()> {
+        if self.inherited() {
+            return Err(Backend::inherited_error());
+        }
+        match self {
+            Backend::Uring(b) => b.cancel_now(user_data),
+            Backend::Epoll(b) => {
+                b.cancel(user_data);
+                Ok(())
+            }
+        }
+    }
+
     /// Submits everything pending and waits up to `timeout` (`None` = until
     /// a completion) for completions: one `io_uring_enter` / `epoll_wait`.
     pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {

@@ -251,6 +251,34 @@ impl Uring {
         self.push_raw(&async_cancel::sqe(target).user_data(CANCEL_USERDATA))
     }
 
+    /// Cancels `target` before returning, as far as the kernel allows: the
+    /// queued SQEs are submitted (the target's own, and any earlier
+    /// `ASYNC_CANCEL`), `IORING_REGISTER_SYNC_CANCEL` (6.0+) removes the
+    /// request, and one GETEVENTS enter runs the task work that frees it,
+    /// so the files it held are released now (a listening socket's port
+    /// with them). Its CQE is reaped into `ready` and dispatched as usual.
+    /// On older kernels this is [`cancel`](UringBackend::cancel) plus the
+    /// submission, and the request goes when the kernel gets to it.
+    pub(crate) fn cancel_now(&mut self, target: u64) -> io::Result<()> {
+        self.flush()?;
+        let synced = self.ring.submitter().register_sync_cancel(
+            Some(io_uring::types::Timespec::new().sec(1)),
+            io_uring::types::CancelBuilder::user_data(target),
+        );
+        match synced {
+            Ok(()) => {}
+            // Already gone (completed, or cancelled by an earlier request).
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "sync cancel unavailable; cancelling asynchronously");
+                self.cancel(target)?;
+                self.flush()?;
+            }
+        }
+        self.reap_with_getevents();
+        Ok(())
+    }
+
     /// One iteration's single `io_uring_enter`: submit everything queued and
     /// wait for at least one completion, bounded by `timeout`.
     pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {

@@ -515,6 +515,32 @@ impl Loop {
         res
     }
 
+    /// [`cancel_op`](Loop::cancel_op), finished before returning where the
+    /// kernel allows (io_uring's synchronous cancel, Linux 6.0+; always on
+    /// epoll): the kernel no longer holds the op's file when this returns,
+    /// so closing a listening socket whose accept was in flight releases
+    /// its port at once. The op's completion still arrives through the loop
+    /// as usual. Costs a few syscalls: for teardown paths, not hot ones.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the op already delivered its final completion.
+    pub fn cancel_op_now(&self, id: OpId) -> std::io::Result<()> {
+        let key = id.key();
+        {
+            let mut ops = self.inner.ops.borrow_mut();
+            let Some(slot) = ops.get_mut(key) else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "op already completed",
+                ));
+            };
+            slot.lifecycle = Lifecycle::Cancelling;
+        }
+        tracing::trace!(op = id.0, "synchronous cancel requested");
+        self.inner.backend.borrow_mut().cancel_now(key.pack())
+    }
+
     /// Whether an op keeps the loop alive (default: yes).
     pub fn set_op_ref(&self, id: OpId, referenced: bool) {
         let mut ops = self.inner.ops.borrow_mut();
