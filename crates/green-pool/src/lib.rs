@@ -32,8 +32,13 @@
 
 mod group;
 mod pool;
+mod server;
 mod threadpool;
 
 pub use group::{Group, Imap};
 pub use pool::{Pool, PoolFull};
+pub use server::{
+    serve_threads, HandlerOutput, ServerOptions, ServerStats, ServerStopper, ServerThreads,
+    StreamServer,
+};
 pub use threadpool::{TaskError, ThreadPool};
