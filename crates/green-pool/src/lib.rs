@@ -1,16 +1,22 @@
-//! Pools of greenlets and the server built on them.
-//!
-//! This crate will hold gevent's `pool` and `server` modules in Rust: `Group` (a
-//! set of greenlets joined and killed together), `Pool` (a size-limited group),
-//! `ThreadPool` (blocking or CPU work run on OS threads and waited for greenly)
-//! and `StreamServer` (a listener whose connections each get a greenlet). It is
-//! written against green-core's public API only, and contains no unsafe code.
+//! Pools of greenlets and the server built on them: gevent's `pool`,
+//! `threadpool` and `server` modules in Rust, written against green-core's
+//! public API only, with no unsafe code.
 //!
 //! * [`Group`]: greenlets joined and killed together, and `map`, `imap`,
 //!   `imap_unordered`, `apply` and their async forms over them.
 //! * [`Pool`]: a group of at most `size` members; `spawn` blocks while it
 //!   is full ([`Group::free_count`], [`Group::full`],
 //!   [`Group::wait_available`]).
+//! * [`ThreadPool`]: blocking or CPU-bound work run on OS threads and
+//!   waited for greenly; a worker's panic comes back as
+//!   [`TaskError::Panicked`].
+//! * [`StreamServer`]: a TCP listener whose connections each get a handler
+//!   greenlet, in a group or a capped pool ([`ServerOptions::pool_size`]);
+//!   `close` releases the port, `stop` gives the handlers a grace period
+//!   and then kills them.
+//! * [`serve_threads`]: one server per OS thread, each on its own hub and
+//!   its own `SO_REUSEPORT` listener, sharing one handler: the way to use
+//!   every core.
 //!
 //! # Differences from gevent
 //!
@@ -25,10 +31,23 @@
 //!   (gevent: 1), and failures are returned as `Err`, a member killed with
 //!   `GreenletExit` included.
 //!
-//! The full list is in [`Group`]'s docs.
+//! * [`ThreadPool`] never blocks in `spawn` (its queue is unbounded), is
+//!   shared by any number of hub threads, and refuses `maxsize` 0; see its
+//!   module's list.
+//! * [`StreamServer`] binds when it is made, always tracks its handlers (so
+//!   `stop` waits for and kills them without a pool too), and accepts
+//!   handlers returning `io::Result<()>`.
+//!
+//! The full lists are in [`Group`]'s, [`ThreadPool`]'s and
+//! [`StreamServer`]'s docs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod group;
 mod pool;
