@@ -123,11 +123,16 @@ impl From<TaskError> for io::Error {
     }
 }
 
-/// One queued job: runs the closure and delivers its outcome.
-type Job = Box<dyn FnOnce() + Send>;
+/// One queued job: runs the closure, calls its argument (the worker's
+/// "finished" count) and delivers the outcome.
+type Job = Box<dyn FnOnce(&dyn Fn()) + Send>;
 
 /// Completes a greenlet's wait from a pool thread.
 type Wake = RemoteSetter<(), Infallible>;
+
+/// Greenlets waiting in `join` or `shutdown`: an id each (to take a
+/// waiter back out, see [`Registered`]) and its wake-up.
+type Waiters = Vec<(u64, Wake)>;
 
 /// What the workers and the submitters share, under one mutex.
 struct State {
@@ -135,6 +140,10 @@ struct State {
     queue: VecDeque<Job>,
     /// Jobs a worker is running now.
     running: usize,
+    /// Jobs run whose outcome a worker is sending: no longer in `len()`
+    /// (whoever has the outcome must not see its job counted), still
+    /// waited for by `join()` (whose wake-up must come after the outcome).
+    delivering: usize,
     /// The most worker threads the pool starts.
     maxsize: usize,
     /// Worker threads alive (started and not yet leaving).
@@ -155,14 +164,68 @@ struct State {
     /// `all_joined`.
     reaper_failed: bool,
     /// Greenlets in `join()`, woken when no job is outstanding.
-    idle_waiters: Vec<Wake>,
+    idle_waiters: Waiters,
     /// Greenlets in `shutdown()`, woken when every worker is joined.
-    exit_waiters: Vec<Wake>,
+    exit_waiters: Waiters,
+    /// The id of the next waiter.
+    next_waiter: u64,
 }
 
 impl State {
+    /// The jobs queued or running (`len()`).
     fn unfinished(&self) -> usize {
         self.queue.len() + self.running
+    }
+
+    /// The jobs `join()` waits for: also those whose outcome is on its way.
+    fn outstanding(&self) -> usize {
+        self.unfinished() + self.delivering
+    }
+
+    fn waiters(&mut self, list: WaitList) -> &mut Waiters {
+        match list {
+            WaitList::Idle => &mut self.idle_waiters,
+            WaitList::Exit => &mut self.exit_waiters,
+        }
+    }
+
+    /// Adds a waiter to `list`; the returned guard takes it out again.
+    fn register<'a>(&mut self, shared: &'a Shared, list: WaitList, wake: Wake) -> Registered<'a> {
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        self.waiters(list).push((id, wake));
+        Registered { shared, list, id }
+    }
+}
+
+/// The list a greenlet in `join` or `shutdown` waits in.
+#[derive(Clone, Copy)]
+enum WaitList {
+    Idle,
+    Exit,
+}
+
+/// A greenlet's place in a wait list, given up when its wait ends. After a
+/// wake-up the entry is already gone; after a kill or `Timeout` it is still
+/// there, and its wake-up handle must not stay: a live handle keeps its hub's
+/// loop alive (no `LoopExit`) until the pool, maybe much later, woke it, and
+/// a greenlet timing out of `join` in a loop would pile handles up.
+struct Registered<'a> {
+    shared: &'a Shared,
+    list: WaitList,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut st = self.shared.lock();
+            let waiters = st.waiters(self.list);
+            let at = waiters.iter().position(|(id, _)| *id == self.id);
+            at.map(|at| waiters.swap_remove(at))
+        };
+        // Dropped outside the lock: dropping a handle messages its hub.
+        drop(left);
     }
 }
 
@@ -243,6 +306,7 @@ impl ThreadPool {
                 state: Mutex::new(State {
                     queue: VecDeque::new(),
                     running: 0,
+                    delivering: 0,
                     maxsize,
                     threads: 0,
                     available: 0,
@@ -253,6 +317,7 @@ impl ThreadPool {
                     reaper_failed: false,
                     idle_waiters: Vec::new(),
                     exit_waiters: Vec::new(),
+                    next_waiter: 0,
                 }),
                 work: Condvar::new(),
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
@@ -294,7 +359,9 @@ impl ThreadPool {
         self.shared.lock().threads
     }
 
-    /// The jobs queued or running (gevent's `len(pool)`).
+    /// The jobs queued or running (gevent's `len(pool)`). A job stops
+    /// counting just before its outcome is sent, so a greenlet holding the
+    /// outcome never finds its job counted.
     pub fn len(&self) -> usize {
         self.shared.lock().unfinished()
     }
@@ -334,11 +401,15 @@ impl ThreadPool {
         // Registered before taking the lock, to keep the critical section
         // short.
         let setter = result.remote_setter();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |finished: &dyn Fn()| {
             let outcome = run_job(f);
+            // Before the send: whoever receives the outcome must find the
+            // job no longer counted by `len()`.
+            finished();
             // A hub that is gone takes nobody's wait with it: the outcome
-            // is dropped here.
-            let _ = setter.send(outcome);
+            // is dropped here, and a value whose `Drop` panics must not end
+            // the worker (the pool would count a dead thread).
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(setter.send(outcome))));
         });
         let mut st = self.shared.lock();
         if st.shutdown {
@@ -379,7 +450,9 @@ impl ThreadPool {
     /// Interruptible. A kill or `Timeout` unwinds the caller at once; the
     /// job still runs to its end on its worker (a thread cannot be
     /// interrupted), which then takes the next job; its outcome is dropped
-    /// on the caller's hub thread when it arrives.
+    /// on the caller's hub thread when it arrives. Run inline on a worker,
+    /// `f` is the caller's own code: a kill or `Timeout` unwinds through
+    /// it (it is not reported as [`TaskError::Panicked`]).
     ///
     /// # Examples
     /// ```
@@ -395,7 +468,11 @@ impl ThreadPool {
         T: Send + 'static,
     {
         if WORKER_OF.with(|w| w.get()) == self.shared.id {
-            return run_job(f);
+            // `f` runs in the calling greenlet: a kill or `Timeout` of that
+            // greenlet must unwind through it as through any blocking call,
+            // not come back as the job's panic (which would swallow it).
+            return green_core::catch_unwind(f)
+                .map_err(|payload| TaskError::Panicked(green_core::panic_message(&*payload)));
         }
         let result = self.spawn(f);
         wait_outcome(&result, "ThreadPool::apply")
@@ -459,11 +536,18 @@ impl ThreadPool {
     /// Waits greenly until no job is queued or running (gevent's `join`).
     /// The pool stays open: jobs submitted meanwhile are waited for too.
     ///
+    /// When it had to wait, the outcomes of this hub's jobs have all
+    /// arrived by the time it returns. On a pool already idle it returns
+    /// at once without switching, as gevent's does: an outcome its worker
+    /// sent just before may still be on its way, and arrives at this
+    /// hub's next switch (wait on the job's result to be sure of it).
+    ///
     /// # Panics
     /// If the hub gives up on the wait while tearing down.
     ///
     /// # Kill safety
-    /// Interruptible; the jobs are not affected.
+    /// Interruptible; the jobs are not affected, and the greenlet's place
+    /// in the wait is given up (nothing is left to keep its hub alive).
     ///
     /// # Examples
     /// ```
@@ -489,19 +573,20 @@ impl ThreadPool {
                  for its own job forever; join from a greenlet outside the pool"
             );
         }
-        if self.is_empty() {
+        if self.shared.lock().outstanding() == 0 {
             return;
         }
         let done: AsyncResult<(), Infallible> = AsyncResult::new();
-        {
+        let wake = done.remote_setter();
+        let _registered = {
             let mut st = self.shared.lock();
-            if st.unfinished() == 0 {
+            if st.outstanding() == 0 {
                 return;
             }
-            st.idle_waiters.push(done.remote_setter());
-        }
-        // An outcome sent before the last job's count was dropped arrives
-        // before this wake-up (one FIFO per hub), so every result is in.
+            st.register(&self.shared, WaitList::Idle, wake)
+        };
+        // Each outcome is sent before its job leaves `delivering`, so it
+        // arrives before this wake-up (one FIFO per hub): every result is in.
         let _ = wait_outcome(&done, "ThreadPool::join");
     }
 
@@ -521,19 +606,27 @@ impl ThreadPool {
     ///
     /// # Kill safety
     /// Interruptible: the shutdown, once begun, goes on without the caller,
-    /// and the reaper still joins the workers.
+    /// and the reaper still joins the workers; the greenlet's place in the
+    /// wait is given up (nothing is left to keep its hub alive).
     #[track_caller]
     pub fn shutdown(&self) {
         let own_worker = WORKER_OF.with(|w| w.get()) == self.shared.id;
         let done: AsyncResult<(), Infallible> = AsyncResult::new();
-        let setter = (!own_worker).then(|| done.remote_setter());
-        {
+        let mut setter = (!own_worker).then(|| done.remote_setter());
+        let registered = {
             let mut st = self.shared.lock();
             begin_shutdown(&self.shared, &mut st);
-            if st.all_joined || own_worker {
-                return;
+            if st.all_joined {
+                None
+            } else {
+                setter
+                    .take()
+                    .map(|wake| st.register(&self.shared, WaitList::Exit, wake))
             }
-            st.exit_waiters.extend(setter);
+        };
+        if registered.is_none() {
+            // Joined already, or called from a worker.
+            return;
         }
         let _ = wait_outcome(&done, "ThreadPool::shutdown");
     }
@@ -573,7 +666,9 @@ fn check_maxsize(what: &str, maxsize: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs a job's closure, catching its panic.
+/// Runs a job's closure on its worker, catching its panic (and any unwind:
+/// on a worker's own thread no caller is waiting to be unwound, and a
+/// `Timeout` the job left behind must not end the worker).
 fn run_job<T>(f: impl FnOnce() -> T) -> Result<T, TaskError> {
     // The closure is consumed whatever happens; nothing of it is observed
     // after a panic, so unwind safety is not at stake.
@@ -635,10 +730,14 @@ fn work(shared: &Shared) {
             st.running += 1;
             drop(st);
             // Panics are caught inside: the worker survives them.
-            job();
+            job(&|| {
+                let mut st = shared.lock();
+                st.running -= 1;
+                st.delivering += 1;
+            });
             st = shared.lock();
-            st.running -= 1;
-            if st.unfinished() == 0 && !st.idle_waiters.is_empty() {
+            st.delivering -= 1;
+            if st.outstanding() == 0 && !st.idle_waiters.is_empty() {
                 let waiters = std::mem::take(&mut st.idle_waiters);
                 drop(st);
                 wake_all(waiters);
@@ -667,8 +766,8 @@ fn work(shared: &Shared) {
     }
 }
 
-fn wake_all(waiters: Vec<Wake>) {
-    for waiter in waiters {
+fn wake_all(waiters: Waiters) {
+    for (_, waiter) in waiters {
         // A waiter whose hub is gone has nobody left to wake.
         let _ = waiter.set(());
     }
