@@ -32,8 +32,7 @@
 //!   `GreenletExit` included.
 //!
 //! * [`ThreadPool`] never blocks in `spawn` (its queue is unbounded), is
-//!   shared by any number of hub threads, and refuses `maxsize` 0; see its
-//!   module's list.
+//!   shared by any number of hub threads, and refuses `maxsize` 0.
 //! * [`StreamServer`] binds when it is made, always tracks its handlers (so
 //!   `stop` waits for and kills them without a pool too), and accepts
 //!   handlers returning `io::Result<()>`.

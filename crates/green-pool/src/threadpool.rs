@@ -2,68 +2,8 @@
 //! library, a `std` call with no green twin) run on OS threads, and waited
 //! for greenly (gevent's `gevent.threadpool.ThreadPool`).
 //!
-//! A greenlet hands a closure to [`ThreadPool::spawn`] and gets an
-//! [`AsyncResult`] back; a worker thread runs the closure and completes the
-//! result through its [`RemoteSetter`](green_core::sync::RemoteSetter),
-//! which wakes the greenlet's hub. [`ThreadPool::apply`] does both and
-//! returns the outcome; [`ThreadPool::map`] runs one job per item.
-//!
-//! # How it works, and why the hub never blocks on it
-//!
-//! Jobs wait in one unbounded FIFO queue behind a `std::sync::Mutex`, and
-//! idle workers sleep on a `Condvar`. The hub's thread only ever takes that
-//! mutex for a few instructions (push a job, read a count): no job runs
-//! under it, so a hub waits on it no longer than a worker takes to pop a
-//! job. Submitting never waits for a free worker, and nothing on the hub's
-//! thread ever joins a thread or sleeps on the condvar:
-//!
-//! * [`ThreadPool::join`] and [`ThreadPool::shutdown`] wait greenly, on an
-//!   [`AsyncResult`] that a worker (for `join`) or a reaper thread (for
-//!   `shutdown`) completes from afar.
-//! * Worker threads are started lazily, one when a job is queued and no
-//!   worker is idle, up to `maxsize`; they live until the pool shuts down
-//!   (or `maxsize` is lowered below their number).
-//! * Shutting down closes the queue to new jobs and wakes every worker; the
-//!   workers run the jobs still queued, then exit, and a short-lived
-//!   *reaper* thread joins them all. `shutdown()` waits greenly for the
-//!   reaper; dropping the pool does not wait (see [`ThreadPool`]'s `Drop`).
-//!
-//! # Outcomes
-//!
-//! A job's outcome is a `Result<T, TaskError>`: its value, or
-//! [`TaskError::Panicked`] with the panic's message (the worker catches the
-//! panic and goes on to the next job), or [`TaskError::ShutDown`] for a job
-//! submitted after shutdown began. A result nobody waits for any more (its
-//! greenlet was killed) is dropped on its hub's thread when it arrives; the
-//! worker is not held up by it.
-//!
-//! # Differences from gevent
-//!
-//! * `maxsize` 0 is refused with `InvalidInput`, by [`ThreadPool::new`] and
-//!   [`ThreadPool::set_maxsize`]. gevent accepts it as a paused pool whose
-//!   jobs wait until `maxsize` is raised; here such a wait would never end
-//!   (a pending cross-thread result keeps its hub alive, so not even
-//!   `LoopExit` would come).
-//! * [`ThreadPool::spawn`] never blocks: the queue is unbounded. gevent's
-//!   `spawn` waits greenly once `maxsize + 1` jobs are outstanding; bound
-//!   the submitters with a [`Semaphore`](green_core::sync::Semaphore) for
-//!   that back-pressure.
-//! * The pool is `Send + Sync`: greenlets of any hub thread may submit to
-//!   one pool (share it with an `Arc`), and each result wakes the hub that
-//!   asked for it. gevent's pool belongs to one hub and raises
-//!   `InvalidThreadUseError` elsewhere.
-//! * There is no `size` setter (gevent's pre-starts or stops threads):
-//!   [`ThreadPool::size`] reports the live workers, which grow on demand;
-//!   lowering `maxsize` retires the surplus as they finish their jobs. There
-//!   is no idle timeout, `imap` or `apply_async`; `map` returns the values in
-//!   order, or the first error in order.
-//! * [`ThreadPool::join`] waits for every outstanding job, as gevent's does;
-//!   gevent's `kill` is [`ThreadPool::shutdown`], which also joins the
-//!   threads, and the pool cannot be restarted afterwards.
-//! * [`ThreadPool::apply`] called from one of this pool's own workers runs
-//!   the closure at once on that worker, as gevent's does (waiting for
-//!   another worker could deadlock a full pool); `spawn` from a worker
-//!   queues as usual.
+//! The design, the outcomes and the differences from gevent are in
+//! [`ThreadPool`]'s docs.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -254,8 +194,70 @@ thread_local! {
 }
 
 /// A pool of OS threads for blocking work, waited for greenly (gevent's
-/// `ThreadPool`). See the [module docs](self) for the design and the
-/// differences from gevent.
+/// `ThreadPool`).
+///
+/// A greenlet hands a closure to [`ThreadPool::spawn`] and gets an
+/// [`AsyncResult`] back; a worker thread runs the closure and completes the
+/// result through its [`RemoteSetter`](green_core::sync::RemoteSetter),
+/// which wakes the greenlet's hub. [`ThreadPool::apply`] does both and
+/// returns the outcome; [`ThreadPool::map`] runs one job per item.
+///
+/// # How it works, and why the hub never blocks on it
+///
+/// Jobs wait in one unbounded FIFO queue behind a `std::sync::Mutex`, and
+/// idle workers sleep on a `Condvar`. The hub's thread only ever takes that
+/// mutex for a few instructions (push a job, read a count): no job runs
+/// under it, so a hub waits on it no longer than a worker takes to pop a
+/// job. Submitting never waits for a free worker, and nothing on the hub's
+/// thread ever joins a thread or sleeps on the condvar:
+///
+/// * [`ThreadPool::join`] and [`ThreadPool::shutdown`] wait greenly, on an
+///   [`AsyncResult`] that a worker (for `join`) or a reaper thread (for
+///   `shutdown`) completes from afar.
+/// * Worker threads are started lazily, one when a job is queued and no
+///   worker is idle, up to `maxsize`; they live until the pool shuts down
+///   (or `maxsize` is lowered below their number).
+/// * Shutting down closes the queue to new jobs and wakes every worker; the
+///   workers run the jobs still queued, then exit, and a short-lived
+///   *reaper* thread joins them all. `shutdown()` waits greenly for the
+///   reaper; dropping the pool does not wait (see Dropping the pool, below).
+///
+/// # Outcomes
+///
+/// A job's outcome is a `Result<T, TaskError>`: its value, or
+/// [`TaskError::Panicked`] with the panic's message (the worker catches the
+/// panic and goes on to the next job), or [`TaskError::ShutDown`] for a job
+/// submitted after shutdown began. A result nobody waits for any more (its
+/// greenlet was killed) is dropped on its hub's thread when it arrives; the
+/// worker is not held up by it.
+///
+/// # Differences from gevent
+///
+/// * `maxsize` 0 is refused with `InvalidInput`, by [`ThreadPool::new`] and
+///   [`ThreadPool::set_maxsize`]. gevent accepts it as a paused pool whose
+///   jobs wait until `maxsize` is raised; here such a wait would never end
+///   (a pending cross-thread result keeps its hub alive, so not even
+///   `LoopExit` would come).
+/// * [`ThreadPool::spawn`] never blocks: the queue is unbounded. gevent's
+///   `spawn` waits greenly once `maxsize + 1` jobs are outstanding; bound
+///   the submitters with a [`Semaphore`](green_core::sync::Semaphore) for
+///   that back-pressure.
+/// * The pool is `Send + Sync`: greenlets of any hub thread may submit to
+///   one pool (share it with an `Arc`), and each result wakes the hub that
+///   asked for it. gevent's pool belongs to one hub and raises
+///   `InvalidThreadUseError` elsewhere.
+/// * There is no `size` setter (gevent's pre-starts or stops threads):
+///   [`ThreadPool::size`] reports the live workers, which grow on demand;
+///   lowering `maxsize` retires the surplus as they finish their jobs. There
+///   is no idle timeout, `imap` or `apply_async`; `map` returns the values in
+///   order, or the first error in order.
+/// * [`ThreadPool::join`] waits for every outstanding job, as gevent's does;
+///   gevent's `kill` is [`ThreadPool::shutdown`], which also joins the
+///   threads, and the pool cannot be restarted afterwards.
+/// * [`ThreadPool::apply`] called from one of this pool's own workers runs
+///   the closure at once on that worker, as gevent's does (waiting for
+///   another worker could deadlock a full pool); `spawn` from a worker
+///   queues as usual.
 ///
 /// The pool is `Send + Sync`; share it between hub threads with an `Arc`.
 ///
