@@ -84,6 +84,7 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
     // fingerprints in it are dropped first; dependencies stay cached.
     let verify_dir = crate::util::project_root().join("target/package-verify");
     clear_green_fingerprints(&verify_dir);
+    clear_unpacked_green_crates();
     let mut package = cargo_cmd(["package", "--allow-dirty", "--quiet"]);
     package.arg("--target-dir").arg(&verify_dir);
     for krate in LIBRARY_CRATES {
@@ -225,6 +226,37 @@ fn ctx_tests() -> Command {
     let mut cmd = cargo_cmd(["test", "-p", CTX_CRATE]);
     cmd.env("RUST_TEST_THREADS", "1");
     cmd
+}
+
+/// Removes the green crates that earlier `cargo package` runs unpacked from
+/// their local registries into `$CARGO_HOME/registry/src/-<hash>/`. Cargo
+/// never unpacks a registry crate of the same version twice, so a stale
+/// copy there would be compiled instead of today's sources (a new API then
+/// looks missing). Crates from crates.io (`index.*` directories) stay.
+fn clear_unpacked_green_crates() {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = cargo_home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        // Local registries made by `cargo package` are named `-<hash>`.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            if krate.file_name().to_string_lossy().starts_with("green-") {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
 }
 
 /// Removes the fingerprints of the workspace's own crates under a target
