@@ -24,7 +24,7 @@
 //!   pool's size of tasks are in flight.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
@@ -99,8 +99,7 @@ pub struct Group {
 }
 
 struct Inner {
-    members: RefCell<BTreeMap<u64, Member>>,
-    next_key: Cell<u64>,
+    members: RefCell<Members>,
     /// Set while there is no member.
     empty: Event,
     /// A pool's slots; `None` for a group or an unbounded pool.
@@ -119,6 +118,139 @@ struct Member {
     /// Killed by the group already: `kill` and `killone` never kill a
     /// member twice (gevent's `dying` set).
     dying: bool,
+}
+
+/// The members in the order they joined, each under a key that no other
+/// member gets while the group lives: a slab whose occupied slots are
+/// chained in joining order, so that joining, leaving and finding a key take
+/// constant time (a pool's `map` makes a member per item). A key is a slot's
+/// index and the generation of its occupant: a slot reused by a later
+/// member changes generation, so a key of a member that left names nothing.
+#[derive(Default)]
+struct Members {
+    slots: Vec<MemberSlot>,
+    /// Free slots, reused last-freed first.
+    free: Vec<u32>,
+    /// The oldest and newest members' slots (`None` when empty).
+    head: Option<u32>,
+    tail: Option<u32>,
+    len: usize,
+}
+
+struct MemberSlot {
+    generation: u32,
+    member: Option<Member>,
+    /// The slots of the members that joined just before and after.
+    prev: Option<u32>,
+    next: Option<u32>,
+}
+
+impl Members {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn key(index: u32, generation: u32) -> u64 {
+        (u64::from(generation) << 32) | u64::from(index)
+    }
+
+    /// The key the next [`insert`](Members::insert) returns.
+    fn vacant_key(&self) -> u64 {
+        match self.free.last() {
+            Some(&index) => Members::key(index, self.slots[index as usize].generation),
+            None => Members::key(self.index_of_new_slot(), 0),
+        }
+    }
+
+    fn index_of_new_slot(&self) -> u32 {
+        u32::try_from(self.slots.len()).expect("fewer than 2^32 members at once")
+    }
+
+    /// Adds `member` as the newest; returns its key.
+    fn insert(&mut self, member: Member) -> u64 {
+        let prev = self.tail;
+        let index = match self.free.pop() {
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                slot.member = Some(member);
+                slot.prev = prev;
+                slot.next = None;
+                index
+            }
+            None => {
+                let index = self.index_of_new_slot();
+                self.slots.push(MemberSlot {
+                    generation: 0,
+                    member: Some(member),
+                    prev,
+                    next: None,
+                });
+                index
+            }
+        };
+        match prev {
+            Some(prev) => self.slots[prev as usize].next = Some(index),
+            None => self.head = Some(index),
+        }
+        self.tail = Some(index);
+        self.len += 1;
+        Members::key(index, self.slots[index as usize].generation)
+    }
+
+    /// The slot index of `key`, if a member holds it.
+    fn index(&self, key: u64) -> Option<usize> {
+        let index = (key & u64::from(u32::MAX)) as usize;
+        let slot = self.slots.get(index)?;
+        (slot.member.is_some() && Members::key(index as u32, slot.generation) == key)
+            .then_some(index)
+    }
+
+    fn get(&self, key: u64) -> Option<&Member> {
+        let index = self.index(key)?;
+        self.slots[index].member.as_ref()
+    }
+
+    fn get_mut(&mut self, key: u64) -> Option<&mut Member> {
+        let index = self.index(key)?;
+        self.slots[index].member.as_mut()
+    }
+
+    /// Takes the member under `key` out, if it is there.
+    fn remove(&mut self, key: u64) -> Option<Member> {
+        let index = self.index(key)?;
+        let slot = &mut self.slots[index];
+        let member = slot.member.take();
+        let (prev, next) = (slot.prev.take(), slot.next.take());
+        // The next occupant gets a new key.
+        slot.generation = slot.generation.wrapping_add(1);
+        match prev {
+            Some(prev) => self.slots[prev as usize].next = next,
+            None => self.head = next,
+        }
+        match next {
+            Some(next) => self.slots[next as usize].prev = prev,
+            None => self.tail = prev,
+        }
+        self.free.push(index as u32);
+        self.len -= 1;
+        member
+    }
+
+    /// The members with their keys, oldest first.
+    fn iter(&self) -> impl Iterator<Item = (u64, &Member)> + '_ {
+        let mut at = self.head;
+        std::iter::from_fn(move || {
+            let index = at?;
+            let slot = &self.slots[index as usize];
+            at = slot.next;
+            let member = slot.member.as_ref()?;
+            Some((Members::key(index, slot.generation), member))
+        })
+    }
 }
 
 impl Default for Group {
@@ -144,8 +276,7 @@ impl Group {
         empty.set();
         Group {
             inner: Rc::new(Inner {
-                members: RefCell::new(BTreeMap::new()),
-                next_key: Cell::new(0),
+                members: RefCell::new(Members::default()),
                 empty,
                 slots: size.map(|size| Slots {
                     size,
@@ -208,8 +339,8 @@ impl Group {
         self.inner
             .members
             .borrow()
-            .values()
-            .map(|m| m.greenlet.clone())
+            .iter()
+            .map(|(_, m)| m.greenlet.clone())
             .collect::<Vec<_>>()
             .into_iter()
     }
@@ -220,7 +351,7 @@ impl Group {
             .borrow()
             .iter()
             .find(|(_, m)| m.greenlet.ptr_eq(greenlet))
-            .map(|(key, _)| *key)
+            .map(|(key, _)| key)
     }
 
     /// Starts tracking `greenlet` (it should not be started yet, or a full
@@ -379,27 +510,26 @@ impl Group {
 
     /// Tracks `greenlet`, known not to be a member, holding `slot`.
     fn insert(&self, greenlet: GreenletRef, slot: SlotGuard<'_>) {
-        let key = self.inner.next_key.get();
-        self.inner.next_key.set(key + 1);
+        // Registering the link runs nothing, so the key is still vacant
+        // when the member is inserted below.
+        let key = self.inner.members.borrow().vacant_key();
         let group = Rc::downgrade(&self.inner);
         // Fires from the member's links entry (queued at once if it is dead
         // already), never synchronously, so the member is in the map first.
         let link = greenlet.link_ready(Box::new(move || leave(&group, key)));
-        self.inner.members.borrow_mut().insert(
-            key,
-            Member {
-                greenlet,
-                link,
-                dying: false,
-            },
-        );
+        let inserted = self.inner.members.borrow_mut().insert(Member {
+            greenlet,
+            link,
+            dying: false,
+        });
+        debug_assert_eq!(inserted, key);
         slot.keep();
         self.inner.empty.clear();
     }
 
     /// Removes the member under `key`; returns it if it was there.
     fn remove(&self, key: u64) -> Option<Member> {
-        let member = self.inner.members.borrow_mut().remove(&key)?;
+        let member = self.inner.members.borrow_mut().remove(key)?;
         // gevent's order: the empty event first, then the slot.
         if self.is_empty() {
             self.inner.empty.set();
@@ -817,7 +947,7 @@ impl Group {
     /// Queues a kill for `g` unless the group killed it already.
     fn kill_member(&self, g: &GreenletRef) {
         let Some(key) = self.key_of(g) else { return };
-        let first = match self.inner.members.borrow_mut().get_mut(&key) {
+        let first = match self.inner.members.borrow_mut().get_mut(key) {
             Some(member) if !member.dying => {
                 member.dying = true;
                 true
@@ -881,12 +1011,7 @@ impl Group {
         let g = greenlet.greenlet_ref();
         let was_dying = match self.key_of(&g) {
             None => true,
-            Some(key) => self
-                .inner
-                .members
-                .borrow()
-                .get(&key)
-                .is_none_or(|m| m.dying),
+            Some(key) => self.inner.members.borrow().get(key).is_none_or(|m| m.dying),
         };
         if was_dying {
             return g.dead();
@@ -1369,5 +1494,66 @@ impl<R: 'static> fmt::Debug for Imap<R> {
             .field("returned", &self.next_index)
             .field("ended", &self.ended)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Order and keys of the members' slab across removals and reuses.
+    #[test]
+    fn members_keep_joining_order_and_never_reuse_a_live_key() {
+        green_core::run(|| {
+            let gs: Vec<_> = (0..4).map(|_| Greenlet::new(|| ())).collect();
+            let mut members = Members::default();
+            let add = |members: &mut Members, i: usize| {
+                let key = members.vacant_key();
+                let link = gs[i].as_ref().link_ready(Box::new(|| ()));
+                let inserted = members.insert(Member {
+                    greenlet: gs[i].as_ref(),
+                    link,
+                    dying: false,
+                });
+                assert_eq!(inserted, key, "vacant_key names the next key");
+                key
+            };
+            let order = |members: &Members| -> Vec<usize> {
+                members
+                    .iter()
+                    .map(|(_, m)| {
+                        gs.iter()
+                            .position(|g| g.as_ref().ptr_eq(&m.greenlet))
+                            .expect("a known greenlet")
+                    })
+                    .collect()
+            };
+            let k0 = add(&mut members, 0);
+            let k1 = add(&mut members, 1);
+            let k2 = add(&mut members, 2);
+            assert_eq!(order(&members), [0, 1, 2]);
+
+            // Out of the middle, then the slot reused: the newcomer is last.
+            assert!(members.remove(k1).is_some());
+            assert!(members.remove(k1).is_none(), "removed once only");
+            let k3 = add(&mut members, 3);
+            assert_ne!(k3, k1, "a reused slot gets a new key");
+            assert!(members.get(k1).is_none(), "the old key names nothing");
+            assert_eq!(order(&members), [0, 2, 3]);
+            assert_eq!(members.len(), 3);
+
+            // Both ends.
+            assert!(members.remove(k0).is_some());
+            assert!(members.remove(k3).is_some());
+            assert_eq!(order(&members), [2]);
+            assert!(members.get_mut(k2).is_some());
+            assert!(members.remove(k2).is_some());
+            assert!(members.is_empty() && members.iter().next().is_none());
+
+            for g in &gs {
+                g.start();
+                g.join();
+            }
+        });
     }
 }

@@ -429,7 +429,17 @@ impl ThreadPool {
                 drop(job);
                 result.set_exception(TaskError::ThreadStart(error.to_string()));
             }
-            _ => self.shared.work.notify_one(),
+            _ => {
+                // Only a worker asleep on the condvar needs telling (one
+                // running a job or just started looks at the queue anyway),
+                // and it is told after the lock is released, so that it does
+                // not wake up only to block on the mutex this thread holds.
+                let asleep = st.available > 0;
+                drop(st);
+                if asleep {
+                    self.shared.work.notify_one();
+                }
+            }
         }
         result
     }
