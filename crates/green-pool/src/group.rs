@@ -64,8 +64,9 @@ use crate::pool::PoolFull;
 /// * `next` on an ended [`Imap`] returns `None` again; gevent's blocks
 ///   forever (until the hub raises `LoopExit`).
 /// * An `Imap` whose input iterator panics yields the panic as its last
-///   item and ends, also in completion order; gevent's `imap_unordered`
-///   blocks after raising it.
+///   item, after the results of every task spawned before it, and ends,
+///   also in completion order; gevent's `imap_unordered` raises it as soon
+///   as it comes (the results still to come are lost) and then blocks.
 /// * Members are listed, joined and killed in the order they joined;
 ///   gevent keeps them in a `set`, in an order that varies from run to run.
 /// * Adding a greenlet that is already a member does nothing (on a gevent
@@ -1332,6 +1333,9 @@ pub struct Imap<R: 'static> {
     /// that came early.
     next_index: usize,
     early: HashMap<usize, Entry<R>>,
+    /// Completion order: the input's failure, held until the tasks
+    /// spawned before it have all delivered their results.
+    held_failure: Option<Entry<R>>,
     ended: bool,
 }
 
@@ -1425,6 +1429,7 @@ impl<R: 'static> Imap<R> {
             ordered,
             next_index: 0,
             early: HashMap::new(),
+            held_failure: None,
             ended: false,
         }
     }
@@ -1466,10 +1471,27 @@ impl<R: 'static> Iterator for Imap<R> {
             return self.deliver(entry);
         }
         loop {
+            if self.held_failure.is_some()
+                && self.shared.outstanding.get() == 0
+                && self.shared.queue.empty()
+            {
+                let failure = self.held_failure.take()?;
+                return self.deliver(failure);
+            }
             let Ok((index, entry)) = self.shared.queue.get() else {
                 self.ended = true;
                 return None;
             };
+            if !self.ordered
+                && matches!(entry, Entry::InputFailed(_))
+                && (self.shared.outstanding.get() > 0 || !self.shared.queue.empty())
+            {
+                // Completion order, too, returns every spawned task's
+                // result before the input's failure (input order does by
+                // its index): none is lost.
+                self.held_failure = Some(entry);
+                continue;
+            }
             if !self.ordered || index == self.next_index {
                 return self.deliver(entry);
             }

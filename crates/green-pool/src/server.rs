@@ -19,7 +19,8 @@
 //!   of retrying in a busy loop; the first success resets it. An error
 //!   that means the listener itself is broken (`EBADF`, `EINVAL`,
 //!   `ENOTSOCK`, `EOPNOTSUPP`) closes the server; [`serve_forever`]
-//!   returns it.
+//!   returns it. A handler that cannot be spawned (no stack can be
+//!   mapped) pauses the same way, keeping its connection for the retry.
 //! * Stopping is two steps, as in gevent: [`close`] stops accepting and
 //!   releases the port at once; [`stop`] then gives the handlers a grace
 //!   period to finish, and kills those still running.
@@ -177,7 +178,9 @@ pub struct ServerStats {
     pub accepted: u64,
     /// Handlers that returned an `Err`.
     pub handler_errors: u64,
-    /// Failed accepts (each error, including those retried).
+    /// Failed accepts (each error, including those retried), and failed
+    /// spawns of a handler (no stack could be mapped; retried after a
+    /// pause, the connection kept).
     pub accept_errors: u64,
     /// Handlers still running.
     pub active: usize,
@@ -265,10 +268,14 @@ struct Inner {
     started: Cell<bool>,
     /// Set by `close`: no more accepting, the port is released.
     closed: Event,
-    /// Set when a `stop` finished (handlers joined or killed).
+    /// Set when a `stop` ends (finished, or its caller was killed);
+    /// cleared when one begins.
     stopped: Event,
     /// A `stop` is under way (another `stop` waits for it).
     stopping: Cell<bool>,
+    /// How many `stop`s have finished: a `stop` that waited for another
+    /// tells by it whether that one finished or was interrupted.
+    stops_done: Cell<u64>,
     /// The error that closed the server from the accept loop.
     fatal: RefCell<Option<io::Error>>,
     accepted: Cell<u64>,
@@ -317,6 +324,7 @@ impl StreamServer {
                 closed: Event::new(),
                 stopped: Event::new(),
                 stopping: Cell::new(false),
+                stops_done: Cell::new(0),
                 fatal: RefCell::new(None),
                 accepted: Cell::new(0),
                 handler_errors: Cell::new(0),
@@ -486,7 +494,8 @@ impl StreamServer {
     /// Stops accepting and releases the port (the listener is closed; a
     /// new server may bind it at once). Handlers already running go on;
     /// [`stop`](StreamServer::stop) also ends them. Closing twice does
-    /// nothing.
+    /// nothing; a `close` made while another is under way (in another
+    /// greenlet) also waits until the port is released.
     ///
     /// # Kill safety
     /// Waits a moment for the acceptor greenlet to unwind, uninterruptibly
@@ -499,7 +508,11 @@ impl StreamServer {
     /// Closes the server, waits up to `timeout` for the running handlers
     /// to finish, then kills those left and waits (up to a second more)
     /// for them to unwind (gevent's `stop`). A second `stop` while one runs
-    /// waits for it.
+    /// waits for it (and takes over if the first one's caller is killed);
+    /// so does the stop that [`serve_forever`](StreamServer::serve_forever)
+    /// makes when the server closes: the grace is this `timeout`, not the
+    /// options' `stop_timeout` (in gevent, `serve_forever`'s own stop runs
+    /// alongside and the shorter grace wins).
     ///
     /// Called from one of the server's own handlers, it cannot wait for
     /// itself: the stop goes on in a greenlet of its own, the calling
@@ -509,33 +522,44 @@ impl StreamServer {
     /// # Kill safety
     /// Interruptible. The server is closed before the first wait; a kill
     /// during the grace leaves the handlers running (kill the group, or
-    /// stop again, to end them).
+    /// stop again, to end them), and a `stop` waiting for this one then
+    /// does the stop itself.
     pub fn stop(&self, timeout: Duration) {
-        self.close_listener();
         let me = green_core::current();
         if self.inner.group.contains(&me) {
+            self.close_listener();
             let server = self.clone();
             green_core::spawn(move || server.stop(timeout));
             return;
         }
-        if self.inner.stopping.get() {
+        // A stop under way: wait for it. If its caller was killed before it
+        // finished, the handlers may still run: this one takes over.
+        let done_before = self.inner.stops_done.get();
+        while self.inner.stopping.get() {
             self.inner.stopped.wait();
-            return;
+            if self.inner.stops_done.get() != done_before {
+                return;
+            }
         }
+        // Marked before the listener is closed: closing wakes
+        // `serve_forever`, whose own stop (with the options'
+        // `stop_timeout`) must then wait for this one, not race it.
         self.inner.stopping.set(true);
+        self.inner.stopped.clear();
         let _reset = ResetStopping(&self.inner);
+        self.close_listener();
         if !self.inner.group.join_timeout(timeout) {
             self.inner.group.kill_with(true, Some(KILL_WAIT));
         }
-        self.inner.stopped.set();
+        self.inner.stops_done.set(self.inner.stops_done.get() + 1);
     }
 
     fn close_listener(&self) {
-        if self.inner.closed.is_set() {
-            return;
-        }
         self.inner.closed.set();
-        let acceptor = self.inner.acceptor.borrow_mut().take();
+        // Another `close` may be killing the acceptor already: every
+        // caller waits for it to be gone, so that the port is released
+        // when any `close` returns.
+        let acceptor = self.inner.acceptor.borrow().clone();
         if let Some(acceptor) = acceptor {
             let me = green_core::current();
             if acceptor.as_ref().ptr_eq(&me) {
@@ -547,6 +571,7 @@ impl StreamServer {
                 acceptor.kill();
             }
         }
+        self.inner.acceptor.borrow_mut().take();
         self.inner.listener.borrow_mut().take();
     }
 }
@@ -557,6 +582,9 @@ struct ResetStopping<'a>(&'a Inner);
 impl Drop for ResetStopping<'_> {
     fn drop(&mut self) {
         self.0.stopping.set(false);
+        // Wakes the stops waiting for this one (they tell from
+        // `stops_done` whether it finished).
+        self.0.stopped.set();
     }
 }
 
@@ -648,9 +676,29 @@ fn accept_loop(inner: &Rc<Inner>, listener: &TcpListener) {
             Err(_) => continue,
         };
         inner.accepted.set(inner.accepted.get() + 1);
+        spawn_handler(inner, stream, peer, &mut delay);
+        in_a_row += 1;
+        if in_a_row >= inner.options.max_accept {
+            in_a_row = 0;
+            green_core::yield_now();
+        }
+    }
+}
+
+/// Spawns the handler for one accepted connection. When no greenlet can be
+/// made (no stack can be mapped: out of memory, or at `vm.max_map_count`),
+/// the connection is kept and the spawn retried after a pause that doubles
+/// as for a resource error of `accept`: a panic here would end the accept
+/// loop and leave a server that looks started but accepts nothing.
+fn spawn_handler(inner: &Rc<Inner>, stream: TcpStream, peer: SocketAddr, delay: &mut Duration) {
+    // The stream stays here while a failed build drops its closure.
+    let pending = Rc::new(Cell::new(Some(stream)));
+    loop {
         let handler = Rc::clone(&inner.handler);
         let server = Rc::downgrade(inner);
-        inner.group.spawn(move || {
+        let taken = Rc::clone(&pending);
+        let built = green_core::Builder::new().build(move || {
+            let Some(stream) = taken.take() else { return };
             if let Err(error) = handler(stream, peer) {
                 if let Some(server) = server.upgrade() {
                     server.handler_errors.set(server.handler_errors.get() + 1);
@@ -658,10 +706,23 @@ fn accept_loop(inner: &Rc<Inner>, listener: &TcpListener) {
                 log_handler_error(peer, &error);
             }
         });
-        in_a_row += 1;
-        if in_a_row >= inner.options.max_accept {
-            in_a_row = 0;
-            green_core::yield_now();
+        match built {
+            Ok(greenlet) => {
+                // Not started yet: it is counted in the pool before it runs.
+                inner.group.start(&greenlet);
+                return;
+            }
+            Err(error) => {
+                inner.accept_errors.set(inner.accept_errors.get() + 1);
+                tracing::warn!(
+                    addr = %inner.local_addr,
+                    %peer,
+                    "StreamServer cannot spawn a handler, retrying in {:?}: {error}",
+                    *delay
+                );
+                green_core::sleep(*delay);
+                *delay = (*delay * 2).min(MAX_ACCEPT_DELAY);
+            }
         }
     }
 }
