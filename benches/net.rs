@@ -11,6 +11,8 @@
 //! | `net/connect_accept` | `green`, `tokio`, `may` | one connection: connect, one 64-byte echo, the server closes, the client sees the end and closes |
 //! | `net/connect_accept` | `std` | the same against a blocking std server thread that accepts and serves one connection at a time: the floor |
 //! | `net/enter_per_request` | `green` | `io_uring_enter` (`epoll_wait` on the epoll backend) calls of the server's hub per request at 64 connections |
+//! | `pool/server_2threads` | `green` | one request and its echo, 64 connections in lockstep, against `green_pool::serve_threads` on 2 threads (a hub and an `SO_REUSEPORT` listener each, a greenlet per connection) |
+//! | `pool/server_2threads` | `tokio` | the same against a `new_multi_thread` runtime with 2 workers (the accept loop a task on them, a task per connection) |
 //!
 //! The echo benches report ns per request (per connection for
 //! `connect_accept`), like every timed case of the harness; the throughput is
@@ -60,6 +62,36 @@
 //! ports are free again at once, which a run of tens of thousands of
 //! connects needs; a `Connection: close` HTTP/1.0 server does the same.
 //!
+//! `pool/server_2threads` is the one bench not on one CPU: serving from two
+//! threads is about using both cores. Its thread is made before the pin,
+//! so it and every thread it starts (green's two hubs, tokio's two workers)
+//! may run on every CPU the process may, and nothing is pinned further:
+//! the client, the same one thread as above, competes with the two server
+//! threads for the two cores, the same way for both subjects, and the
+//! kernel's scheduler places all three. That is the two-core equivalent of
+//! the one-CPU setup: the same client with twice the CPU, so a server that
+//! scales shows up to about 2x its one-thread `echo_64conn` figure (less
+//! the cross-core wake-ups). It runs last, after the pinned benches, and
+//! its note gives the ratio of its throughput to this run's green (and, for
+//! tokio, tokio's) `echo_64conn` figure, which is measured for that purpose
+//! even when the filter leaves `net/echo_64conn` out. Green's note also
+//! says how the kernel spread the 64 connections over the two listeners,
+//! and both notes say how busy each CPU was over the case (from
+//! `/proc/stat`, every process and the softirq work of loopback TCP
+//! included): near 100% on both means the figure is a CPU cost, lower
+//! means the threads waited for each other's wake-ups. On the shared
+//! two-core virtual machine this figure varies from run to run far more
+//! than the pinned ones: three busy threads on two cores are placed by the
+//! scheduler, beside the other sessions' load, and once client and servers
+//! run at the same time on different cores each wake-up serves fewer
+//! requests (in one measurement green's hubs made 0.4 to 0.8
+//! `io_uring_enter` calls per request instead of `enter_per_request`'s
+//! 0.12 on one CPU) and a wake-up across cores costs several times one on
+//! the same core. Medians between about 1x and 1.9x the one-thread figure
+//! were seen for both subjects, with the min steady near 5.3 µs for green
+//! (1.9x its one-thread figure) and 5.8 µs for tokio (1.95x its own, 1.75x
+//! green's): read the min and the CPUs' load beside the median.
+//!
 //! Every server binds 127.0.0.1 on a port the kernel picks, sets
 //! `TCP_NODELAY` on its connections as the client does, and stops when the
 //! bench is done with it: a flag is set and one last connection wakes its
@@ -89,6 +121,10 @@ const ECHO_1CONN: &str = "net/echo_1conn";
 const ECHO_64CONN: &str = "net/echo_64conn";
 const CONNECT_ACCEPT: &str = "net/connect_accept";
 const ENTER_PER_REQUEST: &str = "net/enter_per_request";
+const SERVER_2THREADS: &str = "pool/server_2threads";
+
+/// Server threads of `pool/server_2threads`.
+const SERVER_THREADS: usize = 2;
 
 /// Connections of `echo_64conn` and `enter_per_request`.
 const MANY: usize = 64;
@@ -101,21 +137,34 @@ const ENTER_REQUESTS_QUICK: u64 = 5_000;
 
 fn main() {
     let h = Harness::from_env();
+    // Made before the pin, so that it and its servers may use every CPU.
+    let threaded = h.enabled(SERVER_2THREADS).then(|| ThreadedBench::spawn(&h));
     pin_to_one_cpu();
     if h.enabled(ECHO_1CONN) {
         for subject in Subject::WITH_FLOOR {
-            echo(&h, ECHO_1CONN, subject, 1);
+            echo(&h, ECHO_1CONN, subject, 1, false);
         }
     }
-    if h.enabled(ECHO_64CONN) || h.enabled(ENTER_PER_REQUEST) {
+    let mut one_thread = OneThread::default();
+    if h.enabled(ECHO_64CONN) || h.enabled(ENTER_PER_REQUEST) || threaded.is_some() {
         for subject in Subject::ALL {
-            echo(&h, ECHO_64CONN, subject, MANY);
+            // Green's and tokio's figures are the threaded bench's reference.
+            let reference = threaded.is_some() && subject != Subject::May;
+            let median = echo(&h, ECHO_64CONN, subject, MANY, reference);
+            match subject {
+                Subject::Green => one_thread.green = median,
+                Subject::Tokio => one_thread.tokio = median,
+                _ => {}
+            }
         }
     }
     if h.enabled(CONNECT_ACCEPT) {
         for subject in Subject::WITH_FLOOR {
             connect_accept(&h, subject);
         }
+    }
+    if let Some(threaded) = threaded {
+        threaded.run(one_thread);
     }
 }
 
@@ -136,12 +185,14 @@ fn pin_to_one_cpu() {
 // The benches
 
 /// `net/echo_1conn` or `net/echo_64conn` (`conns` connections) against
-/// `subject`'s server; with 64 connections, green's case also measures
-/// `net/enter_per_request` on the same server.
-fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize) {
+/// `subject`'s server, returning its median (ns per request); with 64
+/// connections, green's case also measures `net/enter_per_request` on the
+/// same server. A `reference` case is timed even if the filter skips it.
+fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize, reference: bool) -> Option<f64> {
     let enters = subject == Subject::Green && conns == MANY && h.enabled(ENTER_PER_REQUEST);
-    if !h.enabled(bench) && !enters {
-        return;
+    let timed = if reference { h.unfiltered() } else { h.clone() };
+    if !timed.enabled(bench) && !enters {
+        return None;
     }
     let server = Server::start(subject, Mode::Persistent);
     let mut client = EchoClient::connect(server.addr, conns).expect("echo client: connect");
@@ -150,13 +201,14 @@ fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize) {
     } else {
         format!("{conns} connections, each in lockstep")
     };
-    h.bench(bench, subject.name())
+    let stats = timed
+        .bench(bench, subject.name())
         .note(format!(
             "{}; {lockstep}; the same epoll client thread for every subject, both pinned to \
              one CPU; ns per {MSG}-byte request/echo, req/s = 1e9 / ns",
             subject.server()
         ))
-        .iter_custom(|iters| {
+        .iter_custom_stats(|iters| {
             let start = Instant::now();
             client.run(iters);
             start.elapsed()
@@ -168,7 +220,7 @@ fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize) {
         } else {
             ENTER_REQUESTS
         };
-        if !h.enabled(bench) {
+        if stats.is_none() {
             // The timed case did not warm the server up: do it here.
             client.run(requests);
         }
@@ -195,6 +247,7 @@ fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize) {
     assert!(client.answered() > 0, "the echo client made no request");
     drop(client);
     server.stop();
+    stats.map(|s| s.median)
 }
 
 /// `net/connect_accept` against `subject`'s server.
@@ -514,4 +567,273 @@ fn std_server(mode: Mode, stop: &AtomicBool, ready: &Sender<Ready>) {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// pool/server_2threads
+
+/// This run's `net/echo_64conn` medians (ns per request), the reference of
+/// `pool/server_2threads`.
+#[derive(Clone, Copy, Debug, Default)]
+struct OneThread {
+    green: Option<f64>,
+    tokio: Option<f64>,
+}
+
+/// The thread that runs `pool/server_2threads`: made before the bench pins
+/// its main thread, it waits for the one-thread figures, then runs.
+struct ThreadedBench {
+    start: Sender<OneThread>,
+    thread: JoinHandle<()>,
+}
+
+impl ThreadedBench {
+    fn spawn(h: &Harness) -> ThreadedBench {
+        let h = h.clone();
+        let (start, figures) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("threaded echo bench".to_owned())
+            .spawn(move || {
+                // No figures: the main thread failed before, and says why.
+                if let Ok(one_thread) = figures.recv() {
+                    server_2threads(&h, one_thread);
+                }
+            })
+            .expect("spawn the threaded bench's thread");
+        ThreadedBench { start, thread }
+    }
+
+    /// Runs the bench with this run's one-thread figures and waits for it.
+    fn run(self, one_thread: OneThread) {
+        self.start
+            .send(one_thread)
+            .expect("the threaded bench's thread waits for its start");
+        self.thread.join().expect("the threaded bench's thread");
+    }
+}
+
+/// `pool/server_2threads` for green, then tokio.
+fn server_2threads(h: &Harness, one_thread: OneThread) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let setup = format!(
+        "{MANY} connections, each in lockstep; the same epoll client thread as net/echo_64conn, \
+         unpinned like the {SERVER_THREADS} server threads (all share the {cpus} CPUs this \
+         process may use); ns per {MSG}-byte request/echo, req/s = 1e9 / ns"
+    );
+    let ratio = |ns: f64, reference: Option<f64>, whose: &str| match reference {
+        Some(one) => format!(
+            "{:.2}x the req/s of {whose} net/echo_64conn ({:.0} ns, one thread and one CPU)",
+            one / ns,
+            one
+        ),
+        None => format!("{whose} net/echo_64conn was not measured"),
+    };
+
+    // green: serve_threads, one hub and one SO_REUSEPORT listener per thread.
+    green_core::run(|| {
+        let spread = Arc::new(ConnectionSpread::default());
+        let handler = {
+            let spread = Arc::clone(&spread);
+            move |stream: green_core::net::TcpStream, _peer| {
+                spread.count();
+                green_echo_until_eof(stream)
+            }
+        };
+        let servers = green_pool::serve_threads(
+            "127.0.0.1:0",
+            SERVER_THREADS,
+            green_pool::ServerOptions::new(),
+            handler,
+        )
+        .expect("green: serve_threads on 127.0.0.1");
+        let mut client =
+            EchoClient::connect(servers.local_addr(), MANY).expect("echo client: connect");
+        let cpu = CpuShares::start();
+        h.bench(SERVER_2THREADS, "green").iter_custom_judged(
+            |iters| {
+                let start = Instant::now();
+                client.run(iters);
+                start.elapsed()
+            },
+            |stats| {
+                format!(
+                    "green_pool::serve_threads(2), a greenlet per connection; connections per \
+                     thread {}; {setup}; {}; {}",
+                    spread.describe(),
+                    cpu.describe(),
+                    ratio(stats.median, one_thread.green, "green's"),
+                )
+            },
+        );
+        assert!(client.answered() > 0, "the echo client made no request");
+        drop(client);
+        for outcome in servers.stop(Duration::from_secs(10)) {
+            let stats = outcome.expect("green: a server thread failed");
+            assert_eq!(stats.handler_errors, 0, "green: a handler failed");
+        }
+    });
+
+    // tokio: two workers; the accept loop is a task on them.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(SERVER_THREADS)
+        .thread_name("tokio-server")
+        .enable_io()
+        .build()
+        .expect("tokio multi-thread runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("tokio: bind 127.0.0.1");
+    let addr = listener.local_addr().expect("tokio: local_addr");
+    let acceptor = rt.spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.expect("tokio: accept");
+            tokio::spawn(tokio_echo_until_eof(stream));
+        }
+    });
+    let mut client = EchoClient::connect(addr, MANY).expect("echo client: connect");
+    let cpu = CpuShares::start();
+    h.bench(SERVER_2THREADS, "tokio").iter_custom_judged(
+        |iters| {
+            let start = Instant::now();
+            client.run(iters);
+            start.elapsed()
+        },
+        |stats| {
+            format!(
+                "new_multi_thread runtime with 2 workers, a task per connection; {setup}; {}; \
+                 {}; {}",
+                cpu.describe(),
+                ratio(stats.median, one_thread.tokio, "tokio's"),
+                ratio(stats.median, one_thread.green, "green's"),
+            )
+        },
+    );
+    assert!(client.answered() > 0, "the echo client made no request");
+    drop(client);
+    acceptor.abort();
+    rt.shutdown_timeout(Duration::from_secs(10));
+}
+
+/// Green's handler of `pool/server_2threads`: echoes 64-byte messages
+/// until the client closes.
+fn green_echo_until_eof(mut stream: green_core::net::TcpStream) -> std::io::Result<()> {
+    use std::io::{ErrorKind, Read as _, Write as _};
+
+    stream.set_nodelay(true)?;
+    let mut buf = [0_u8; MSG];
+    loop {
+        match stream.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        stream.write_all(&buf)?;
+    }
+}
+
+/// Tokio's task of `pool/server_2threads`: the same.
+async fn tokio_echo_until_eof(mut stream: tokio::net::TcpStream) {
+    use std::io::ErrorKind;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    stream.set_nodelay(true).expect("tokio: TCP_NODELAY");
+    let mut buf = [0_u8; MSG];
+    loop {
+        match stream.read_exact(&mut buf).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return,
+            Err(e) => panic!("tokio server: read: {e}"),
+        }
+        stream.write_all(&buf).await.expect("tokio server: write");
+    }
+}
+
+/// How many connections each of green's server threads took, told apart
+/// by the thread names `serve_threads` gives (`green-server-<index>`).
+#[derive(Default)]
+struct ConnectionSpread {
+    per_thread: [std::sync::atomic::AtomicUsize; SERVER_THREADS],
+}
+
+impl ConnectionSpread {
+    /// Counts a connection for the calling server thread.
+    fn count(&self) {
+        let index = std::thread::current()
+            .name()
+            .and_then(|name| name.strip_prefix("green-server-"))
+            .and_then(|index| index.parse::<usize>().ok())
+            .filter(|&index| index < SERVER_THREADS);
+        if let Some(index) = index {
+            self.per_thread[index].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// `a/b`, thread by thread.
+    fn describe(&self) -> String {
+        let counts: Vec<String> = self
+            .per_thread
+            .iter()
+            .map(|n| n.load(Relaxed).to_string())
+            .collect();
+        counts.join("/")
+    }
+}
+
+/// How busy each CPU of the machine was over a case (every process, and
+/// the kernel's interrupt and softirq work, where loopback TCP does much
+/// of its work), from `/proc/stat`: whether the CPUs were the limit, or
+/// the threads waited for each other.
+struct CpuShares {
+    before: Vec<(String, u64, u64)>,
+}
+
+impl CpuShares {
+    fn start() -> CpuShares {
+        CpuShares {
+            before: cpu_ticks(),
+        }
+    }
+
+    /// "CPUs busy: cpu0 x%, cpu1 y%" since `start`; empty if `/proc/stat`
+    /// cannot be read.
+    fn describe(&self) -> String {
+        let shares: Vec<String> = cpu_ticks()
+            .iter()
+            .filter_map(|(cpu, busy, total)| {
+                let (_, busy0, total0) = self.before.iter().find(|(c, _, _)| c == cpu)?;
+                let total = total.checked_sub(*total0).filter(|&t| t > 0)?;
+                let busy = busy.saturating_sub(*busy0);
+                Some(format!("{cpu} {:.0}%", busy as f64 * 100.0 / total as f64))
+            })
+            .collect();
+        if shares.is_empty() {
+            return String::new();
+        }
+        format!(
+            "CPUs busy over the case (every process, softirq included): {}",
+            shares.join(", ")
+        )
+    }
+}
+
+/// (cpuN, busy ticks, all ticks) of each CPU of `/proc/stat`.
+fn cpu_ticks() -> Vec<(String, u64, u64)> {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return Vec::new();
+    };
+    stat.lines()
+        .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let cpu = fields.next()?.to_owned();
+            // user nice system idle iowait irq softirq steal ...
+            let ticks: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
+            if ticks.len() < 8 {
+                return None;
+            }
+            let total: u64 = ticks.iter().sum();
+            let idle = ticks[3] + ticks[4];
+            Some((cpu, total - idle, total))
+        })
+        .collect()
 }

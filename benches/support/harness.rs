@@ -55,6 +55,16 @@ impl Harness {
         }
     }
 
+    /// The same settings without the filter: for a reference case that a
+    /// bench the filter let through needs, though its own name is filtered
+    /// out.
+    pub(crate) fn unfiltered(&self) -> Harness {
+        Harness {
+            filter: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether this is a quick (smoke) run.
     pub(crate) fn is_quick(&self) -> bool {
         self.quick
@@ -227,15 +237,41 @@ impl Case<'_> {
         self.iter_custom_noted(routine, || None);
     }
 
+    /// [`Case::iter_custom`], returning what it reported (`None` when the
+    /// filter skipped it), for a later case to compare against.
+    pub(crate) fn iter_custom_stats(self, routine: impl FnMut(u64) -> Duration) -> Option<Stats> {
+        self.measure(routine, |_| None)
+    }
+
+    /// [`Case::iter_custom_stats`], with a note written from the figures
+    /// (a ratio to a reference case, say).
+    pub(crate) fn iter_custom_judged(
+        self,
+        routine: impl FnMut(u64) -> Duration,
+        note: impl FnOnce(&Stats) -> String,
+    ) -> Option<Stats> {
+        self.measure(routine, |stats| Some(note(stats)))
+    }
+
     /// [`Case::iter_custom`], with a note computed after the samples (from
     /// counters the routine kept, say); `None` keeps the note set before.
     pub(crate) fn iter_custom_noted(
         self,
-        mut routine: impl FnMut(u64) -> Duration,
+        routine: impl FnMut(u64) -> Duration,
         note_after: impl FnOnce() -> Option<String>,
     ) {
+        self.measure(routine, |_| note_after());
+    }
+
+    /// Times the samples, reports them and returns their statistics;
+    /// `note_after` may replace the note once the figures are known.
+    fn measure(
+        self,
+        mut routine: impl FnMut(u64) -> Duration,
+        note_after: impl FnOnce(&Stats) -> Option<String>,
+    ) -> Option<Stats> {
         if !self.harness.enabled(&self.bench) {
-            return;
+            return None;
         }
         let (warm_up, sample_time, samples) = self.harness.plan();
 
@@ -271,7 +307,7 @@ impl Case<'_> {
             "s" => stats.scaled(1e-9),
             other => panic!("a timed case cannot report in `{other}`; use Harness::record"),
         };
-        let note = note_after().or(self.note);
+        let note = note_after(&stats).or(self.note);
         self.harness.emit(
             &self.bench,
             &self.subject,
@@ -279,6 +315,7 @@ impl Case<'_> {
             &stats,
             note.as_deref(),
         );
+        Some(stats)
     }
 }
 
