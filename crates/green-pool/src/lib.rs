@@ -60,3 +60,7 @@ pub use server::{
     StreamServer,
 };
 pub use threadpool::{TaskError, ThreadPool};
+
+/// The stream and listener types a [`StreamServer`] works with, re-exported
+/// so that a handler's signature needs no second import.
+pub use green_core::net::{TcpListener, TcpStream};
