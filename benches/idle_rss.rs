@@ -3,7 +3,7 @@
 //!
 //! | bench | subject | what is measured |
 //! | --- | --- | --- |
-//! | `core/idle_rss` | `green` | (RSS after 100 000 greenlets are spawned and asleep − RSS before) / 100 000, bytes |
+//! | `core/idle_rss` | `green` | growth of (RSS + page tables) from before 100 000 greenlets are spawned to when all are asleep, / 100 000, bytes |
 //! | `core/idle_rss` | `tokio` | the same for 100 000 tasks in `tokio::time::sleep` on a current-thread runtime |
 //! | `core/million_sleepers` | `green` | seconds to spawn 1 000 000 greenlets on unguarded 16 KiB stacks and have all of them asleep; median of 3 fresh processes (skipped with --quick) |
 //!
@@ -12,6 +12,10 @@
 //! case reuses memory another one freed: a heap or stack pool warmed by the
 //! previous case would make the next one look free. The child inherits the
 //! harness's variables and writes its result line itself.
+//!
+//! The per-unit figure counts page tables (`VmPTE`) as well as RSS: a
+//! stack per greenlet spread over the address space costs page-table pages
+//! that RSS does not show, and a peer without stacks does not pay them.
 //!
 //! Everyone sleeps an hour, so nothing wakes during the measurement; the
 //! hub (`green_core::run`) or the runtime is torn down after.
@@ -27,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use green_core::Builder;
-use harness::{rss_bytes, Harness};
+use harness::{rss_bytes, Harness, Resident};
 
 const IDLE_RSS: &str = "core/idle_rss";
 const MILLION_SLEEPERS: &str = "core/million_sleepers";
@@ -160,7 +164,7 @@ fn idle_green(h: &Harness) {
         // needs unguarded stacks, which hold the same touched pages.
         let builder = Builder::new().unguarded(true);
         // `run` has built the hub; before is taken with it in place.
-        let before = rss_bytes();
+        let before = Resident::now();
         let asleep = Rc::new(Cell::new(0_usize));
         let sleepers: Vec<_> = (0..IDLE)
             .map(|_| {
@@ -177,18 +181,18 @@ fn idle_green(h: &Harness) {
         // Spawned greenlets start in order, before this one resumes.
         green_core::yield_now();
         assert_eq!(asleep.get(), IDLE, "every sleeper has started");
-        let delta = rss_bytes().saturating_sub(before);
+        let grown = Resident::now().since(before);
         let note = format!(
             "{IDLE} greenlets in sleep(1 h), unguarded {} KiB stacks (guarded would exceed \
-             vm.max_map_count); handles kept; RSS +{:.1} MiB",
+             vm.max_map_count); handles kept; per greenlet = (RSS + page tables) / {IDLE}; {}",
             green_ctx::DEFAULT_STACK_SIZE / 1024,
-            delta as f64 / MIB
+            grown.describe_growth()
         );
         h.record(
             IDLE_RSS,
             "green",
             "bytes",
-            delta as f64 / IDLE as f64,
+            grown.total() as f64 / IDLE as f64,
             Some(&note),
         );
         drop(sleepers);
@@ -204,7 +208,7 @@ fn idle_tokio(h: &Harness) {
         .expect("tokio current-thread runtime");
     // Let the runtime make its driver state before the baseline.
     rt.block_on(tokio::task::yield_now());
-    let before = rss_bytes();
+    let before = Resident::now();
     let asleep = Arc::new(AtomicUsize::new(0));
     let sleepers: Vec<_> = (0..IDLE)
         .map(|_| {
@@ -223,17 +227,17 @@ fn idle_tokio(h: &Harness) {
             tokio::task::yield_now().await;
         }
     });
-    let delta = rss_bytes().saturating_sub(before);
+    let grown = Resident::now().since(before);
     let note = format!(
         "{IDLE} tasks in tokio::time::sleep(1 h), current_thread runtime; JoinHandles kept; \
-         RSS +{:.1} MiB",
-        delta as f64 / MIB
+         per task = (RSS + page tables) / {IDLE}; {}",
+        grown.describe_growth()
     );
     h.record(
         IDLE_RSS,
         "tokio",
         "bytes",
-        delta as f64 / IDLE as f64,
+        grown.total() as f64 / IDLE as f64,
         Some(&note),
     );
     drop(sleepers);

@@ -8,7 +8,7 @@
 //! | `ctx/switch_round_robin_10k` | root -> fiber i -> root, i cycling over 10 000 live fibers; `green+hints` also prefetches the fibers a few turns ahead, as a scheduler does |
 //! | `ctx/create_run_pooled` | stack from a `StackPool`, fiber created, run to its end, stack given back |
 //! | `ctx/create_run_fresh` | the same with a fresh `Stack::new` (mmap + mprotect + munmap) each time |
-//! | `ctx/idle_rss` | RSS per suspended fiber, 10 000 fibers on default guarded stacks (bytes) |
+//! | `ctx/idle_rss` | (RSS + page tables) per suspended fiber, 10 000 fibers on default guarded stacks (bytes) |
 //! | `ctx/million_unguarded` | 1 000 000 fibers created on arena stacks and suspended (s; skipped with --quick) |
 //!
 //! With `GREEN_BENCH_CALLGRIND=N` the binary only runs N round trips of
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use corosensei::Coroutine;
 use green_ctx::{Arena, Fiber, FiberRef, Stack, StackPool, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
-use harness::{rss_bytes, Harness};
+use harness::{rss_bytes, Harness, Resident};
 
 /// The word that tells a bench fiber to return from its entry.
 const STOP: usize = usize::MAX;
@@ -101,8 +101,9 @@ fn live_fibers(h: &Harness) {
     }
     let root = FiberRef::current();
     // Fresh guarded stacks (not a warm pool), so the RSS delta is what
-    // suspended fibers really touch: a page or two of stack plus the record.
-    let before = rss_bytes();
+    // suspended fibers really touch: a page or two of stack plus the record,
+    // and the page tables mapping them.
+    let before = Resident::now();
     let fibers: Vec<Fiber> = (0..LIVE_FIBERS)
         .map(|_| {
             let fiber = echo_fiber(Stack::new(DEFAULT_STACK_SIZE).expect("stack"), root.clone());
@@ -110,13 +111,14 @@ fn live_fibers(h: &Harness) {
             fiber
         })
         .collect();
-    let after = rss_bytes();
+    let grown = Resident::now().since(before);
     if rss_wanted {
-        let per_fiber = after.saturating_sub(before) as f64 / LIVE_FIBERS as f64;
+        let per_fiber = grown.total() as f64 / LIVE_FIBERS as f64;
         let note = format!(
-            "{LIVE_FIBERS} suspended fibers on {} KiB guarded stacks; RSS +{:.1} MiB",
+            "{LIVE_FIBERS} suspended fibers on {} KiB guarded stacks; per fiber = (RSS + page \
+             tables) / {LIVE_FIBERS}; {}",
             DEFAULT_STACK_SIZE / 1024,
-            after.saturating_sub(before) as f64 / (1024.0 * 1024.0)
+            grown.describe_growth()
         );
         h.record("ctx/idle_rss", "green", "bytes", per_fiber, Some(&note));
     }

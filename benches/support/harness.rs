@@ -354,17 +354,68 @@ impl Stats {
     }
 }
 
-/// The resident set size of this process in bytes (`VmRSS` of
-/// `/proc/self/status`), or 0 where it can't be read.
-pub(crate) fn rss_bytes() -> u64 {
+/// A field of `/proc/self/status` given in kB (`VmRSS`, `VmPTE`), in bytes,
+/// or 0 where it can't be read.
+fn status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let line = status
+                .lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
             let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
             Some(kib * 1024)
         })
         .unwrap_or(0)
+}
+
+/// The resident set size of this process in bytes (`VmRSS` of
+/// `/proc/self/status`), or 0 where it can't be read.
+pub(crate) fn rss_bytes() -> u64 {
+    status_bytes("VmRSS")
+}
+
+/// What an idle unit (fiber, greenlet, task) really holds in memory: the
+/// pages it touched (`VmRSS`) and the page tables that map them (`VmPTE`,
+/// not part of RSS). Many small stacks spread over the address space need a
+/// page-table page per 2 MiB they span, which RSS alone does not show.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resident {
+    pub(crate) rss: u64,
+    pub(crate) page_tables: u64,
+}
+
+impl Resident {
+    /// This process's figures now.
+    pub(crate) fn now() -> Resident {
+        Resident {
+            rss: rss_bytes(),
+            page_tables: status_bytes("VmPTE"),
+        }
+    }
+
+    /// The growth from `before` to `self` (never negative).
+    pub(crate) fn since(self, before: Resident) -> Resident {
+        Resident {
+            rss: self.rss.saturating_sub(before.rss),
+            page_tables: self.page_tables.saturating_sub(before.page_tables),
+        }
+    }
+
+    /// RSS plus page tables: the per-unit figure of every `*/idle_rss`.
+    pub(crate) fn total(self) -> u64 {
+        self.rss + self.page_tables
+    }
+
+    /// For a note: `RSS +X MiB, page tables (VmPTE) +Y MiB`.
+    pub(crate) fn describe_growth(self) -> String {
+        const MIB: f64 = 1024.0 * 1024.0;
+        format!(
+            "RSS +{:.1} MiB, page tables (VmPTE) +{:.1} MiB",
+            self.rss as f64 / MIB,
+            self.page_tables as f64 / MIB
+        )
+    }
 }
 
 /// Number of iterations `GREEN_BENCH_CALLGRIND` asks for: when set, a bench
