@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `core/idle_rss` | `green` | growth of (RSS + page tables) from before 100 000 greenlets are spawned to when all are asleep, / 100 000, bytes |
 //! | `core/idle_rss` | `tokio` | the same for 100 000 tasks in `tokio::time::sleep` on a current-thread runtime |
-//! | `core/million_sleepers` | `green` | seconds to spawn 1 000 000 greenlets on unguarded 16 KiB stacks and have all of them asleep; median of 3 fresh processes (skipped with --quick) |
+//! | `core/million_sleepers` | `green` | seconds to spawn 1 000 000 greenlets on unguarded 16 KiB stacks and have all of them asleep; median, min and max of 3 fresh processes, each run's time and memory in the note (skipped with --quick) |
 //!
 //! Each case runs in a child process (this binary again, with
 //! `GREEN_BENCH_RSS_CASE` set), so its "before" is a fresh process and no
@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use green_core::Builder;
-use harness::{rss_bytes, Harness, Resident};
+use harness::{Harness, Resident, Stats};
 
 const IDLE_RSS: &str = "core/idle_rss";
 const MILLION_SLEEPERS: &str = "core/million_sleepers";
@@ -112,48 +112,70 @@ fn run_case(case: &str, capture: bool) -> String {
 /// Fresh processes that each put a million greenlets to sleep.
 const MILLION_RUNS: usize = 3;
 
-/// Prefix of the line a `million` child prints: seconds, then RSS growth.
+/// Prefix of the line a `million` child prints: seconds, then RSS growth,
+/// then page-table growth (bytes).
 const MILLION_RESULT: &str = "million-result";
 
-/// `core/million_sleepers`: the median of [`MILLION_RUNS`] fresh processes.
-/// On a VM the first run after memory was returned to the host pays for the
-/// host backing each page on first touch (seen here: 6-11 s against about
-/// 2 s warm), so one run alone measures the machine more than green; every
-/// run's figure goes into the note.
+/// One `million` child's figures.
+struct MillionRun {
+    secs: f64,
+    grown: Resident,
+}
+
+/// `core/million_sleepers`: median, min and max of [`MILLION_RUNS`] fresh
+/// processes. On a VM the first run after memory was returned to the host
+/// pays for the host backing each page on first touch (seen here: 6-11 s
+/// against about 2 s warm), so one run alone measures the machine more than
+/// green; every run's time and memory go into the note, in order.
 fn million_sleepers_runs(h: &Harness) {
     let mut runs = Vec::with_capacity(MILLION_RUNS);
-    let mut delta = 0_u64;
     for _ in 0..MILLION_RUNS {
         let printed = run_case("million", true);
         for line in printed.lines() {
             match line.strip_prefix(MILLION_RESULT) {
                 Some(result) => {
-                    let mut fields = result.split_whitespace();
-                    let secs: f64 = fields.next().and_then(|f| f.parse().ok()).expect("seconds");
-                    delta = fields
-                        .next()
-                        .and_then(|f| f.parse().ok())
-                        .expect("RSS growth");
-                    runs.push(secs);
+                    let mut fields = result.split_whitespace().map(str::parse::<f64>);
+                    let mut field = |what: &str| -> f64 {
+                        match fields.next() {
+                            Some(Ok(v)) => v,
+                            _ => panic!("{MILLION_RESULT} line lacks its {what}: {line:?}"),
+                        }
+                    };
+                    let secs = field("seconds");
+                    let rss = field("RSS growth") as u64;
+                    let page_tables = field("page-table growth") as u64;
+                    runs.push(MillionRun {
+                        secs,
+                        grown: Resident { rss, page_tables },
+                    });
                 }
                 None => println!("{line}"),
             }
         }
     }
     assert_eq!(runs.len(), MILLION_RUNS, "every run reported its result");
-    let mut sorted = runs.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[MILLION_RUNS / 2];
-    let each: Vec<String> = runs.iter().map(|s| format!("{s:.2}")).collect();
+    let mut secs: Vec<f64> = runs.iter().map(|r| r.secs).collect();
+    let stats = Stats::of(&mut secs);
+    let gib = MIB * 1024.0;
+    let each: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{:.2} s, RSS +{:.2} GiB, page tables +{:.0} MiB ({} B per greenlet)",
+                r.secs,
+                r.grown.rss as f64 / gib,
+                r.grown.page_tables as f64 / MIB,
+                r.grown.total() / MILLION as u64
+            )
+        })
+        .collect();
     let note = format!(
-        "{MILLION} greenlets spawned and in sleep(1 h) on unguarded {} KiB stacks; median of \
-         {MILLION_RUNS} fresh processes, in order: {} s; RSS +{:.2} GiB ({} B per greenlet)",
+        "{MILLION} greenlets spawned and in sleep(1 h) on unguarded {} KiB stacks; median, min \
+         and max of {MILLION_RUNS} fresh processes; each run in order: {}",
         MILLION_STACK / 1024,
-        each.join(", "),
-        delta as f64 / (MIB * 1024.0),
-        delta / MILLION as u64
+        each.join("; "),
     );
-    h.record(MILLION_SLEEPERS, "green", "s", median, Some(&note));
+    h.record_stats(MILLION_SLEEPERS, "green", "s", &stats, Some(&note));
 }
 
 /// `core/idle_rss` for green: 100 000 greenlets asleep in `sleep`.
@@ -250,7 +272,7 @@ fn million_sleepers() {
         let builder = Builder::new().unguarded(true).stack_size(MILLION_STACK);
         let asleep = Rc::new(Cell::new(0_usize));
         let mut sleepers = Vec::with_capacity(MILLION);
-        let before = rss_bytes();
+        let before = Resident::now();
         let start = Instant::now();
         for _ in 0..MILLION {
             let asleep = Rc::clone(&asleep);
@@ -267,9 +289,12 @@ fn million_sleepers() {
         green_core::yield_now();
         let secs = start.elapsed().as_secs_f64();
         assert_eq!(asleep.get(), MILLION, "every sleeper has started");
-        let delta = rss_bytes().saturating_sub(before);
-        // The parent records the median of several runs.
-        println!("{MILLION_RESULT} {secs} {delta}");
+        let grown = Resident::now().since(before);
+        // The parent records the median, min and max of several runs.
+        println!(
+            "{MILLION_RESULT} {secs} {} {}",
+            grown.rss, grown.page_tables
+        );
         drop(sleepers);
         Instant::now()
     });

@@ -109,6 +109,20 @@ impl Harness {
         );
     }
 
+    /// Records a figure measured over several runs (fresh processes, say)
+    /// whose median, min and max the caller computed, e.g. with
+    /// [`Stats::of`].
+    pub(crate) fn record_stats(
+        &self,
+        bench: &str,
+        subject: &str,
+        unit: &str,
+        stats: &Stats,
+        note: Option<&str>,
+    ) {
+        self.emit(bench, subject, unit, stats, note);
+    }
+
     /// Prints the human line and appends the JSON line.
     fn emit(&self, bench: &str, subject: &str, unit: &str, stats: &Stats, note: Option<&str>) {
         let mut line = format!(
