@@ -3,7 +3,7 @@
 //!
 //! * `cargo xtask test [--valgrind]`: fmt, clippy, every test in debug and in
 //!   release, green-loop and green-core again on the epoll backend, then the
-//!   tidy test; ends with `xtask test: N passed, M failed`.
+//!   tidy test; ends with `xtask test: N passed, M failed, K skipped`.
 //! * `cargo xtask bench [--quick] [FILTER]`: every bench in `benches/`, then
 //!   `target/bench/report.{json,md}` and a table with ratios to green.
 //! * `cargo xtask tidy`: the house rules as `path:line` reports.

@@ -18,12 +18,16 @@
 //!    synchronisation suites on the epoll backend)
 //! 7. the tidy test (`cargo test -p xtask`, see `tidy.rs`)
 //!
-//! The last line printed is always `xtask test: N passed, M failed`, summed
-//! from libtest's `test result:` lines; CI reads it.
+//! The last line printed is always `xtask test: N passed, M failed, K
+//! skipped`, summed from libtest's `test result:` lines (ignored tests are
+//! skipped, not passed), plus one failure for each step or test binary that
+//! failed without such a line (fmt, clippy, package, a build error, a binary
+//! that crashed or exited non-zero), named in parentheses after it; CI reads
+//! it. See `util::run_tests`.
 
 use std::process::Command;
 
-use crate::util::{cargo_cmd, have_program, run, run_tests, Result, TestCounts};
+use crate::util::{cargo_cmd, have_program, run_counted, run_tests, Result, TestCounts};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, Default)]
@@ -60,8 +64,8 @@ const BACKEND_CRATES: &[&str] = &["green-loop", "green-core"];
 /// Runs the whole matrix; on success and on failure the test counts so far
 /// are left in `counts` for the caller to print.
 pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()> {
-    run("fmt", &mut cargo_cmd(["fmt", "--all", "--check"]))?;
-    run(
+    run_counted("fmt", &mut cargo_cmd(["fmt", "--all", "--check"]), counts)?;
+    run_counted(
         "clippy",
         &mut cargo_cmd([
             "clippy",
@@ -71,6 +75,7 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
             "-D",
             "warnings",
         ]),
+        counts,
     )?;
 
     // Each library crate must build as published, outside this workspace
@@ -90,9 +95,10 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
     for krate in LIBRARY_CRATES {
         package.args(["-p", krate]);
     }
-    run(
+    run_counted(
         "cargo package (every library crate, verified)",
         &mut package,
+        counts,
     )?;
 
     for (profile, extra) in [("debug", None), ("release", Some("--release"))] {

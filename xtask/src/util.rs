@@ -105,34 +105,67 @@ pub(crate) fn run(step: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Tests passed and failed, summed over libtest's `test result:` lines.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What the test steps really did: libtest's `test result:` lines summed,
+/// plus a failure for every step or test binary that failed without one
+/// (a crash, a non-zero exit after `ok`, a build error, fmt or clippy).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct TestCounts {
     pub(crate) passed: u64,
     pub(crate) failed: u64,
+    /// Ignored tests (`#[ignore]`, including child-process bodies run only
+    /// from their parent): not run by this command, so not passed.
+    pub(crate) skipped: u64,
+    /// One sentence per failure no `test result:` line counted.
+    pub(crate) unreported: Vec<String>,
 }
 
 impl TestCounts {
     /// Adds the counts of one `test result:` line, if `line` is one.
     pub(crate) fn add_line(&mut self, line: &str) {
-        if let Some((passed, failed)) = parse_test_result(line) {
-            self.passed += passed;
-            self.failed += failed;
+        if let Some(result) = parse_test_result(line) {
+            self.passed += result.passed;
+            self.failed += result.failed;
+            self.skipped += result.ignored;
         }
     }
 
-    /// The closing line CI reads: `xtask test: N passed, M failed`.
+    /// Counts a failure that no `test result:` line shows, saying what it was.
+    pub(crate) fn add_unreported(&mut self, what: String) {
+        self.failed += 1;
+        self.unreported.push(what);
+    }
+
+    /// The closing line CI reads: `xtask test: N passed, M failed, K
+    /// skipped`, followed by what failed outside libtest's counts, if any.
     pub(crate) fn summary(&self) -> String {
-        format!("xtask test: {} passed, {} failed", self.passed, self.failed)
+        let mut line = format!(
+            "xtask test: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        );
+        if !self.unreported.is_empty() {
+            line.push_str(" (");
+            line.push_str(&self.unreported.join("; "));
+            line.push(')');
+        }
+        line
     }
 }
 
-/// Parses `test result: ok. 12 passed; 0 failed; 1 ignored; ...` into
-/// `(passed, failed)`; `None` for any other line.
-pub(crate) fn parse_test_result(line: &str) -> Option<(u64, u64)> {
+/// The figures of one libtest `test result:` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TestResult {
+    pub(crate) passed: u64,
+    pub(crate) failed: u64,
+    pub(crate) ignored: u64,
+}
+
+/// Parses `test result: ok. 12 passed; 0 failed; 1 ignored; ...`; `None`
+/// for any other line.
+pub(crate) fn parse_test_result(line: &str) -> Option<TestResult> {
     let rest = line.trim().strip_prefix("test result:")?;
     let mut passed = None;
     let mut failed = None;
+    let mut ignored = 0;
     for part in rest.split([';', '.']) {
         let mut words = part.split_whitespace();
         if let (Some(n), Some(what)) = (words.next(), words.next()) {
@@ -140,32 +173,100 @@ pub(crate) fn parse_test_result(line: &str) -> Option<(u64, u64)> {
                 match what {
                     "passed" => passed = Some(n),
                     "failed" => failed = Some(n),
+                    "ignored" => ignored = n,
                     _ => {}
                 }
             }
         }
     }
-    Some((passed?, failed?))
+    Some(TestResult {
+        passed: passed?,
+        failed: failed?,
+        ignored,
+    })
+}
+
+/// The test binary a line of cargo's stderr says starts (`Running
+/// unittests src/lib.rs (target/...)`, `Doc-tests green_core`), if it is one.
+pub(crate) fn parse_binary_start(line: &str) -> Option<&str> {
+    let line = line.trim();
+    line.strip_prefix("Running ")
+        .or_else(|| line.strip_prefix("Doc-tests "))
+        .map(|_| line)
+}
+
+/// Runs a test command with `counts` (see [`run_tests`]), counting a failure
+/// of a step that runs no tests (fmt, clippy, package) as one failed.
+pub(crate) fn run_counted(step: &str, cmd: &mut Command, counts: &mut TestCounts) -> Result<()> {
+    run(step, cmd).inspect_err(|_| counts.add_unreported(format!("step `{step}` failed")))
 }
 
 /// Runs a test command: stdout is echoed line by line and its `test result:`
-/// lines are added to `counts`. A non-zero exit fails the step `step` (after
-/// the counts of the failing run have been added).
+/// lines are added to `counts`; stderr is echoed too and cargo's lines that
+/// start a test binary are noted. Cargo runs the binaries one after another,
+/// so the k-th `test result:` belongs to the k-th binary started: a binary
+/// started without its result line (it crashed, or exited early) counts as
+/// one failed, by name. A non-zero exit that nothing else explains (a build
+/// error, a binary that printed `ok` and then exited non-zero) counts as one
+/// failed too. A non-zero exit fails the step `step`, after the counts.
 pub(crate) fn run_tests(step: &str, cmd: &mut Command, counts: &mut TestCounts) -> Result<()> {
     banner(step, cmd);
     let mut child = cmd
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error(format!("step `{step}`: could not start command: {e}")))?;
     let stdout = child.stdout.take().expect("stdout was piped");
+    let stderr = child.stderr.take().expect("stderr was piped");
+    // Read on its own thread, so neither pipe can fill while the other is read.
+    let started = std::thread::spawn(move || {
+        let mut started = Vec::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+            if let Some(binary) = parse_binary_start(&line) {
+                started.push(binary.to_owned());
+            }
+        }
+        started
+    });
+    let failed_before = counts.failed;
+    let mut results = 0_usize;
+    let mut read_error = None;
     for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| Error(format!("step `{step}`: reading output: {e}")))?;
-        println!("{line}");
-        counts.add_line(&line);
+        match line {
+            Ok(line) => {
+                println!("{line}");
+                if parse_test_result(&line).is_some() {
+                    results += 1;
+                }
+                counts.add_line(&line);
+            }
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
     }
     let status = child
         .wait()
         .map_err(|e| Error(format!("step `{step}`: waiting for command: {e}")))?;
+    let started = started.join().unwrap_or_default();
+    for binary in started.iter().skip(results) {
+        counts.add_unreported(format!(
+            "{binary} ended without a `test result:` line (crashed or exited early; \
+             step `{step}`: {status})"
+        ));
+    }
+    if !status.success() && counts.failed == failed_before {
+        counts.add_unreported(format!(
+            "step `{step}` exited non-zero ({status}) with every test binary's result \
+             passing: a build error, or a binary failing after its tests"
+        ));
+    }
+    if let Some(e) = read_error {
+        bail!("step `{step}`: reading output: {e}");
+    }
     if !status.success() {
         bail!("step `{step}` failed ({status})");
     }
@@ -182,18 +283,83 @@ mod tests {
             parse_test_result(
                 "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
             ),
-            Some((12, 0))
+            Some(TestResult { passed: 12, failed: 0, ignored: 1 })
         );
         assert_eq!(
             parse_test_result(
                 "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out"
             ),
-            Some((3, 2))
+            Some(TestResult {
+                passed: 3,
+                failed: 2,
+                ignored: 0
+            })
         );
         assert_eq!(parse_test_result("running 3 tests"), None);
         let mut counts = TestCounts::default();
-        counts.add_line("test result: ok. 1 passed; 0 failed; 0 ignored");
+        counts.add_line("test result: ok. 1 passed; 0 failed; 2 ignored");
         counts.add_line("test result: FAILED. 4 passed; 1 failed; 0 ignored");
-        assert_eq!(counts.summary(), "xtask test: 5 passed, 1 failed");
+        assert_eq!(
+            counts.summary(),
+            "xtask test: 5 passed, 1 failed, 2 skipped"
+        );
+        counts.add_unreported("step `fmt` failed".to_owned());
+        assert_eq!(
+            counts.summary(),
+            "xtask test: 5 passed, 2 failed, 2 skipped (step `fmt` failed)"
+        );
+    }
+
+    #[test]
+    fn recognises_cargo_test_binary_starts() {
+        assert_eq!(
+            parse_binary_start("     Running unittests src/lib.rs (target/debug/deps/x-1)"),
+            Some("Running unittests src/lib.rs (target/debug/deps/x-1)")
+        );
+        assert_eq!(
+            parse_binary_start("   Doc-tests green_core"),
+            Some("Doc-tests green_core")
+        );
+        assert_eq!(parse_binary_start("   Compiling green v0.1.0"), None);
+    }
+
+    /// A shell stands in for cargo: it "starts" two binaries on stderr and
+    /// prints one result, then dies as a crash would. The second binary
+    /// counts as failed, by name, and the step fails.
+    #[test]
+    fn a_binary_without_its_result_line_counts_as_failed() {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(
+            "echo '     Running tests/a.rs (a)' >&2; \
+             echo 'test result: ok. 2 passed; 0 failed; 1 ignored'; \
+             echo '     Running tests/b.rs (b)' >&2; \
+             kill -SEGV $$",
+        );
+        let mut counts = TestCounts::default();
+        assert!(run_tests("fake", &mut sh, &mut counts).is_err());
+        assert_eq!((counts.passed, counts.failed, counts.skipped), (2, 1, 1));
+        assert!(
+            counts.unreported[0].starts_with("Running tests/b.rs (b) ended without"),
+            "{:?}",
+            counts.unreported
+        );
+    }
+
+    /// A non-zero exit with every result passing (a build error) counts once.
+    #[test]
+    fn a_failing_step_without_failed_tests_counts_once() {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg("echo 'error[E0425]: nope' >&2; exit 101");
+        let mut counts = TestCounts::default();
+        assert!(run_tests("fake build", &mut sh, &mut counts).is_err());
+        assert_eq!((counts.passed, counts.failed), (0, 1));
+        // A failing test is counted by its line, not again for the exit.
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg("echo 'test result: FAILED. 1 passed; 1 failed; 0 ignored'; exit 101");
+        let mut counts = TestCounts::default();
+        assert!(run_tests("fake test", &mut sh, &mut counts).is_err());
+        assert_eq!((counts.passed, counts.failed), (1, 1));
+        assert!(counts.unreported.is_empty());
     }
 }
