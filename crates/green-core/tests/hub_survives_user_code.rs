@@ -292,6 +292,7 @@ fn killing_a_new_greenlet_whose_closure_panics_on_drop_completes_the_kill() {
 
 /// Not a test of its own: the body the child processes run.
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

@@ -36,7 +36,7 @@ fn run_child(mode: &str, nofile: u32) -> (bool, String, String) {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -n {nofile} && exec \"$0\" --exact child --nocapture --test-threads=1"
+            "ulimit -n {nofile} && exec \"$0\" --exact child --nocapture --test-threads=1 --include-ignored"
         ))
         .arg(exe)
         .env(CHILD_ENV, mode)
@@ -63,6 +63,7 @@ fn run_child(mode: &str, nofile: u32) -> (bool, String, String) {
 
 /// Not a test of its own: the body the child processes run.
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

@@ -560,6 +560,7 @@ fn thread_churn_with_greenlets_mid_unwind_at_thread_exit() {
 
 /// Not a test of its own: the body the child processes run.
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

@@ -1067,6 +1067,7 @@ const CHILD_ENV: &str = "GREEN_REVIEW_ISSUE9_FINAL_CHILD";
 
 /// Child scenarios (run in a separate process, so that an abort is seen).
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

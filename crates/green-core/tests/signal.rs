@@ -247,6 +247,7 @@ fn a_thread_that_exits_with_a_handler_registered_ends_cleanly() {
 
 /// Not a test of its own: the body the child processes run.
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

@@ -74,6 +74,7 @@ fn eat_stack(start: usize, bytes: usize) -> usize {
 
 /// Not a test of its own: the body the child processes run.
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

@@ -1040,6 +1040,7 @@ fn block_in_drop_at_teardown(block: impl FnOnce() -> String + 'static) {
 
 /// Runs a scenario that could abort the process, in a child process.
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

@@ -58,6 +58,7 @@ fn snapshot(&(bottom, len): &(usize, usize)) -> Vec<u8> {
 
 /// Not a test of its own: the body the child processes run.
 #[test]
+#[ignore = "child body"]
 fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;

@@ -11,7 +11,15 @@ use std::time::{Duration, Instant};
 /// waiting, so a chatty child cannot block).
 pub(crate) fn run_child(env: &str, mode: &str, backtrace: &str, limit: Duration) -> Output {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        // `child` is `#[ignore = "child body"]`, so a plain run counts it as
+        // skipped, not passed; only a parent runs it, here.
+        .args([
+            "--exact",
+            "child",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
         .env(env, mode)
         .env("RUST_BACKTRACE", backtrace)
         .stdout(Stdio::piped())
