@@ -19,8 +19,9 @@
 //! 7. the tidy test (`cargo test -p xtask`, see `tidy.rs`)
 //!
 //! The last line printed is always `xtask test: N passed, M failed, K
-//! skipped`, summed from libtest's `test result:` lines (ignored tests are
-//! skipped, not passed), plus one failure for each step or test binary that
+//! skipped`, summed from libtest's `test result:` lines (ignored tests, and
+//! tests that printed `skipped: <reason>` and returned, seen through
+//! `--show-output`, are skipped, not passed), plus one failure for each step or test binary that
 //! failed without such a line (fmt, clippy, package, a build error, a binary
 //! that crashed or exited non-zero), named in parentheses after it; CI reads
 //! it. See `util::run_tests`.
@@ -110,11 +111,12 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
             "--exclude",
             "xtask",
         ]);
-        rest.args(extra);
+        rest.args(extra).args(["--", SHOW_OUTPUT]);
         run_tests(&format!("tests ({profile})"), &mut rest, counts)?;
 
         let mut ctx = ctx_tests();
-        ctx.args(extra).args(["--", "--test-threads=1"]);
+        ctx.args(extra)
+            .args(["--", "--test-threads=1", SHOW_OUTPUT]);
         run_tests(
             &format!("{CTX_CRATE} tests ({profile}, one thread)"),
             &mut ctx,
@@ -126,16 +128,19 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
     for krate in BACKEND_CRATES {
         epoll.args(["-p", krate]);
     }
-    epoll.env("GREEN_LOOP_BACKEND", "epoll");
+    epoll
+        .args(["--", SHOW_OUTPUT])
+        .env("GREEN_LOOP_BACKEND", "epoll");
     run_tests("tests (debug, epoll backend)", &mut epoll, counts)?;
 
     if opts.valgrind {
         if have_program("valgrind") {
             let mut vg = ctx_tests();
-            vg.args(["--tests", "--", "--test-threads=1"]).env(
-                "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
-                "valgrind --error-exitcode=1 --quiet",
-            );
+            vg.args(["--tests", "--", "--test-threads=1", SHOW_OUTPUT])
+                .env(
+                    "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+                    "valgrind --error-exitcode=1 --quiet",
+                );
             run_tests(
                 &format!("{CTX_CRATE} tests under valgrind"),
                 &mut vg,
@@ -150,7 +155,7 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
             for suite in VALGRIND_CORE_SUITES {
                 vg_core.args(["--test", suite]);
             }
-            vg_core.args(["--", "--test-threads=1"]).env(
+            vg_core.args(["--", "--test-threads=1", SHOW_OUTPUT]).env(
                 "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
                 "valgrind --error-exitcode=1 --quiet",
             );
@@ -165,7 +170,7 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
                 vg_sync.args(["--test", suite]);
             }
             vg_sync
-                .args(["--", "--test-threads=1"])
+                .args(["--", "--test-threads=1", SHOW_OUTPUT])
                 .env(
                     "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
                     "valgrind --error-exitcode=1 --quiet",
@@ -182,9 +187,18 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
         }
     }
 
-    run_tests("tidy", &mut cargo_cmd(["test", "-p", "xtask"]), counts)?;
+    run_tests(
+        "tidy",
+        &mut cargo_cmd(["test", "-p", "xtask", "--", SHOW_OUTPUT]),
+        counts,
+    )?;
     Ok(())
 }
+
+/// libtest's flag that prints a passing test's captured stdout, so that a
+/// test that skipped itself (`skipped: <reason>`) is counted as skipped, not
+/// passed (see `util::TestCounts`).
+const SHOW_OUTPUT: &str = "--show-output";
 
 /// green-core suites run under valgrind by `--valgrind` (see there).
 const VALGRIND_CORE_SUITES: &[&str] = &[

@@ -108,24 +108,68 @@ pub(crate) fn run(step: &str, cmd: &mut Command) -> Result<()> {
 /// What the test steps really did: libtest's `test result:` lines summed,
 /// plus a failure for every step or test binary that failed without one
 /// (a crash, a non-zero exit after `ok`, a build error, fmt or clippy).
+///
+/// A test that finds it cannot run here (no io_uring, a large
+/// `vm.max_map_count`) prints a line starting with `skipped:` and returns;
+/// libtest counts it as passed. Run with `--show-output`, libtest prints a
+/// passing test's captured stdout under `successes:`, and such a test is
+/// moved from passed to skipped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct TestCounts {
     pub(crate) passed: u64,
     pub(crate) failed: u64,
     /// Ignored tests (`#[ignore]`, including child-process bodies run only
-    /// from their parent): not run by this command, so not passed.
+    /// from their parent) and tests that skipped themselves at run time:
+    /// neither did what it checks, so neither is passed.
     pub(crate) skipped: u64,
     /// One sentence per failure no `test result:` line counted.
     pub(crate) unreported: Vec<String>,
+    /// Where the current binary's output is (see [`TestCounts::add_line`]).
+    section: Section,
+    /// Passing tests of the current binary that said `skipped:`.
+    pending_skips: u64,
+}
+
+/// Which part of a libtest binary's output a line is in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Test lines, or anything else.
+    #[default]
+    Other,
+    /// After `successes:`, outside a test's stdout block.
+    Successes,
+    /// Inside a passing test's `---- name stdout ----` block; `true` once
+    /// that test was counted as skipped.
+    SuccessBlock(bool),
+    /// After `failures:`: a failed test stays failed whatever it printed.
+    Failures,
 }
 
 impl TestCounts {
-    /// Adds the counts of one `test result:` line, if `line` is one.
+    /// Adds the counts of one `test result:` line, if `line` is one, and
+    /// notes a passing test that printed `skipped:` (see the type's docs).
     pub(crate) fn add_line(&mut self, line: &str) {
         if let Some(result) = parse_test_result(line) {
-            self.passed += result.passed;
+            let skips = self.pending_skips.min(result.passed);
+            self.passed += result.passed - skips;
             self.failed += result.failed;
-            self.skipped += result.ignored;
+            self.skipped += result.ignored + skips;
+            self.section = Section::Other;
+            self.pending_skips = 0;
+            return;
+        }
+        let trimmed = line.trim_end();
+        if trimmed == "successes:" {
+            self.section = Section::Successes;
+        } else if trimmed == "failures:" {
+            self.section = Section::Failures;
+        } else if trimmed.starts_with("---- ") && trimmed.ends_with(" stdout ----") {
+            if matches!(self.section, Section::Successes | Section::SuccessBlock(_)) {
+                self.section = Section::SuccessBlock(false);
+            }
+        } else if self.section == Section::SuccessBlock(false) && trimmed.starts_with("skipped:") {
+            self.pending_skips += 1;
+            self.section = Section::SuccessBlock(true);
         }
     }
 
@@ -137,6 +181,7 @@ impl TestCounts {
 
     /// The closing line CI reads: `xtask test: N passed, M failed, K
     /// skipped`, followed by what failed outside libtest's counts, if any.
+    /// Tests must run with `--show-output` for self-skips to be seen.
     pub(crate) fn summary(&self) -> String {
         let mut line = format!(
             "xtask test: {} passed, {} failed, {} skipped",
@@ -308,6 +353,57 @@ mod tests {
             counts.summary(),
             "xtask test: 5 passed, 2 failed, 2 skipped (step `fmt` failed)"
         );
+    }
+
+    /// libtest's `--show-output` report: a passing test that printed
+    /// `skipped:` is skipped; a failing one stays failed; a test that says
+    /// it twice counts once.
+    #[test]
+    fn a_passing_test_that_said_skipped_counts_as_skipped() {
+        let output = "\
+running 4 tests
+test probe ... ok
+test real ... ok
+test twice ... ok
+test bad ... FAILED
+
+successes:
+
+---- probe stdout ----
+skipped: io_uring unavailable
+
+---- real stdout ----
+hello
+skipped: not at the start of its output, still a skip
+
+---- twice stdout ----
+skipped: one
+skipped: two
+
+
+successes:
+    probe
+    real
+    twice
+
+failures:
+
+---- bad stdout ----
+skipped: but then it failed
+
+failures:
+    bad
+
+test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out
+";
+        let mut counts = TestCounts::default();
+        for line in output.lines() {
+            counts.add_line(line);
+        }
+        assert_eq!((counts.passed, counts.failed, counts.skipped), (0, 1, 5));
+        // The next binary starts clean.
+        counts.add_line("test result: ok. 2 passed; 0 failed; 0 ignored");
+        assert_eq!((counts.passed, counts.failed, counts.skipped), (2, 1, 5));
     }
 
     #[test]
