@@ -233,11 +233,30 @@ pub(crate) fn parse_test_result(line: &str) -> Option<TestResult> {
 
 /// The test binary a line of cargo's stderr says starts (`Running
 /// unittests src/lib.rs (target/...)`, `Doc-tests green_core`), if it is one.
-pub(crate) fn parse_binary_start(line: &str) -> Option<&str> {
+/// Colour codes (`CARGO_TERM_COLOR=always`) are dropped first.
+pub(crate) fn parse_binary_start(line: &str) -> Option<String> {
+    let line = strip_ansi(line);
     let line = line.trim();
-    line.strip_prefix("Running ")
-        .or_else(|| line.strip_prefix("Doc-tests "))
-        .map(|_| line)
+    (line.starts_with("Running ") || line.starts_with("Doc-tests ")).then(|| line.to_owned())
+}
+
+/// `line` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip up to and including the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Runs a test command with `counts` (see [`run_tests`]), counting a failure
@@ -270,7 +289,7 @@ pub(crate) fn run_tests(step: &str, cmd: &mut Command, counts: &mut TestCounts) 
             let Ok(line) = line else { break };
             eprintln!("{line}");
             if let Some(binary) = parse_binary_start(&line) {
-                started.push(binary.to_owned());
+                started.push(binary);
             }
         }
         started
@@ -409,12 +428,18 @@ test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out
     #[test]
     fn recognises_cargo_test_binary_starts() {
         assert_eq!(
-            parse_binary_start("     Running unittests src/lib.rs (target/debug/deps/x-1)"),
+            parse_binary_start("     Running unittests src/lib.rs (target/debug/deps/x-1)")
+                .as_deref(),
             Some("Running unittests src/lib.rs (target/debug/deps/x-1)")
         );
         assert_eq!(
-            parse_binary_start("   Doc-tests green_core"),
+            parse_binary_start("   Doc-tests green_core").as_deref(),
             Some("Doc-tests green_core")
+        );
+        assert_eq!(
+            parse_binary_start("\u{1b}[1m\u{1b}[92m     Running\u{1b}[0m tests/a.rs (a)")
+                .as_deref(),
+            Some("Running tests/a.rs (a)")
         );
         assert_eq!(parse_binary_start("   Compiling green v0.1.0"), None);
     }
