@@ -130,9 +130,13 @@ impl EchoClient {
             sent += 1;
         }
         while answered < requests {
-            self.poll
-                .poll(&mut self.events, Some(STALL))
-                .expect("echo client: epoll_wait");
+            match self.poll.poll(&mut self.events, Some(STALL)) {
+                Ok(()) => {}
+                // A signal (the runtimes' own threads start and stop around
+                // this client) is not a stall: wait again.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("echo client: epoll_wait: {e}"),
+            }
             assert!(
                 !self.events.is_empty(),
                 "echo client: no reply in {STALL:?}; the server is stuck"
