@@ -278,7 +278,7 @@ impl fmt::Debug for File {
 /// Any descriptor you own, with reads and writes that park the greenlet
 /// until it is ready: a pipe end, a tty, a character device. Build one
 /// with `From<OwnedFd>` (`OwnedFd::from(child_stdout)`, or
-/// `unsafe { OwnedFd::from_raw_fd(fd) }` for a raw one you own).
+/// the unsafe `OwnedFd::from_raw_fd(fd)` for a raw one you own).
 ///
 /// # Kill safety (every read and write)
 /// As [`File`]'s.

@@ -66,13 +66,13 @@ pub enum Fork {
 ///
 /// `fork(2)`'s: `WouldBlock` (EAGAIN, the process limit), `OutOfMemory`.
 pub fn fork() -> io::Result<Fork> {
-    // SAFETY: fork takes no arguments and touches no memory of ours. What
-    // it means for the rest of the program is the documented contract
-    // above: other threads' locks stay held in the child (a deadlock, not
-    // undefined behaviour: a vanished thread is one stalled forever), and
-    // the memory shared with the kernel or with the parent (io_uring rings,
-    // epoll interest lists) is protected by F1, set up right below in the
-    // child before anything else can run.
+    // What fork means for the rest of the program is the documented
+    // contract above: other threads' locks stay held in the child (a
+    // deadlock, not undefined behaviour: a vanished thread is one stalled
+    // forever), and the memory shared with the kernel or with the parent
+    // (io_uring rings, epoll interest lists) is protected by F1, set up
+    // right below in the child before anything else can run.
+    // SAFETY: F1; fork takes no arguments and touches no memory of ours.
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(io::Error::last_os_error()),

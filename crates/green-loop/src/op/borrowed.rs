@@ -61,10 +61,11 @@ struct Landing {
 
 /// The completion handler of every borrowed op.
 fn land(lp: &Loop, c: Completion) {
-    // SAFETY: B2: `data` is the address of the `Landing` on the frame of the
-    // `run_*` call that submitted this op, which does not return before this
-    // final completion has been stored (B1). Only shared access through a
-    // `Cell` happens here.
+    // `data` is the address of the `Landing` on the frame of the `run_*`
+    // call that submitted this op, which does not return before this final
+    // completion has been stored (B1). Only shared access through a `Cell`
+    // happens here.
+    // SAFETY: B1 and B2 keep the `Landing` alive and unmoved until now.
     let landing = unsafe { &*(c.data as *const Landing) };
     landing.completion.set(Some(c));
     (landing.wake)(lp, landing.wake_data);
