@@ -412,23 +412,9 @@ impl Group {
     /// ```
     #[track_caller]
     pub fn try_add(&self, greenlet: &impl AnyGreenlet) -> Result<(), PoolFull> {
-        let greenlet = greenlet.greenlet_ref();
-        self.refuse_main(&greenlet);
-        if self.key_of(&greenlet).is_some() {
-            return Ok(());
-        }
-        let slot = match &self.inner.slots {
-            None => SlotGuard::none(),
-            Some(slots) => match slots.free.try_acquire() {
-                Some(guard) => {
-                    guard.forget();
-                    SlotGuard::taken(self)
-                }
-                None => return Err(PoolFull),
-            },
-        };
-        self.insert_unless_member(greenlet, slot);
-        Ok(())
+        self.add_taking(greenlet, |free| {
+            free.try_acquire().map(|g| g.forget()).is_some()
+        })
     }
 
     /// [`add`](Group::add) waiting at most `timeout` for a slot
@@ -459,6 +445,19 @@ impl Group {
         greenlet: &impl AnyGreenlet,
         timeout: Duration,
     ) -> Result<(), PoolFull> {
+        self.add_taking(greenlet, |free| {
+            free.acquire_timeout(timeout).map(|g| g.forget()).is_some()
+        })
+    }
+
+    /// Adds `greenlet` unless it is a member, taking its slot (on a pool)
+    /// with `take`, which says whether it got one.
+    #[track_caller]
+    fn add_taking(
+        &self,
+        greenlet: &impl AnyGreenlet,
+        take: impl FnOnce(&Semaphore) -> bool,
+    ) -> Result<(), PoolFull> {
         let greenlet = greenlet.greenlet_ref();
         self.refuse_main(&greenlet);
         if self.key_of(&greenlet).is_some() {
@@ -466,13 +465,8 @@ impl Group {
         }
         let slot = match &self.inner.slots {
             None => SlotGuard::none(),
-            Some(slots) => match slots.free.acquire_timeout(timeout) {
-                Some(guard) => {
-                    guard.forget();
-                    SlotGuard::taken(self)
-                }
-                None => return Err(PoolFull),
-            },
+            Some(slots) if take(&slots.free) => SlotGuard::taken(self),
+            Some(_) => return Err(PoolFull),
         };
         self.insert_unless_member(greenlet, slot);
         Ok(())

@@ -487,18 +487,8 @@ impl Loop {
     /// `NotFound` if the op already delivered its final completion.
     pub fn cancel_op(&self, id: OpId) -> std::io::Result<()> {
         let key = id.key();
-        {
-            let mut ops = self.inner.ops.borrow_mut();
-            let Some(slot) = ops.get_mut(key) else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "op already completed",
-                ));
-            };
-            if slot.lifecycle == Lifecycle::Cancelling {
-                return Ok(());
-            }
-            slot.lifecycle = Lifecycle::Cancelling;
+        if self.mark_cancelling(id)? == Lifecycle::Cancelling {
+            return Ok(());
         }
         tracing::trace!(op = id.0, "cancel requested");
         let res = self.inner.backend.borrow_mut().cancel(key.pack());
@@ -526,19 +516,28 @@ impl Loop {
     ///
     /// `NotFound` if the op already delivered its final completion.
     pub fn cancel_op_now(&self, id: OpId) -> std::io::Result<()> {
-        let key = id.key();
-        {
-            let mut ops = self.inner.ops.borrow_mut();
-            let Some(slot) = ops.get_mut(key) else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "op already completed",
-                ));
-            };
-            slot.lifecycle = Lifecycle::Cancelling;
-        }
+        self.mark_cancelling(id)?;
         tracing::trace!(op = id.0, "synchronous cancel requested");
-        self.inner.backend.borrow_mut().cancel_now(key.pack())
+        self.inner.backend.borrow_mut().cancel_now(id.key().pack())
+    }
+
+    /// Marks an in-flight op as being cancelled; its lifecycle before.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the op already delivered its final completion.
+    fn mark_cancelling(&self, id: OpId) -> std::io::Result<Lifecycle> {
+        let mut ops = self.inner.ops.borrow_mut();
+        let Some(slot) = ops.get_mut(id.key()) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "op already completed",
+            ));
+        };
+        Ok(std::mem::replace(
+            &mut slot.lifecycle,
+            Lifecycle::Cancelling,
+        ))
     }
 
     /// Whether an op keeps the loop alive (default: yes).
