@@ -4,9 +4,12 @@
 //! The loop keeps one unreferenced read of an eventfd in flight (through
 //! the ring on io_uring, through readiness on epoll). `Remote::wake` adds 1
 //! to the eventfd counter; the read completes, the loop runs every queued
-//! closure and re-arms the read. The counter is a sum, so no wake is lost
-//! however many threads race (the read returns the total since the last
-//! read; [`Stats::wakeups`](crate::Stats::wakeups) accumulates it).
+//! closure and re-arms the read. Wakes are counted in `Shared::unread`, and
+//! only the wake that raises it from zero writes the eventfd: the others
+//! find a write already on its way and coalesce into it (one system call per
+//! batch of wakes instead of one each). The read takes the whole count, so
+//! no wake is lost however many threads race;
+//! [`Stats::wakeups`](crate::Stats::wakeups) accumulates it.
 //!
 //! Lifetime: the eventfd is owned by the `Arc` shared with every `Remote`,
 //! so it stays open (and its number is not reused) while any handle exists.
@@ -34,10 +37,15 @@ struct State {
 pub(crate) struct Shared {
     fd: OwnedFd,
     state: Mutex<State>,
-    /// Wakes signalled whose eventfd count no completed read has consumed
-    /// yet: raised before the eventfd write, lowered by the count each read
-    /// returns. While it is zero the eventfd read cannot complete, so a
-    /// non-blocking poll may skip the kernel (`Loop::run_once`).
+    /// Wakes signalled that no completed read has taken yet: raised by every
+    /// wake, taken whole (swapped to zero) when the eventfd read completes,
+    /// before the queued closures run. The wake that raises it from zero
+    /// writes the eventfd; a wake that finds it non-zero knows a write is on
+    /// its way whose read has not taken the count yet, and that the closures
+    /// drained after that read include its own (its queue push happened
+    /// before its raise, which the read's swap synchronizes with). While it
+    /// is zero the eventfd read cannot complete, so a non-blocking poll may
+    /// skip the kernel (`Loop::run_once`).
     unread: AtomicU64,
 }
 
@@ -149,11 +157,15 @@ impl Remote {
     fn signal(&self) -> Result<(), LoopGone> {
         // Counted before the write, so the loop never sees a written wake
         // that is not counted (it would skip the kernel and miss it).
-        self.shared.unread.fetch_add(1, Ordering::Release);
+        if self.shared.unread.fetch_add(1, Ordering::AcqRel) != 0 {
+            // A write is already on its way and its read has not taken the
+            // count: that read's drain runs what this wake queued.
+            return Ok(());
+        }
         // The fd is open while `shared` lives, even if the loop just died:
-        // the write is then harmless.
+        // the write is then harmless. It cannot fail short of a closed fd
+        // (the counter would need 2^64 - 1 unread writes to be full).
         sys::eventfd_add(self.shared.fd.as_raw_fd(), 1).map_err(|e| {
-            self.shared.unread.fetch_sub(1, Ordering::Release);
             tracing::error!(error = %e, "eventfd write failed");
             LoopGone(())
         })
@@ -182,8 +194,10 @@ impl Loop {
 fn on_wake(lp: &Loop, c: Completion) {
     lp.inner.wake_armed.set(false);
     if c.result == 8 {
-        let n = lp.inner.wake_buf.get();
-        lp.inner.remote.unread.fetch_sub(n, Ordering::AcqRel);
+        // Taken whole, before the drain below: a wake raised after this
+        // swap writes the eventfd again (its read completes after the
+        // re-arm), one raised before it is drained now.
+        let n = lp.inner.remote.unread.swap(0, Ordering::AcqRel);
         lp.inner.stats_mut(|s| s.wakeups += n);
     } else if c.result < 0 && c.result != -libc::EAGAIN && c.result != -libc::EINTR {
         tracing::error!(result = c.result, "wakeup eventfd read failed");
