@@ -57,21 +57,58 @@ fn four_threads_ten_thousand_wakes_none_lost() {
 
 #[test]
 fn wake_unblocks_a_blocking_iteration() {
+    // A blocking iteration with nothing to do sleeps in the kernel until the
+    // wake and reads it in the same iteration: one iteration (a couple more
+    // are allowed, e.g. for a wait a signal interrupts). A loop that polled
+    // instead of blocking would also see the wake eventually, after
+    // thousands of iterations in the 30 ms before it, so the count is what
+    // tells them apart; the clock only shows the wake came from the thread.
+    const MOST_ITERATIONS: u64 = 3;
     each_backend(|lp| {
         lp.add_ref();
         let remote = lp.remote();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
-            remote.wake().unwrap();
-        });
+        let woke_at = Arc::new(std::sync::Mutex::new(None));
+        let waker = {
+            let woke_at = Arc::clone(&woke_at);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                *woke_at.lock().unwrap() = Some(Instant::now());
+                remote.wake().unwrap();
+            })
+        };
+        let before = lp.stats();
         let start = Instant::now();
         // Nothing but the hold: without the wake this would block forever.
-        while lp.stats().wakeups == 0 {
+        while lp.stats().wakeups == before.wakeups {
             lp.run_once(true).unwrap();
-            assert!(start.elapsed() < Duration::from_secs(10));
+            let iterations = lp.stats().iterations - before.iterations;
+            assert!(
+                iterations <= MOST_ITERATIONS,
+                "{:?}: {iterations} iterations within {:?} and no wake read yet: \
+                 a blocking iteration returned with nothing to do (the loop spins)",
+                lp.backend(),
+                start.elapsed()
+            );
         }
-        t.join().unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(25));
+        let returned_at = Instant::now();
+        waker.join().unwrap();
+        let woke_at = woke_at
+            .lock()
+            .unwrap()
+            .expect("the waker recorded its wake");
+        assert!(
+            returned_at >= woke_at,
+            "{:?}: the iteration returned before the wake was sent",
+            lp.backend()
+        );
+        let after = lp.stats();
+        println!(
+            "{:?}: {} iterations, {} enter calls, {:?}",
+            lp.backend(),
+            after.iterations - before.iterations,
+            after.enter_calls - before.enter_calls,
+            start.elapsed()
+        );
         lp.release_ref();
     });
 }
