@@ -2,11 +2,21 @@
 //! child is this test binary run again with `GREEN_CTX_CHILD` naming what to
 //! do, and the parent checks how it died and what it printed.
 
+use std::io::Read;
 use std::process::{Command, Output};
 
 use green_ctx::{Fiber, Stack};
 
 const CHILD_ENV: &str = "GREEN_CTX_CHILD";
+
+/// The largest `vm.max_map_count` a test fills its way up to (a few seconds
+/// at most for a million mappings, so the common 65 530 and 1 048 576 never
+/// skip); above it the test says it skipped and why.
+const MOST_MAPPINGS_TO_FILL: usize = 1 << 21;
+
+/// Mappings left free when [`MapFill`] is done: a few stacks' worth (two
+/// mappings each), plus room for the allocator and the test's printing.
+const HEADROOM: usize = 40;
 
 /// Runs this binary's `child` test in a new process with `mode`.
 fn run_child(mode: &str) -> Output {
@@ -68,7 +78,15 @@ fn child() {
             unreachable!("the overflow aborts the process");
         }
         "map_limit" => {
-            let mut stacks = Vec::new();
+            let limit = green_ctx::read_max_map_count().expect("vm.max_map_count is readable");
+            // Every allocation the loop below makes is made now: at the
+            // limit, a growing Vec could itself fail to map.
+            let mut stacks = Vec::with_capacity(HEADROOM);
+            let fill = MapFill::leaving(limit, HEADROOM);
+            println!(
+                "FILLED {} mappings, about {HEADROOM} left of {limit}",
+                fill.filled
+            );
             loop {
                 match Stack::new(16 * 1024) {
                     Ok(s) => stacks.push(s),
@@ -77,7 +95,9 @@ fn child() {
                         return;
                     }
                 }
-                assert!(stacks.len() < 1_000_000, "no limit reached");
+                // Each stack takes two mappings: the fill left room for
+                // fewer than this many.
+                assert!(stacks.len() < HEADROOM, "no limit reached");
             }
         }
         other => panic!("unknown child mode {other}"),
@@ -129,9 +149,12 @@ fn std_thread_overflow_report_still_works() {
 
 #[test]
 fn hitting_max_map_count_names_the_sysctl() {
-    let limit = green_ctx::read_max_map_count().unwrap_or(0);
-    if limit > 100_000 {
-        println!("skipped: vm.max_map_count is {limit}; the test needs the default-sized limit");
+    let limit = green_ctx::read_max_map_count().expect("vm.max_map_count is readable");
+    if limit > MOST_MAPPINGS_TO_FILL {
+        println!(
+            "skipped: vm.max_map_count is {limit}, too large to fill (the test fills \
+             up to {MOST_MAPPINGS_TO_FILL} mappings)"
+        );
         return;
     }
     let out = run_child("map_limit");
@@ -151,4 +174,87 @@ fn hitting_max_map_count_names_the_sysctl() {
         "names the current value: {line}"
     );
     assert!(line.contains("sysctl"), "names the fix: {line}");
+}
+
+/// Mappings of this process (lines of `/proc/self/maps`), read through a
+/// buffer on the stack: near the limit, a heap buffer may need a mapping.
+fn mappings_in_use() -> usize {
+    let mut maps = std::fs::File::open("/proc/self/maps").expect("open /proc/self/maps");
+    let mut buf = [0u8; 4096];
+    let mut lines = 0;
+    loop {
+        match maps.read(&mut buf).expect("read /proc/self/maps") {
+            0 => return lines,
+            n => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
+        }
+    }
+}
+
+/// Takes this process's mappings up to `vm.max_map_count` but for a few, so
+/// that a test meets the limit within a few operations however large it is
+/// (up to [`MOST_MAPPINGS_TO_FILL`]); released on drop.
+///
+/// One reservation, every other page of which is made readable: each page
+/// then differs from its neighbours and is a mapping of its own. The pages
+/// are split until the kernel refuses (the limit, whatever else counts
+/// toward it), then `headroom` mappings are given back.
+struct MapFill {
+    base: *mut libc::c_void,
+    len: usize,
+    /// Mappings the fill added.
+    filled: usize,
+}
+
+impl MapFill {
+    fn leaving(limit: usize, headroom: usize) -> MapFill {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+        let pages = 2 * limit.saturating_sub(mappings_in_use()) + 16;
+        let len = pages * page;
+        // SAFETY: an anonymous private reservation at an address of the
+        // kernel's choosing aliases no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED, "reserve {len} bytes");
+        let protect = |i: usize, prot: libc::c_int| {
+            // SAFETY: page `i` lies inside the reservation, which nothing
+            // else refers to.
+            unsafe { libc::mprotect(base.cast::<u8>().add(i * page).cast(), page, prot) == 0 }
+        };
+        let mut split = 0;
+        while 2 * split + 1 < pages && protect(2 * split + 1, libc::PROT_READ) {
+            split += 1;
+        }
+        assert!(
+            2 * split + 1 < pages,
+            "{split} pages split off without reaching vm.max_map_count ({limit})"
+        );
+        // Merging a page back into its neighbours frees two mappings.
+        for k in 0..headroom.div_ceil(2).min(split) {
+            assert!(protect(2 * (split - 1 - k) + 1, libc::PROT_NONE));
+        }
+        // The limit is not counted again: `/proc/self/maps` is 70 bytes a
+        // mapping, seconds to read at a million. The operation under test
+        // reports the count when it fails.
+        MapFill {
+            base,
+            len,
+            filled: 2 * (split - headroom.div_ceil(2).min(split)),
+        }
+    }
+}
+
+impl Drop for MapFill {
+    fn drop(&mut self) {
+        // SAFETY: the whole reservation is ours and nothing points into it.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
 }
