@@ -55,12 +55,17 @@ fn wheel_orders_by_deadline_then_insertion_across_levels() {
     w.insert(far, TimerHandler::Fn(nop, 1));
     w.insert(origin + Duration::from_millis(3), TimerHandler::Fn(nop, 0));
     assert_eq!(
-        fire_all(&mut w, origin + Duration::from_millis(4990)),
+        fire_all(&mut w, origin + Duration::from_millis(4998)),
         vec![0]
     );
-    // ...and the same deadline inserted after a cascade, at level 0.
+    // ...and the same deadline inserted after a cascade, at level 0 (2 ms
+    // ahead: level 0 spans 64 ticks of 65.536 µs).
     w.insert(far, TimerHandler::Fn(nop, 2));
-    assert_eq!(fire_all(&mut w, far), vec![1, 2]);
+    // A deadline fires at the first tick at or after it (never early).
+    assert_eq!(
+        fire_all(&mut w, far + Duration::from_micros(66)),
+        vec![1, 2]
+    );
     assert_eq!(w.len(), 0);
     assert_eq!(w.referenced(), 0);
 }
