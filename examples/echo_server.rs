@@ -33,7 +33,7 @@ fn main() -> io::Result<()> {
     let limit: Option<usize> = args.next().map(|s| s.parse().expect("a connection count"));
     green_core::run(|| {
         let listener = TcpListener::bind(addr.as_str())?;
-        println!("echo server on {}", listener.local_addr()?);
+        println!("listening on {}", listener.local_addr()?);
         let mut handlers = Vec::new();
         for (n, conn) in listener.incoming().enumerate() {
             if limit.is_some_and(|limit| n >= limit) {
