@@ -6,6 +6,8 @@
 //!   tidy test; ends with `xtask test: N passed, M failed, K skipped`.
 //! * `cargo xtask bench [--quick] [FILTER]`: every bench in `benches/`, then
 //!   `target/bench/report.{json,md}` and a table with ratios to green.
+//! * `cargo xtask examples`: build `examples/` and drive each one (also a
+//!   step of `test`).
 //! * `cargo xtask tidy`: the house rules as `path:line` reports.
 //! * `cargo xtask ci`: `test`, then `bench --quick` as a smoke run.
 //! * `cargo xtask gevent-traces [--check]`: run `tests/gevent_order/*.py`
@@ -14,6 +16,7 @@
 //! std only, on purpose: this crate is built on every run of every task.
 
 mod bench;
+mod examples;
 mod gevent;
 // Shared with the bench harness, which writes the same records.
 #[path = "../../benches/support/json.rs"]
@@ -33,6 +36,7 @@ tasks:
   test [--valgrind]        fmt, clippy, cargo package, tests (debug, release,
                            epoll backend), tidy
   bench [--quick] [FILTER] run benches/, write target/bench/report.{json,md}
+  examples                 build examples/ and drive each one (a step of test)
   tidy                     check the house rules (also a #[test] in xtask)
   ci                       test, then bench --quick
   gevent-traces [--check]  record tests/gevent_order/*.trace with gevent (or compare)";
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
             test::TestOptions::parse(rest).and_then(|opts| with_counts(|c| test::run_all(&opts, c)))
         }
         "bench" => bench::BenchOptions::parse(rest).and_then(|opts| bench::run_all(&opts)),
+        "examples" => with_counts(examples::run_all),
         "tidy" => tidy::run(),
         "ci" => ci(rest),
         "gevent-traces" => {

@@ -13,10 +13,12 @@
 //!    clobbers
 //! 5. green-loop's and green-core's suites again on the epoll backend
 //!    (`GREEN_LOOP_BACKEND=epoll`, debug)
-//! 6. with `--valgrind`: green-ctx's and green-core's test binaries under
+//! 6. every example, built once and run under a bounded driver (see
+//!    `examples.rs`), one test each
+//! 7. with `--valgrind`: green-ctx's and green-core's test binaries under
 //!    `valgrind --error-exitcode=1`, if valgrind is installed (green-core's
 //!    synchronisation suites on the epoll backend)
-//! 7. the tidy test (`cargo test -p xtask`, see `tidy.rs`)
+//! 8. the tidy test (`cargo test -p xtask`, see `tidy.rs`)
 //!
 //! The last line printed is always `xtask test: N passed, M failed, K
 //! skipped`, summed from libtest's `test result:` lines (ignored tests, and
@@ -132,6 +134,8 @@ pub(crate) fn run_all(opts: &TestOptions, counts: &mut TestCounts) -> Result<()>
         .args(["--", SHOW_OUTPUT])
         .env("GREEN_LOOP_BACKEND", "epoll");
     run_tests("tests (debug, epoll backend)", &mut epoll, counts)?;
+
+    crate::examples::run_all(counts)?;
 
     if opts.valgrind {
         if have_program("valgrind") {
