@@ -41,8 +41,9 @@
 //!   half-done in a kernel queue, so `-ECANCELED` arrives on the next
 //!   iteration. io_uring may instead deliver the real result (the race the
 //!   loop's contract allows).
-//! * **Timeout ops.** Checked around each wait with the same 1 ms rounding
-//!   as the wait itself; they never fire early.
+//! * **Timeout ops.** Checked around each wait, whose timeout is exact with
+//!   `epoll_pwait2` (Linux 5.11) and rounded up to 1 ms before it; they
+//!   never fire early.
 //! * **Raw SQEs.** `Loop::submit_entry` is refused with `Unsupported`.
 
 use std::collections::VecDeque;
@@ -99,6 +100,10 @@ pub(crate) struct Epoll {
     events: Vec<libc::epoll_event>,
     /// `epoll_wait` calls, reported as `Stats::enter_calls`.
     pub(crate) enter_calls: u64,
+    /// Whether `epoll_pwait2` (Linux 5.11, a nanosecond timeout) may be
+    /// tried; cleared for good by its first `ENOSYS`, after which waits
+    /// round up to whole milliseconds.
+    pwait2: bool,
     /// Ops pushed and not yet completed; must be zero after `shutdown` (L3).
     in_flight: usize,
     /// The fork generation this instance was created in (F1, `sys.rs`).
@@ -124,6 +129,7 @@ impl Epoll {
             ready: VecDeque::with_capacity(256),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             enter_calls: 0,
+            pwait2: true,
             in_flight: 0,
             born: super::sys::fork_generation(),
         })
@@ -441,25 +447,8 @@ impl Epoll {
             let d = first.saturating_duration_since(Instant::now());
             timeout = Some(timeout.map_or(d, |t| t.min(d)));
         }
-        // Round up: waking early would only spin until the deadline.
-        let ms: libc::c_int = match timeout {
-            None => -1,
-            Some(d) => {
-                let ms = d.as_micros().div_ceil(1000);
-                ms.min(i32::MAX as u128) as libc::c_int
-            }
-        };
         self.enter_calls += 1;
-        tracing::trace!(ms, "epoll_wait");
-        // SAFETY: `events` is a live buffer of `len` epoll_events.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as libc::c_int,
-                ms,
-            )
-        };
+        let n = self.wait(timeout);
         // EINTR (a signal handler ran) is an ordinary early wake-up; any
         // other error means the epoll fd itself is broken.
         if n < 0 {
@@ -493,6 +482,55 @@ impl Epoll {
         // The wait may have ended because an op timeout came due.
         self.expire_timeouts();
         Ok(())
+    }
+
+    /// One wait for readiness: `epoll_pwait2` with the exact timeout where
+    /// the kernel has it (a timer 65 µs away is not slept as 1 ms), else
+    /// `epoll_wait` with the timeout rounded up to whole milliseconds
+    /// (waking early would only spin until the deadline). Returns the
+    /// number of events, or -1 with `errno` set.
+    fn wait(&mut self, timeout: Option<Duration>) -> libc::c_int {
+        let max = self.events.len() as libc::c_int;
+        if self.pwait2 {
+            let ts = timeout.map(|d| libc::timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: libc::c_long::from(d.subsec_nanos() as i32), // < 10^9
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            tracing::trace!(?timeout, "epoll_pwait2");
+            // Called through syscall(2) rather than glibc's wrapper, which
+            // older C libraries lack. No signal mask (null), as epoll_wait.
+            // `ts_ptr` is null or points at `ts`, alive for the call.
+            // SAFETY: `events` is a live buffer of `max` epoll_events.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    self.epfd.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    max,
+                    ts_ptr,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            };
+            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                return n as libc::c_int;
+            }
+            tracing::debug!("epoll_pwait2 unavailable (ENOSYS); waits round up to 1 ms");
+            self.pwait2 = false;
+        }
+        let ms: libc::c_int = match timeout {
+            None => -1,
+            Some(d) => {
+                let ms = d.as_micros().div_ceil(1000);
+                ms.min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        tracing::trace!(ms, "epoll_wait");
+        // SAFETY: `events` is a live buffer of `max` epoll_events.
+        unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), max, ms) }
     }
 
     /// Completes `Timeout` ops whose deadline has passed, with `-ETIME`.
