@@ -14,10 +14,19 @@
 //!   a stack") or through [`Case::iter_custom`], whose routine times itself;
 //! * single measured values (RSS per fiber, seconds for a million fibers) go
 //!   through [`Harness::record`];
+//! * a case that cannot run here (a peer's runtime missing, a kernel
+//!   without the feature) says so through [`Harness::skip`];
 //! * `GREEN_BENCH_QUICK=1` makes samples fewer and shorter,
 //!   `GREEN_BENCH_FILTER` skips benches whose name does not contain it, and
 //!   `GREEN_BENCH_OUT` names a file to which each result is appended as one
-//!   JSON line `{"bench","subject","median","min","max","unit","note"}`.
+//!   JSON line `{"bench","subject","median","min","max","unit","note"}`, or
+//!   `{"bench","subject","skipped":"reason"}` for a skipped case;
+//! * `GREEN_BENCH_PROGRESS=PREFIX` (set by `cargo xtask bench` to `3/12 net`,
+//!   the binary's place in the run) makes each case write a line
+//!   `[PREFIX] bench subject: step` to stderr at each step (`warm-up`,
+//!   `sample 3/50`). xtask reads them and owns the terminal: it shows them
+//!   as one line rewritten in place (one line per case in a log) and keeps
+//!   every other line, the results included, off it.
 //!
 //! Wall time on a shared 2-core machine is noisy: the median is the figure to
 //! read, min-max shows the noise, and `cargo xtask bench` adds callgrind
@@ -42,16 +51,20 @@ pub(crate) struct Harness {
     quick: bool,
     filter: Option<String>,
     out: Option<PathBuf>,
+    /// `GREEN_BENCH_PROGRESS`: the prefix of progress lines, if wanted.
+    progress: Option<String>,
 }
 
 impl Harness {
-    /// Reads `GREEN_BENCH_QUICK`, `GREEN_BENCH_FILTER` and `GREEN_BENCH_OUT`.
+    /// Reads `GREEN_BENCH_QUICK`, `GREEN_BENCH_FILTER`, `GREEN_BENCH_OUT`
+    /// and `GREEN_BENCH_PROGRESS`.
     pub(crate) fn from_env() -> Harness {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Harness {
             quick: var("GREEN_BENCH_QUICK").is_some_and(|v| v != "0"),
             filter: var("GREEN_BENCH_FILTER"),
             out: var("GREEN_BENCH_OUT").map(PathBuf::from),
+            progress: var("GREEN_BENCH_PROGRESS"),
         }
     }
 
@@ -123,6 +136,45 @@ impl Harness {
         self.emit(bench, subject, unit, stats, note);
     }
 
+    /// Records that `subject` cannot run `bench` here, and why (`tokio
+    /// runtime unavailable`, `python3 not found`): the report shows the row
+    /// as skipped with the reason rather than leaving it out unexplained.
+    pub(crate) fn skip(&self, bench: &str, subject: &str, reason: &str) {
+        if !self.enabled(bench) {
+            return;
+        }
+        println!("{bench:<32} {subject:<12} skipped: {reason}");
+        self.append(&format!(
+            "{{\"bench\":{},\"subject\":{},\"skipped\":{}}}\n",
+            json_string(bench),
+            json_string(subject),
+            json_string(reason)
+        ));
+    }
+
+    /// Says that `subject` is running `bench`, at `step` (`sample 3/50`,
+    /// `run 2/3`), when `GREEN_BENCH_PROGRESS` asks for progress. Timed
+    /// cases call it themselves; a bench that measures in its own way
+    /// (fresh processes, one long run) may call it between steps.
+    pub(crate) fn progress(&self, bench: &str, subject: &str, step: &str) {
+        if let Some(prefix) = &self.progress {
+            eprintln!("[{prefix}] {bench} {subject}: {step}");
+        }
+    }
+
+    /// Appends one line to `GREEN_BENCH_OUT`, if set.
+    fn append(&self, json: &str) {
+        let Some(out) = &self.out else { return };
+        let written = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .and_then(|mut f| f.write_all(json.as_bytes()));
+        if let Err(e) = written {
+            panic!("cannot append to GREEN_BENCH_OUT={}: {e}", out.display());
+        }
+    }
+
     /// Prints the human line and appends the JSON line.
     fn emit(&self, bench: &str, subject: &str, unit: &str, stats: &Stats, note: Option<&str>) {
         let mut line = format!(
@@ -136,7 +188,6 @@ impl Harness {
         }
         println!("{line}");
 
-        let Some(out) = &self.out else { return };
         let mut json = format!(
             "{{\"bench\":{},\"subject\":{},\"median\":{},\"min\":{},\"max\":{},\"unit\":{}",
             json_string(bench),
@@ -153,14 +204,7 @@ impl Harness {
             None => json.push_str(",\"note\":null}"),
         }
         json.push('\n');
-        let written = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(out)
-            .and_then(|mut f| f.write_all(json.as_bytes()));
-        if let Err(e) = written {
-            panic!("cannot append to GREEN_BENCH_OUT={}: {e}", out.display());
-        }
+        self.append(&json);
     }
 
     /// Warm-up time, target time per sample, and number of samples.
@@ -292,6 +336,8 @@ impl Case<'_> {
         // Find the iteration count that fills one sample (doubling from 1),
         // then keep running samples of that size until the warm-up is over.
         let warm_start = Instant::now();
+        let show = |step: &str| self.harness.progress(&self.bench, &self.subject, step);
+        show("warm-up");
         let mut iters: u64 = 1;
         loop {
             let took = routine(iters);
@@ -307,7 +353,8 @@ impl Case<'_> {
         }
 
         let mut per_op: Vec<f64> = (0..samples)
-            .map(|_| {
+            .map(|k| {
+                show(&format!("sample {}/{samples}", k + 1));
                 let took = routine(iters);
                 took.as_nanos() as f64 / (iters * self.ops_per_iter) as f64
             })
