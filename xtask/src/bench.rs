@@ -1,37 +1,63 @@
-//! `cargo xtask bench [--quick] [FILTER]`: runs every benchmark and reports.
+//! `cargo xtask bench [--quick] [--http] [--compare OLD.json] [FILTER]`:
+//! every bench with its peers in one run, then one report.
+//!
+//! # The run
 //!
 //! Each file `benches/<name>.rs` is one subject (STYLE rule 18) and a
-//! `harness = false` binary built on `benches/support/harness.rs`. They run
-//! one after another as `cargo bench --bench <name>` with:
+//! `harness = false` binary built on `benches/support/harness.rs`. All of
+//! them are built first by one `cargo bench --no-run` (its output is the
+//! only build output shown, and one build links faster than one per bench),
+//! then the binaries run one after another with:
 //!
-//! * `GREEN_BENCH_QUICK=1` for `--quick` (fewer, shorter samples; the heavy
-//!   benches such as `ctx/million_unguarded` skip themselves);
+//! * `GREEN_BENCH_QUICK=1` for `--quick`, CI's smoke run (fewer, shorter
+//!   samples; the heavy benches such as `ctx/million_unguarded` skip
+//!   themselves);
 //! * `GREEN_BENCH_FILTER=FILTER`, a substring of the bench names to run
-//!   (`ctx/`, `core/spawn_join`);
+//!   (`ctx/`, `core/spawn_join`); `--http` is the filter `http/`;
 //! * `GREEN_BENCH_OUT=target/bench/results.jsonl`, to which every bench
-//!   appends one JSON line per (bench, subject).
+//!   appends one JSON line per (bench, subject), measured or skipped;
+//! * `GREEN_BENCH_PROGRESS=i/N name`, so the harness says on stderr which
+//!   bench and subject runs and how far through its samples it is. xtask
+//!   reads the binaries' output and shows that as one line rewritten in
+//!   place on a terminal (one line per case in a log), with the result
+//!   lines printed above it ([`Console`]).
 //!
-//! Then the lines are gathered into `target/bench/report.json` (an array of
-//! `{bench, subject, median, min, max, unit, note?}`) and
-//! `target/bench/report.md`, and a table is printed. Its `ratio` column is
-//! the subject's median divided by green's median for the same bench, so
-//! green is always `1.00`; for a unit where lower is better (`ns`, `bytes`,
-//! `s`) a ratio above 1 means green is ahead, for one where higher is better
-//! (`req/s`) a ratio below 1 does.
+//! Then the peers that are not Rust run the same benches in their own
+//! runtimes (`peers/`: gevent and eventlet in a venv, Go) and append their
+//! rows, or a skipped row saying why, to the same file. A bench binary that
+//! fails does not end the run: the others still run and the report is
+//! still written, and the task fails at the end naming it.
 //!
-//! Without `--quick`, and when valgrind is installed, a fixed switch scenario
-//! also runs under `valgrind --tool=callgrind` and its instruction count per
-//! round trip goes to `target/bench/callgrind.json`: on a noisy shared 2-core
-//! machine instruction counts repeat exactly where wall time does not
-//! (rust-analyzer's `metrics` does the same).
+//! # The report
+//!
+//! The rows are gathered into `target/bench/report.json` (with a header:
+//! machine, UTC date, commit, mode), `report.md` and `report.svg` (a bar
+//! chart of each subject's cost relative to green; `svg.rs`), and the table
+//! is printed (`report.rs` says what its `ratio` means). `--compare
+//! OLD.json` then prints the change of every median from an earlier
+//! report, old or new format, marking a regression beyond 10%.
+//!
+//! # Instruction counts
+//!
+//! Without `--quick`, and when valgrind is installed, a fixed switch
+//! scenario also runs under `valgrind --tool=callgrind` and its instruction
+//! count per round trip goes to `target/bench/callgrind.json`: on a noisy
+//! shared 2-core machine instruction counts repeat exactly where wall time
+//! does not (rust-analyzer's `metrics` does the same).
 
-use std::fmt::Write as _;
-
-use crate::json::{fmt_num, json_number, json_string};
 use std::fs;
-use std::path::Path;
+use std::io::{BufRead as _, BufReader, IsTerminal as _, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
 
-use crate::util::{bail, cargo_cmd, have_program, project_root, run, Error, Result};
+use crate::host::{git_commit, utc_now, Machine};
+use crate::json::json_number;
+use crate::json_value;
+use crate::report::{self, Header, Report};
+use crate::util::{bail, banner, cargo_cmd, have_program, project_root, run, Error, Result};
+use crate::{peers, svg};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Default)]
@@ -40,17 +66,37 @@ pub(crate) struct BenchOptions {
     pub(crate) quick: bool,
     /// Substring of the bench names to run.
     pub(crate) filter: Option<String>,
+    /// An earlier `report.json` to print the change from.
+    pub(crate) compare: Option<PathBuf>,
 }
+
+/// The filter `--http` stands for: the HTTP benches (`http/hello`, ...).
+const HTTP_FILTER: &str = "http/";
 
 impl BenchOptions {
     /// Parses the arguments that follow `bench`.
     pub(crate) fn parse(args: &[String]) -> Result<BenchOptions> {
         let mut opts = BenchOptions::default();
-        for arg in args {
+        let mut http = false;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => opts.quick = true,
+                "--http" => http = true,
+                "--compare" => {
+                    let Some(path) = args.next() else {
+                        bail!("xtask bench: --compare needs a file, e.g. --compare old-report.json")
+                    };
+                    opts.compare = Some(PathBuf::from(path));
+                }
+                flag if flag.starts_with("--compare=") => {
+                    opts.compare = Some(PathBuf::from(&flag["--compare=".len()..]));
+                }
                 flag if flag.starts_with('-') => {
-                    bail!("xtask bench: unknown flag `{flag}` (expected --quick)")
+                    bail!(
+                        "xtask bench: unknown flag `{flag}` (expected --quick, --http or \
+                         --compare OLD.json)"
+                    )
                 }
                 filter => {
                     if let Some(old) = &opts.filter {
@@ -60,87 +106,155 @@ impl BenchOptions {
                 }
             }
         }
+        if http {
+            if let Some(filter) = &opts.filter {
+                bail!(
+                    "xtask bench: --http is the filter `{HTTP_FILTER}`; give it or FILTER \
+                     `{filter}`, not both"
+                );
+            }
+            opts.filter = Some(HTTP_FILTER.to_owned());
+        }
         Ok(opts)
     }
 }
-
-/// One line of `results.jsonl`: a bench's figures for one subject.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Row {
-    pub(crate) bench: String,
-    pub(crate) subject: String,
-    pub(crate) median: f64,
-    pub(crate) min: f64,
-    pub(crate) max: f64,
-    pub(crate) unit: String,
-    pub(crate) note: Option<String>,
-}
-
-/// The subject every ratio is relative to.
-const BASELINE: &str = "green";
 
 /// Fixed callgrind scenario: `ctx/switch_round_trip`, run with two iteration
 /// counts so that setup cancels out of the difference.
 const CALLGRIND_SHORT: u64 = 1_000;
 const CALLGRIND_LONG: u64 = 101_000;
 
-/// Runs the benches and writes the reports.
+/// Runs the benches and the peers, and writes the reports.
 pub(crate) fn run_all(opts: &BenchOptions) -> Result<()> {
     let root = project_root();
     let out_dir = root.join("target").join("bench");
+    // Read the old report first: a typo in its path should not cost a run.
+    let old = match &opts.compare {
+        Some(path) => {
+            let text = fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+            let old = Report::from_json(&text).map_err(|e| {
+                Error(format!(
+                    "{}: not a report.json of `cargo xtask bench`: {e}",
+                    path.display()
+                ))
+            })?;
+            Some((path.display().to_string(), old))
+        }
+        None => None,
+    };
     fs::create_dir_all(&out_dir).map_err(|e| io_err(&out_dir, e))?;
     let results = out_dir.join("results.jsonl");
     fs::write(&results, "").map_err(|e| io_err(&results, e))?;
+    let header = Header {
+        machine: Machine::this(),
+        date: utc_now(),
+        commit: git_commit(),
+        quick: opts.quick,
+        filter: opts.filter.clone(),
+    };
 
     let benches = bench_names(&root.join("benches"))?;
     if benches.is_empty() {
         bail!("xtask bench: no benches found in benches/*.rs");
     }
-    for name in &benches {
-        let mut cmd = cargo_cmd(["bench", "--bench", name.as_str()]);
-        cmd.env("GREEN_BENCH_OUT", &results);
+    let executables = build(&benches)?;
+
+    let mut console = Console::new();
+    let steps = benches.len() + PEERS.len();
+    let mut failures = Vec::new();
+    for (i, (name, exe)) in executables.iter().enumerate() {
+        let place = format!("{}/{steps} {name}", i + 1);
+        console.progress(&format!("[{place}] starting"));
+        let mut cmd = Command::new(exe);
+        // `--bench` is what `cargo bench` passes; the working directory is
+        // the package root, as under cargo.
+        cmd.arg("--bench")
+            .current_dir(&root)
+            .env("GREEN_BENCH_OUT", &results)
+            .env("GREEN_BENCH_PROGRESS", &place);
         if opts.quick {
             cmd.env("GREEN_BENCH_QUICK", "1");
         }
         if let Some(filter) = &opts.filter {
             cmd.env("GREEN_BENCH_FILTER", filter);
         }
-        run(&format!("bench {name}"), &mut cmd)?;
+        let status = run_through(&mut cmd, &place, &mut console);
+        console.finish_step();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => failures.push(format!("bench `{name}` ({s})")),
+            Err(e) => failures.push(format!("bench `{name}` could not start ({e})")),
+        }
+    }
+    for (i, (name, run_peer)) in PEERS.iter().enumerate() {
+        let place = format!("{}/{steps} {name}", benches.len() + i + 1);
+        console.progress(&format!("[{place}] starting"));
+        let mut show = |message: &str| console.progress(&format!("[{place}] {message}"));
+        let ran = run_peer(opts.quick, opts.filter.as_deref(), &results, &mut show);
+        console.finish_step();
+        if let Err(e) = ran {
+            failures.push(format!("peer `{name}`: {e}"));
+        }
     }
 
     let text = fs::read_to_string(&results).map_err(|e| io_err(&results, e))?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row =
-            parse_row(line).map_err(|e| Error(format!("{}:{}: {e}", results.display(), i + 1)))?;
-        rows.push(row);
+    let rows =
+        report::parse_rows(&text).map_err(|e| Error(format!("{}: {e}", results.display())))?;
+    let report = Report {
+        header: Some(header),
+        rows: report::grouped(&rows),
+    };
+    let written = [
+        ("report.json", report.to_json()),
+        ("report.md", report::report_md(&report)),
+        ("report.svg", svg::chart(&report)),
+    ];
+    for (file, text) in &written {
+        let path = out_dir.join(file);
+        fs::write(&path, text).map_err(|e| io_err(&path, e))?;
     }
 
-    let json_path = out_dir.join("report.json");
-    fs::write(&json_path, report_json(&rows)).map_err(|e| io_err(&json_path, e))?;
-    let md_path = out_dir.join("report.md");
-    fs::write(&md_path, report_md(&rows)).map_err(|e| io_err(&md_path, e))?;
-
     println!();
-    print!("{}", report_table(&rows));
-    println!("\nwrote {} and {}", json_path.display(), md_path.display());
+    print!("{}", report::report_table(&report));
+    println!(
+        "\nwrote {}/report.{{json,md,svg}} (open report.svg in a browser for the chart)",
+        out_dir.display()
+    );
+    if let Some((name, old)) = &old {
+        println!();
+        print!("{}", report::compare(old, name, &report));
+    }
 
     let callgrind_wanted = opts
         .filter
         .as_deref()
         .is_none_or(|f| "ctx/switch_round_trip".contains(f) || f.contains("callgrind"));
-    if !opts.quick && callgrind_wanted && benches.iter().any(|b| b == "switch") {
+    let switch = executables.iter().find(|(name, _)| name == "switch");
+    if let Some((_, exe)) = switch.filter(|_| !opts.quick && callgrind_wanted) {
         if have_program("valgrind") {
-            callgrind(&out_dir)?;
+            if let Err(e) = callgrind(exe, &out_dir) {
+                failures.push(format!("callgrind: {e}"));
+            }
         } else {
             eprintln!("\n==> callgrind: valgrind is not installed, skipping instruction counts");
         }
     }
+    if !failures.is_empty() {
+        bail!(
+            "xtask bench: {} failed (the report holds the rest):\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
     Ok(())
 }
+
+/// A runner of the benches in another language: appends its rows (or
+/// skipped rows) to the results file; see `peers/mod.rs`.
+type PeerRunner = fn(bool, Option<&str>, &Path, &mut dyn FnMut(&str)) -> Result<()>;
+
+/// The peers outside cargo, run after the Rust benches, in this order.
+const PEERS: [(&str, PeerRunner); 2] = [("python", peers::python::run), ("go", peers::go::run)];
 
 /// The stems of `benches/*.rs`, sorted.
 fn bench_names(dir: &Path) -> Result<Vec<String>> {
@@ -157,22 +271,247 @@ fn bench_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Runs the switch scenario under callgrind twice and writes
-/// `callgrind.json` with the instructions per round trip.
-fn callgrind(out_dir: &Path) -> Result<()> {
+/// Builds every bench in one `cargo bench --no-run` and returns each
+/// bench's executable, in the order of `benches`. Cargo's progress and
+/// diagnostics go to the terminal as usual; its JSON messages on stdout
+/// name the executables.
+fn build(benches: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    let mut cmd = cargo_cmd([
+        "bench",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for name in benches {
+        cmd.args(["--bench", name]);
+    }
+    banner("build benches", &cmd);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error(format!("step `build benches`: could not start cargo: {e}")))?;
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let mut found = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| Error(format!("reading cargo's messages: {e}")))?;
+        if let Some(artifact) = bench_executable(&line) {
+            found.push(artifact);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error(format!("step `build benches`: {e}")))?;
+    if !status.success() {
+        bail!("step `build benches` failed ({status})");
+    }
+    benches
+        .iter()
+        .map(|name| {
+            let exe = found
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, exe)| exe.clone())
+                .ok_or_else(|| {
+                    Error(format!(
+                        "cargo built no executable for bench `{name}`: is there a [[bench]] \
+                         entry with `name = \"{name}\"` in Cargo.toml?"
+                    ))
+                })?;
+            Ok((name.clone(), exe))
+        })
+        .collect()
+}
+
+/// The (bench name, executable) of a `compiler-artifact` message about a
+/// bench target; `None` for any other line.
+fn bench_executable(line: &str) -> Option<(String, PathBuf)> {
+    if !line.starts_with('{') {
+        return None;
+    }
+    let msg = json_value::parse(line).ok()?;
+    if msg.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    let target = msg.get("target")?;
+    let is_bench = target
+        .get("kind")?
+        .as_array()?
+        .iter()
+        .any(|k| k.as_str() == Some("bench"));
+    let exe = msg.get("executable")?.as_str()?;
+    let name = target.get("name")?.as_str()?;
+    is_bench.then(|| (name.to_owned(), PathBuf::from(exe)))
+}
+
+/// The terminal while the benches run. Bench binaries write progress lines
+/// (`[3/12 net] net/echo_1conn tokio: sample 7/50`, see the harness) to
+/// stderr; the console shows the latest one in place when stderr is a
+/// terminal, and only each case's first in a log, so a log names the case
+/// that hung without a line per sample. Every other line of the binaries
+/// (results, notes, panics) passes through the console too: it erases the
+/// progress line, prints the line, and draws the progress again, so the two
+/// never share a line.
+struct Console {
+    /// Whether stderr is a terminal, where a line can be rewritten.
+    terminal: bool,
+    /// Columns of that terminal: a longer line would wrap, and `\r` would
+    /// then rewrite only its last row.
+    width: usize,
+    out: Box<dyn Write>,
+    err: Box<dyn Write>,
+    /// The progress line drawn now (terminal only).
+    current: String,
+    /// The case last named (log only).
+    last_case: String,
+}
+
+impl Console {
+    /// The console on this process's stdout and stderr.
+    fn new() -> Console {
+        // `COLUMNS` is exported by most interactive shells.
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse::<usize>().ok())
+            .unwrap_or(80);
+        Console::on(
+            std::io::stderr().is_terminal(),
+            width,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        )
+    }
+
+    fn on(terminal: bool, width: usize, out: Box<dyn Write>, err: Box<dyn Write>) -> Console {
+        Console {
+            terminal,
+            width: width.max(20),
+            out,
+            err,
+            current: String::new(),
+            last_case: String::new(),
+        }
+    }
+
+    /// Shows a progress line `[place] bench subject: step`.
+    fn progress(&mut self, line: &str) {
+        if self.terminal {
+            self.current = line.to_owned();
+            self.draw();
+        } else {
+            let case = line.split(": ").next().unwrap_or(line);
+            if case != self.last_case {
+                let _ = writeln!(self.err, "{case}");
+                self.last_case = case.to_owned();
+            }
+        }
+    }
+
+    /// Prints a line of a bench's output on stdout or stderr, clear of the
+    /// progress line.
+    fn line(&mut self, text: &str, to_stderr: bool) {
+        self.erase();
+        let stream = if to_stderr {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
+        let _ = writeln!(stream, "{text}");
+        let _ = stream.flush();
+        self.draw();
+    }
+
+    /// A step ended: erase its progress line.
+    fn finish_step(&mut self) {
+        self.erase();
+        self.current.clear();
+        self.last_case.clear();
+    }
+
+    fn draw(&mut self) {
+        if self.terminal && !self.current.is_empty() {
+            let shown: String = self.current.chars().take(self.width - 1).collect();
+            let _ = write!(self.err, "\r\x1b[K{shown}");
+            let _ = self.err.flush();
+        }
+    }
+
+    fn erase(&mut self) {
+        if self.terminal && !self.current.is_empty() {
+            let _ = write!(self.err, "\r\x1b[K");
+            let _ = self.err.flush();
+        }
+    }
+}
+
+/// Runs one bench binary with its stdout and stderr read line by line into
+/// `console`; lines on stderr starting with `[place] ` are its progress.
+fn run_through(
+    cmd: &mut Command,
+    place: &str,
+    console: &mut Console,
+) -> std::io::Result<ExitStatus> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let stderr = child.stderr.take().expect("stderr was piped");
+    let readers = [
+        forward_lines(stdout, false, tx.clone()),
+        forward_lines(stderr, true, tx),
+    ];
+    let tag = format!("[{place}] ");
+    // Ends when both pipes are closed: the binary and any child it started
+    // have exited.
+    for (is_stderr, line) in rx {
+        if is_stderr && line.starts_with(&tag) {
+            console.progress(&line);
+        } else {
+            console.line(&line, is_stderr);
+        }
+    }
+    for reader in readers {
+        let _ = reader.join();
+    }
+    child.wait()
+}
+
+/// Sends each line of `stream` (lossily decoded, without its line ending)
+/// as `(is_stderr, line)` until the stream ends.
+fn forward_lines(
+    stream: impl Read + Send + 'static,
+    is_stderr: bool,
+    tx: mpsc::Sender<(bool, String)>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                    if tx.send((is_stderr, line)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Runs the switch scenario of the built `switch` bench under callgrind
+/// twice and writes `callgrind.json` with the instructions per round trip.
+fn callgrind(exe: &Path, out_dir: &Path) -> Result<()> {
     let mut totals = Vec::new();
     for iters in [CALLGRIND_SHORT, CALLGRIND_LONG] {
         let out_file = out_dir.join(format!("callgrind.switch.{iters}.out"));
-        let out_str = out_file.to_string_lossy().into_owned();
-        if out_str.contains(char::is_whitespace) {
-            eprintln!("\n==> callgrind: skipped, the target path contains whitespace ({out_str})");
-            return Ok(());
-        }
-        let mut cmd = cargo_cmd(["bench", "--bench", "switch"]);
-        cmd.env("GREEN_BENCH_CALLGRIND", iters.to_string()).env(
-            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
-            format!("valgrind --tool=callgrind --quiet --callgrind-out-file={out_str}"),
-        );
+        let mut cmd = Command::new("valgrind");
+        cmd.arg("--tool=callgrind")
+            .arg("--quiet")
+            .arg(format!("--callgrind-out-file={}", out_file.display()))
+            .arg(exe)
+            .arg("--bench")
+            .env("GREEN_BENCH_CALLGRIND", iters.to_string());
         run(&format!("callgrind switch x{iters}"), &mut cmd)?;
         let text = fs::read_to_string(&out_file).map_err(|e| io_err(&out_file, e))?;
         let total = callgrind_total(&text).ok_or_else(|| {
@@ -216,367 +555,9 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error(format!("{}: {e}", path.display()))
 }
 
-// ===== reports =====
-
-/// green's median for `bench`, if green ran it.
-fn baseline(rows: &[Row], bench: &str) -> Option<f64> {
-    rows.iter()
-        .find(|r| r.bench == bench && r.subject == BASELINE)
-        .map(|r| r.median)
-}
-
-/// The ratio column: subject median / green median, or `-`.
-fn ratio(rows: &[Row], row: &Row) -> String {
-    match baseline(rows, &row.bench) {
-        Some(base) if base > 0.0 && base.is_finite() => format!("{:.2}", row.median / base),
-        _ => "-".to_owned(),
-    }
-}
-
-const HEADERS: [&str; 6] = ["benchmark", "subject", "median", "min-max", "unit", "ratio"];
-
-fn table_cells(rows: &[Row]) -> Vec<[String; 6]> {
-    rows.iter()
-        .map(|r| {
-            [
-                r.bench.clone(),
-                r.subject.clone(),
-                fmt_num(r.median),
-                format!("{}-{}", fmt_num(r.min), fmt_num(r.max)),
-                r.unit.clone(),
-                ratio(rows, r),
-            ]
-        })
-        .collect()
-}
-
-/// The table printed on the terminal, followed by the notes.
-pub(crate) fn report_table(rows: &[Row]) -> String {
-    let cells = table_cells(rows);
-    let mut widths = HEADERS.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, cols: [&str; 6]| {
-        for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
-            // Text columns align left, figures right.
-            if i < 2 || i == 4 {
-                let _ = write!(out, "{c:<w$}");
-            } else {
-                let _ = write!(out, "{c:>w$}");
-            }
-            out.push_str(if i == 5 { "\n" } else { "  " });
-        }
-    };
-    line(&mut out, HEADERS);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    line(&mut out, std::array::from_fn(|i| rule[i].as_str()));
-    for row in &cells {
-        line(&mut out, std::array::from_fn(|i| row[i].as_str()));
-    }
-    let notes: Vec<&Row> = rows.iter().filter(|r| r.note.is_some()).collect();
-    if !notes.is_empty() {
-        out.push_str("\nnotes:\n");
-        for r in notes {
-            let _ = writeln!(
-                out,
-                "  {} ({}): {}",
-                r.bench,
-                r.subject,
-                r.note.as_deref().unwrap_or("")
-            );
-        }
-    }
-    out.push_str(
-        "\nratio = subject median / green median for the same bench (green = 1.00); \
-         for ns, bytes and s above 1 means green is ahead, for req/s below 1 does.\n",
-    );
-    out
-}
-
-/// `report.md`: the same table in Markdown, with a note column.
-pub(crate) fn report_md(rows: &[Row]) -> String {
-    let mut out = String::from("# green benchmarks\n\n");
-    out.push_str("Written by `cargo xtask bench`. `ratio` = subject median / green median for the same bench ");
-    out.push_str("(green = 1.00; for `ns`, `bytes` and `s` a ratio above 1 means green is ahead, ");
-    out.push_str("for `req/s` a ratio below 1 does).\n\n");
-    out.push_str("| benchmark | subject | median | min-max | unit | ratio | note |\n");
-    out.push_str("| --- | --- | ---: | ---: | --- | ---: | --- |\n");
-    for (r, c) in rows.iter().zip(table_cells(rows)) {
-        let note = r.note.as_deref().unwrap_or("").replace('|', "\\|");
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {} | {} | {} | {} |",
-            c[0], c[1], c[2], c[3], c[4], c[5], note
-        );
-    }
-    out
-}
-
-/// `report.json`: an array of objects, one per row.
-pub(crate) fn report_json(rows: &[Row]) -> String {
-    let mut out = String::from("[\n");
-    for (i, r) in rows.iter().enumerate() {
-        let _ = write!(
-            out,
-            "  {{\"bench\": {}, \"subject\": {}, \"median\": {}, \"min\": {}, \"max\": {}, \"unit\": {}",
-            json_string(&r.bench),
-            json_string(&r.subject),
-            json_number(r.median),
-            json_number(r.min),
-            json_number(r.max),
-            json_string(&r.unit)
-        );
-        if let Some(note) = &r.note {
-            let _ = write!(out, ", \"note\": {}", json_string(note));
-        }
-        out.push('}');
-        out.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
-    }
-    out.push_str("]\n");
-    out
-}
-
-// ===== hand-written JSON (std-only, STYLE rule 19): benches/support/json.rs =====
-
-/// A value of a flat JSON object.
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Str(String),
-    Num(f64),
-    Bool(bool),
-    Null,
-}
-
-/// Parses one flat JSON object (string, number, bool and null values).
-fn parse_object(text: &str) -> std::result::Result<Vec<(String, Value)>, String> {
-    let mut p = Parser {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    p.ws();
-    p.expect(b'{')?;
-    let mut fields = Vec::new();
-    p.ws();
-    if p.peek() == Some(b'}') {
-        p.i += 1;
-    } else {
-        loop {
-            p.ws();
-            let key = p.string()?;
-            p.ws();
-            p.expect(b':')?;
-            p.ws();
-            let value = p.value()?;
-            fields.push((key, value));
-            p.ws();
-            match p.bump() {
-                Some(b',') => continue,
-                Some(b'}') => break,
-                _ => return Err(format!("expected `,` or `}}` at byte {}", p.i)),
-            }
-        }
-    }
-    p.ws();
-    if p.i != p.s.len() {
-        return Err(format!("trailing characters at byte {}", p.i));
-    }
-    Ok(fields)
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn bump(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
-        }
-    }
-
-    fn expect(&mut self, c: u8) -> std::result::Result<(), String> {
-        if self.bump() == Some(c) {
-            Ok(())
-        } else {
-            Err(format!(
-                "expected `{}` at byte {}",
-                c as char,
-                self.i.saturating_sub(1)
-            ))
-        }
-    }
-
-    fn value(&mut self) -> std::result::Result<Value, String> {
-        match self.peek() {
-            Some(b'"') => Ok(Value::Str(self.string()?)),
-            Some(b't') => self.word("true", Value::Bool(true)),
-            Some(b'f') => self.word("false", Value::Bool(false)),
-            Some(b'n') => self.word("null", Value::Null),
-            Some(b'-' | b'0'..=b'9') => {
-                let start = self.i;
-                while matches!(
-                    self.peek(),
-                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                ) {
-                    self.i += 1;
-                }
-                let num = std::str::from_utf8(&self.s[start..self.i]).expect("ASCII digits");
-                num.parse()
-                    .map(Value::Num)
-                    .map_err(|_| format!("bad number `{num}` at byte {start}"))
-            }
-            _ => Err(format!("expected a value at byte {}", self.i)),
-        }
-    }
-
-    fn word(&mut self, word: &str, value: Value) -> std::result::Result<Value, String> {
-        if self.s[self.i..].starts_with(word.as_bytes()) {
-            self.i += word.len();
-            Ok(value)
-        } else {
-            Err(format!("expected `{word}` at byte {}", self.i))
-        }
-    }
-
-    fn string(&mut self) -> std::result::Result<String, String> {
-        self.expect(b'"')?;
-        let mut out = Vec::new();
-        loop {
-            match self.bump() {
-                None => return Err("unterminated string".to_owned()),
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    let c = match self.bump() {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            let hex = self
-                                .s
-                                .get(self.i..self.i + 4)
-                                .and_then(|h| std::str::from_utf8(h).ok())
-                                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                .ok_or_else(|| format!("bad \\u escape at byte {}", self.i))?;
-                            self.i += 4;
-                            // Lone surrogates cannot come from our writer; map them to U+FFFD.
-                            char::from_u32(hex).unwrap_or('\u{fffd}')
-                        }
-                        _ => return Err(format!("bad escape at byte {}", self.i)),
-                    };
-                    let mut buf = [0; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-                Some(c) => out.push(c),
-            }
-        }
-        String::from_utf8(out).map_err(|_| "string is not UTF-8".to_owned())
-    }
-}
-
-/// Parses one line of `results.jsonl` into a [`Row`].
-pub(crate) fn parse_row(line: &str) -> std::result::Result<Row, String> {
-    let fields = parse_object(line)?;
-    let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-    let string = |key: &str| match get(key) {
-        Some(Value::Str(s)) => Ok(s.clone()),
-        _ => Err(format!("field `{key}` missing or not a string")),
-    };
-    let number = |key: &str| match get(key) {
-        Some(Value::Num(n)) => Ok(*n),
-        Some(Value::Null) => Ok(f64::NAN),
-        _ => Err(format!("field `{key}` missing or not a number")),
-    };
-    let note = match get("note") {
-        Some(Value::Str(s)) => Some(s.clone()),
-        None | Some(Value::Null) => None,
-        Some(other) => return Err(format!("field `note` is not a string: {other:?}")),
-    };
-    Ok(Row {
-        bench: string("bench")?,
-        subject: string("subject")?,
-        median: number("median")?,
-        min: number("min")?,
-        max: number("max")?,
-        unit: string("unit")?,
-        note,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(bench: &str, subject: &str, median: f64) -> Row {
-        Row {
-            bench: bench.into(),
-            subject: subject.into(),
-            median,
-            min: median * 0.9,
-            max: median * 1.2,
-            unit: "ns".into(),
-            note: None,
-        }
-    }
-
-    #[test]
-    fn rows_round_trip_through_json() {
-        let line = r#"{"bench":"ctx/switch_round_trip","subject":"green","median":5.25,"min":4.5,"max":1e1,"unit":"ns","note":"fast \"switch\"\n\u00e9"}"#;
-        let r = parse_row(line).unwrap();
-        assert_eq!(r.bench, "ctx/switch_round_trip");
-        assert_eq!(r.median, 5.25);
-        assert_eq!(r.max, 10.0);
-        assert_eq!(r.note.as_deref(), Some("fast \"switch\"\n\u{e9}"));
-        let json = report_json(std::slice::from_ref(&r));
-        let inner = json
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .trim();
-        assert_eq!(parse_row(inner).unwrap(), r);
-        assert!(parse_row(
-            r#"{"bench":"x","subject":"y","median":1,"min":1,"max":1,"unit":"ns","note":null}"#
-        )
-        .unwrap()
-        .note
-        .is_none());
-        assert!(parse_row(r#"{"bench":"x""#).is_err());
-    }
-
-    #[test]
-    fn ratio_is_relative_to_green() {
-        let rows = vec![
-            row("ctx/switch_round_trip", "green", 5.0),
-            row("ctx/switch_round_trip", "corosensei", 2.5),
-            row("ctx/idle_rss", "other", 7.0),
-        ];
-        assert_eq!(ratio(&rows, &rows[0]), "1.00");
-        assert_eq!(ratio(&rows, &rows[1]), "0.50");
-        assert_eq!(ratio(&rows, &rows[2]), "-");
-        let table = report_table(&rows);
-        assert!(table.starts_with("benchmark"));
-        assert!(table.contains("corosensei"));
-        assert!(report_md(&rows).contains("| `ctx/switch_round_trip` | corosensei | 2.50 |"));
-    }
 
     #[test]
     fn counts_from_callgrind_output() {
@@ -587,9 +568,178 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let o = BenchOptions::parse(&["--quick".into(), "ctx/".into()]).unwrap();
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = BenchOptions::parse(&args(&["--quick", "ctx/"])).unwrap();
         assert!(o.quick);
         assert_eq!(o.filter.as_deref(), Some("ctx/"));
-        assert!(BenchOptions::parse(&["--fast".into()]).is_err());
+        assert!(BenchOptions::parse(&args(&["--fast"])).is_err());
+        assert!(BenchOptions::parse(&args(&["a", "b"])).is_err());
+
+        let o = BenchOptions::parse(&args(&["--http", "--compare", "old.json"])).unwrap();
+        assert_eq!(o.filter.as_deref(), Some(HTTP_FILTER));
+        assert_eq!(o.compare.as_deref(), Some(Path::new("old.json")));
+        let o = BenchOptions::parse(&args(&["--compare=o.json"])).unwrap();
+        assert_eq!(o.compare.as_deref(), Some(Path::new("o.json")));
+        assert!(BenchOptions::parse(&args(&["--compare"])).is_err());
+        assert!(BenchOptions::parse(&args(&["--http", "core/"])).is_err());
+    }
+
+    /// Both streams of a console into one buffer, as on a terminal.
+    #[derive(Clone, Default)]
+    struct Screen(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Screen {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Screen {
+        fn bytes(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+
+        /// The rows a terminal shows after the bytes: `\r` returns to the
+        /// row's start, `ESC [K` erases from the cursor to the row's end,
+        /// other characters overwrite.
+        fn rows(&self) -> Vec<String> {
+            let text = self.bytes();
+            let mut rows = vec![Vec::<char>::new()];
+            let mut col = 0;
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                let row = rows.last_mut().unwrap();
+                match c {
+                    '\n' => {
+                        rows.push(Vec::new());
+                        col = 0;
+                    }
+                    '\r' => col = 0,
+                    '\x1b' => {
+                        assert_eq!((chars.next(), chars.next()), (Some('['), Some('K')));
+                        row.truncate(col);
+                    }
+                    c => {
+                        if col < row.len() {
+                            row[col] = c;
+                        } else {
+                            row.push(c);
+                        }
+                        col += 1;
+                    }
+                }
+            }
+            rows.into_iter().map(|r| r.into_iter().collect()).collect()
+        }
+    }
+
+    /// A fake bench binary: progress on stderr between result lines on
+    /// stdout, and one line of its own on stderr. (The two pipes are read
+    /// by two threads, so lines of different streams may swap places; the
+    /// tests below do not depend on their order.)
+    const FAKE_BENCH: &str = "\
+        echo '[1/2 fake] a/b green: warm-up' >&2; \
+        echo '[1/2 fake] a/b green: sample 1/2' >&2; \
+        echo '[1/2 fake] a/b green: sample 2/2' >&2; \
+        echo 'a/b green median 5 ns'; \
+        echo '[1/2 fake] a/b tokio: sample 1/2' >&2; \
+        echo 'warning: something' >&2; \
+        echo '[1/2 fake] a/b tokio: sample 2/2' >&2; \
+        echo 'a/b tokio median 9 ns'";
+
+    fn run_fake(terminal: bool) -> Screen {
+        let screen = Screen::default();
+        let mut console = Console::on(
+            terminal,
+            80,
+            Box::new(screen.clone()),
+            Box::new(screen.clone()),
+        );
+        console.progress("[1/2 fake] starting");
+        let status = run_through(
+            Command::new("sh").args(["-c", FAKE_BENCH]),
+            "1/2 fake",
+            &mut console,
+        )
+        .unwrap();
+        console.finish_step();
+        assert!(status.success());
+        screen
+    }
+
+    fn sorted<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<String> {
+        let mut v: Vec<String> = lines.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn progress_is_one_line_on_a_terminal_and_never_shares_one() {
+        let screen = run_fake(true);
+        let mut rows = screen.rows();
+        // The progress line is erased at the end, leaving the cursor on an
+        // empty row; every other row is one whole line of the binary's.
+        assert_eq!(rows.pop().as_deref(), Some(""), "{:?}", screen.bytes());
+        assert_eq!(
+            sorted(&rows),
+            sorted([
+                "a/b green median 5 ns",
+                "warning: something",
+                "a/b tokio median 9 ns"
+            ]),
+            "{:?}",
+            screen.bytes()
+        );
+        // It was drawn in place, sample by sample.
+        assert!(screen
+            .bytes()
+            .contains("\r\x1b[K[1/2 fake] a/b tokio: sample 2/2"));
+    }
+
+    #[test]
+    fn progress_in_a_log_names_each_case_once() {
+        let screen = run_fake(false);
+        let bytes = screen.bytes();
+        assert!(!bytes.contains('\r'));
+        assert_eq!(
+            sorted(bytes.lines()),
+            sorted([
+                "[1/2 fake] starting",
+                "[1/2 fake] a/b green",
+                "a/b green median 5 ns",
+                "[1/2 fake] a/b tokio",
+                "warning: something",
+                "a/b tokio median 9 ns",
+            ])
+        );
+    }
+
+    #[test]
+    fn a_long_progress_line_is_cut_to_the_terminal() {
+        let screen = Screen::default();
+        let mut console = Console::on(true, 30, Box::new(screen.clone()), Box::new(screen.clone()));
+        console.progress(&"x".repeat(100));
+        assert_eq!(screen.rows(), ["x".repeat(29)]);
+    }
+
+    #[test]
+    fn bench_executables_from_cargo_messages() {
+        let bench = r#"{"reason":"compiler-artifact","package_id":"path+file:///w#green@0.1.0","target":{"kind":["bench"],"crate_types":["bin"],"name":"switch","src_path":"/w/benches/switch.rs","test":false},"profile":{"opt_level":"3"},"features":[],"filenames":["/t/release/deps/switch-1f2e"],"executable":"/t/release/deps/switch-1f2e","fresh":true}"#;
+        assert_eq!(
+            bench_executable(bench),
+            Some((
+                "switch".to_owned(),
+                PathBuf::from("/t/release/deps/switch-1f2e")
+            ))
+        );
+        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"green_core"},"executable":null}"#;
+        assert_eq!(bench_executable(lib), None);
+        let done = r#"{"reason":"build-finished","success":true}"#;
+        assert_eq!(bench_executable(done), None);
+        assert_eq!(bench_executable("   Compiling green v0.1.0"), None);
     }
 }

@@ -4,8 +4,11 @@
 //! * `cargo xtask test [--valgrind]`: fmt, clippy, every test in debug and in
 //!   release, green-loop and green-core again on the epoll backend, then the
 //!   tidy test; ends with `xtask test: N passed, M failed, K skipped`.
-//! * `cargo xtask bench [--quick] [FILTER]`: every bench in `benches/`, then
-//!   `target/bench/report.{json,md}` and a table with ratios to green.
+//! * `cargo xtask bench [--quick] [--http] [--compare OLD.json] [FILTER]`:
+//!   every bench in `benches/` and every peer outside cargo (gevent,
+//!   eventlet, Go) in one run with a progress line, then a table with
+//!   ratios to green and `target/bench/report.{json,md,svg}`; `--compare`
+//!   adds the change from an earlier report.
 //! * `cargo xtask examples`: build `examples/` and drive each one (also a
 //!   step of `test`).
 //! * `cargo xtask tidy`: the house rules as `path:line` reports.
@@ -18,9 +21,14 @@
 mod bench;
 mod examples;
 mod gevent;
+mod host;
 // Shared with the bench harness, which writes the same records.
 #[path = "../../benches/support/json.rs"]
 mod json;
+mod json_value;
+mod peers;
+mod report;
+mod svg;
 mod test;
 mod tidy;
 mod util;
@@ -35,7 +43,14 @@ usage: cargo xtask <task>
 tasks:
   test [--valgrind]        fmt, clippy, cargo package, tests (debug, release,
                            epoll backend), tidy
-  bench [--quick] [FILTER] run benches/, write target/bench/report.{json,md}
+  bench [OPTIONS] [FILTER] run every bench and peer (tokio, may, gevent,
+                           eventlet, Go, ...), print the table and write
+                           target/bench/report.{json,md,svg}
+      FILTER               only the benches whose name contains it (ctx/)
+      --quick              fewer, shorter samples: CI's smoke run
+      --http               only the HTTP benches (the filter http/)
+      --compare OLD.json   then print each median's change from OLD.json,
+                           marking regressions beyond 10%
   examples                 build examples/ and drive each one (a step of test)
   tidy                     check the house rules (also a #[test] in xtask)
   ci                       test, then bench --quick
@@ -111,7 +126,7 @@ fn ci(rest: &[String]) -> Result<()> {
     println!("{}", counts.summary());
     let benched = bench::run_all(&bench::BenchOptions {
         quick: true,
-        filter: None,
+        ..Default::default()
     });
     if let Err(e) = &benched {
         eprintln!("\nerror: {e}");
