@@ -73,7 +73,11 @@ fn main() {
             continue;
         }
         if bench == MILLION_SLEEPERS && h.is_quick() {
-            println!("{MILLION_SLEEPERS:<32} skipped with --quick");
+            h.skip(
+                MILLION_SLEEPERS,
+                "green",
+                "not run with --quick (seconds per run)",
+            );
             continue;
         }
         if bench == MILLION_SLEEPERS {

@@ -120,7 +120,7 @@ fn raw(h: &Harness, name: &str, batch: u32) {
     let (mut ring, flags) = match raw_ring(256) {
         Ok(ring) => ring,
         Err(e) => {
-            println!("{name:<32} io-uring-raw skipped: io_uring unavailable ({e})");
+            h.skip(name, "io-uring-raw", &format!("io_uring unavailable ({e})"));
             return;
         }
     };

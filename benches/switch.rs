@@ -193,7 +193,11 @@ fn million_unguarded(h: &Harness) {
         return;
     }
     if h.is_quick() {
-        println!("ctx/million_unguarded            skipped with --quick");
+        h.skip(
+            "ctx/million_unguarded",
+            "green",
+            "not run with --quick (seconds per run)",
+        );
         return;
     }
     let arena = Arena::new(MIN_STACK_SIZE).expect("arena");
