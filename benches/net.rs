@@ -13,6 +13,7 @@
 //! | `net/enter_per_request` | `green` | `io_uring_enter` (`epoll_wait` on the epoll backend) calls of the server's hub per request at 64 connections |
 //! | `pool/server_2threads` | `green` | one request and its echo, 64 connections in lockstep, against `green_pool::serve_threads` on 2 threads (a hub and an `SO_REUSEPORT` listener each, a greenlet per connection) |
 //! | `pool/server_2threads` | `tokio` | the same against a `new_multi_thread` runtime with 2 workers (the accept loop a task on them, a task per connection) |
+//! | `net/echo_1conn`, `net/echo_64conn`, `net/connect_accept` | a peer in another language (`gevent`, `eventlet`, `go`) | the same against that peer's server, running in a process of its own (below) |
 //!
 //! The echo benches report ns per request (per connection for
 //! `connect_accept`), like every timed case of the harness; the throughput is
@@ -92,6 +93,20 @@
 //! (1.9x its one-thread figure) and 5.8 µs for tokio (1.95x its own, 1.75x
 //! green's): read the min and the CPUs' load beside the median.
 //!
+//! Servers in another process. The peers written in other languages serve
+//! the echo from a process of their own, which `cargo xtask bench` starts
+//! (`xtask/src/peers/`, the programs under `benches/peers/`) and names in
+//! `GREEN_BENCH_EXTERNAL_ECHO`, a comma-separated list of
+//! `SUBJECT=HOST:PORT[/HOST:PORT][@PID]`. When it is set, the bench runs
+//! only the echo cases, against those servers, with the same client and the
+//! same pin, and records them under the subjects given: the first address
+//! echoes until the client closes (`echo_1conn`, `echo_64conn`), the
+//! optional second echoes once and closes first (`connect_accept`, a skipped
+//! row without it). The bench cannot pin another process: the launcher starts
+//! the server on the CPU the bench pins to (the last one it may run on, with
+//! `taskset -c`), and, given the server's pid, each note says whether its
+//! process really is on that CPU (`Cpus_allowed_list` of `/proc/PID/status`).
+//!
 //! Every server binds 127.0.0.1 on a port the kernel picks, sets
 //! `TCP_NODELAY` on its connections as the client does, and stops when the
 //! bench is done with it: a flag is set and one last connection wakes its
@@ -137,6 +152,13 @@ const ENTER_REQUESTS_QUICK: u64 = 5_000;
 
 fn main() {
     let h = Harness::from_env();
+    if let Some(servers) = external_servers() {
+        let cpu = pin_to_one_cpu();
+        for server in &servers {
+            external_echo(&h, server, cpu);
+        }
+        return;
+    }
     // Made before the pin, so that it and its servers may use every CPU.
     let threaded = h.enabled(SERVER_2THREADS).then(|| ThreadedBench::spawn(&h));
     pin_to_one_cpu();
@@ -169,8 +191,8 @@ fn main() {
 }
 
 /// Pins this thread, and so every thread it makes afterwards, to the last
-/// CPU it may run on (module doc).
-fn pin_to_one_cpu() {
+/// CPU it may run on (module doc); returns that CPU's number.
+fn pin_to_one_cpu() -> usize {
     let cpu = core_affinity::get_core_ids()
         .and_then(|ids| ids.last().copied())
         .expect("net bench: cannot read the CPUs this process may run on");
@@ -179,6 +201,7 @@ fn pin_to_one_cpu() {
         "net bench: cannot pin the main thread to CPU {}",
         cpu.id
     );
+    cpu.id
 }
 
 // ---------------------------------------------------------------------------
@@ -196,17 +219,13 @@ fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize, reference: boo
     }
     let server = Server::start(subject, Mode::Persistent);
     let mut client = EchoClient::connect(server.addr, conns).expect("echo client: connect");
-    let lockstep = if conns == 1 {
-        "one connection".to_owned()
-    } else {
-        format!("{conns} connections, each in lockstep")
-    };
     let stats = timed
         .bench(bench, subject.name())
         .note(format!(
-            "{}; {lockstep}; the same epoll client thread for every subject, both pinned to \
-             one CPU; ns per {MSG}-byte request/echo, req/s = 1e9 / ns",
-            subject.server()
+            "{}; {}; the same epoll client thread for every subject, both pinned to one CPU; \
+             ns per {MSG}-byte request/echo, req/s = 1e9 / ns",
+            subject.server(),
+            lockstep(conns)
         ))
         .iter_custom_stats(|iters| {
             let start = Instant::now();
@@ -263,6 +282,160 @@ fn connect_accept(h: &Harness, subject: Subject) {
         ))
         .iter(|| connect_echo_close(addr));
     server.stop();
+}
+
+/// How the connections of an echo case are driven, for the notes.
+fn lockstep(conns: usize) -> String {
+    if conns == 1 {
+        "one connection".to_owned()
+    } else {
+        format!("{conns} connections, each in lockstep")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Servers in another process: the peers in other languages
+
+/// Names the echo servers that other processes run (module doc).
+const EXTERNAL_VAR: &str = "GREEN_BENCH_EXTERNAL_ECHO";
+
+/// The grammar of one entry of [`EXTERNAL_VAR`], for its errors.
+const EXTERNAL_GRAMMAR: &str = "SUBJECT=HOST:PORT[/HOST:PORT][@PID]";
+
+/// An echo server that another process runs.
+#[derive(Debug, PartialEq, Eq)]
+struct External {
+    subject: String,
+    /// Echoes every request until the client closes.
+    persistent: SocketAddr,
+    /// Echoes one request, then closes first: `net/connect_accept` runs
+    /// for the subject only when it is given.
+    oneshot: Option<SocketAddr>,
+    /// The serving process, whose CPUs the notes report.
+    pid: Option<u32>,
+}
+
+/// The servers [`EXTERNAL_VAR`] names, or `None` when it is unset or empty.
+fn external_servers() -> Option<Vec<External>> {
+    let spec = std::env::var(EXTERNAL_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    let servers = spec
+        .split(',')
+        .map(|entry| {
+            parse_external(entry.trim()).unwrap_or_else(|e| {
+                panic!("{EXTERNAL_VAR}: `{entry}`: {e}; each entry is {EXTERNAL_GRAMMAR}")
+            })
+        })
+        .collect();
+    Some(servers)
+}
+
+/// One entry of [`EXTERNAL_VAR`]: [`EXTERNAL_GRAMMAR`].
+fn parse_external(entry: &str) -> Result<External, String> {
+    let (subject, rest) = entry.split_once('=').ok_or("no `=` after the subject")?;
+    if subject.is_empty() {
+        return Err("the subject is empty".to_owned());
+    }
+    let (addrs, pid) = match rest.split_once('@') {
+        Some((addrs, pid)) => {
+            let pid = pid
+                .parse::<u32>()
+                .map_err(|e| format!("pid `{pid}`: {e}"))?;
+            (addrs, Some(pid))
+        }
+        None => (rest, None),
+    };
+    let (persistent, oneshot) = match addrs.split_once('/') {
+        Some((persistent, oneshot)) => (persistent, Some(oneshot)),
+        None => (addrs, None),
+    };
+    let addr = |a: &str| {
+        a.parse::<SocketAddr>()
+            .map_err(|e| format!("address `{a}`: {e}"))
+    };
+    Ok(External {
+        subject: subject.to_owned(),
+        persistent: addr(persistent)?,
+        oneshot: oneshot.map(addr).transpose()?,
+        pid,
+    })
+}
+
+/// Whether the server process shares the client's CPU `cpu`, read from
+/// `/proc`, for the notes: the bench cannot pin another process itself,
+/// its launcher does (module doc), and the note says whether it did.
+fn external_pinning(pid: Option<u32>, cpu: usize) -> String {
+    let Some(pid) = pid else {
+        return format!("client pinned to CPU {cpu}, the server's CPUs unknown (no pid given)");
+    };
+    let allowed = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|list| list.trim().to_owned())
+        });
+    match allowed {
+        Some(list) if list == cpu.to_string() => {
+            format!("server process and client both pinned to CPU {cpu}")
+        }
+        Some(list) => format!(
+            "client pinned to CPU {cpu}, the server process NOT pinned with it (its CPUs: {list})"
+        ),
+        None => format!("client pinned to CPU {cpu}, server process {pid} not found in /proc"),
+    }
+}
+
+/// `net/echo_1conn`, `net/echo_64conn` and (given a one-shot address)
+/// `net/connect_accept` against a server another process runs, under its
+/// subject's name, with the client pinned to `cpu`.
+fn external_echo(h: &Harness, server: &External, cpu: usize) {
+    let subject = server.subject.as_str();
+    let pinning = external_pinning(server.pid, cpu);
+    let serves = format!("{subject}'s echo server in its own process (benches/peers/)");
+    for (bench, conns) in [(ECHO_1CONN, 1), (ECHO_64CONN, MANY)] {
+        if !h.enabled(bench) {
+            continue;
+        }
+        let mut client = EchoClient::connect(server.persistent, conns).unwrap_or_else(|e| {
+            panic!(
+                "echo client: connect to {subject}'s server at {}: {e}",
+                server.persistent
+            )
+        });
+        h.bench(bench, subject)
+            .note(format!(
+                "{serves}; {}; the same epoll client thread for every subject; {pinning}; ns per \
+                 {MSG}-byte request/echo, req/s = 1e9 / ns",
+                lockstep(conns)
+            ))
+            .iter_custom(|iters| {
+                let start = Instant::now();
+                client.run(iters);
+                start.elapsed()
+            });
+        assert!(client.answered() > 0, "the echo client made no request");
+    }
+    if !h.enabled(CONNECT_ACCEPT) {
+        return;
+    }
+    let Some(oneshot) = server.oneshot else {
+        h.skip(
+            CONNECT_ACCEPT,
+            subject,
+            &format!("{EXTERNAL_VAR} gives no one-shot address for {subject}'s server"),
+        );
+        return;
+    };
+    h.bench(CONNECT_ACCEPT, subject)
+        .note(format!(
+            "{serves}, closing after one echo; client: blocking std connect, {MSG}-byte write, \
+             read the echo, read the server's close, close; {pinning}; ns per connection, \
+             conn/s = 1e9 / ns"
+        ))
+        .iter(|| connect_echo_close(oneshot));
 }
 
 // ---------------------------------------------------------------------------
