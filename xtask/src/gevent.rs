@@ -3,8 +3,9 @@
 //!
 //! Every `tests/gevent_order/*.py` is a small gevent program that prints one
 //! event per line. This task runs each with a pinned gevent in a virtualenv
-//! under the target directory (`target/gevent-venv`, created on first use
-//! with `python3 -m venv` and `pip install gevent==GEVENT_VERSION`) and:
+//! under the target directory (`target/gevent-venv`, made on first use with
+//! `python3 -m venv` and `pip install gevent==VERSION` of [`GEVENT`], see
+//! `venv.rs`) and:
 //!
 //! * without `--check`, writes each program's stdout next to it as
 //!   `NN_name.trace` (and removes traces whose program is gone);
@@ -14,16 +15,21 @@
 //! A program that exits non-zero or writes to stderr fails the task: the
 //! traces must be exactly what the programs print, nothing else.
 
-use std::env;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{bail, project_root, run, Error, Result};
+use crate::util::{bail, project_root, Error, Result};
+use crate::venv::{self, Pin};
 
-/// The gevent release the traces were recorded with.
-const GEVENT_VERSION: &str = "26.9.0";
+/// The gevent release the traces were recorded with (and the one the
+/// bench's gevent peer runs).
+pub(crate) const GEVENT: Pin = Pin {
+    name: "gevent",
+    module: "gevent",
+    version: "26.9.0",
+};
 
 /// Where the programs and their traces live, from the workspace root.
 const PROGRAM_DIR: &str = "tests/gevent_order";
@@ -57,7 +63,7 @@ impl GeventOptions {
 /// Runs every program; writes or checks the traces.
 pub(crate) fn run_all(opts: &GeventOptions) -> Result<()> {
     let root = project_root();
-    let python = ensure_venv(&venv_dir(&root))?;
+    let python = venv::ensure(&venv::dir(&root, "gevent-venv"), &[GEVENT])?;
     let dir = root.join(PROGRAM_DIR);
     let programs = files_with_ext(&dir, "py")?;
     if programs.is_empty() {
@@ -101,7 +107,7 @@ pub(crate) fn run_all(opts: &GeventOptions) -> Result<()> {
     }
 
     for (name, recorded, actual) in &differing {
-        eprintln!("\n--- {name}: recorded trace vs gevent {GEVENT_VERSION}");
+        eprintln!("\n--- {name}: recorded trace vs gevent {}", GEVENT.version);
         match recorded {
             None => eprintln!("(no trace recorded)"),
             Some(recorded) => {
@@ -127,62 +133,6 @@ pub(crate) fn run_all(opts: &GeventOptions) -> Result<()> {
             orphans.len()
         )
     }
-}
-
-/// `$CARGO_TARGET_DIR/gevent-venv`, or `target/gevent-venv` under `root`.
-fn venv_dir(root: &Path) -> PathBuf {
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    root.join(target).join("gevent-venv")
-}
-
-/// The venv's python, creating the venv (or reinstalling gevent) when it
-/// is missing or holds another gevent version.
-fn ensure_venv(venv: &Path) -> Result<PathBuf> {
-    let python = if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    };
-    if installed_gevent(&python).as_deref() == Some(GEVENT_VERSION) {
-        return Ok(python);
-    }
-    if !python.exists() {
-        run(
-            "gevent venv",
-            Command::new("python3").args([OsStr::new("-m"), "venv".as_ref(), venv.as_os_str()]),
-        )?;
-    }
-    run(
-        "gevent install",
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            &format!("gevent=={GEVENT_VERSION}"),
-        ]),
-    )?;
-    match installed_gevent(&python) {
-        Some(v) if v == GEVENT_VERSION => Ok(python),
-        Some(v) => bail!(
-            "{} has gevent {v}, expected {GEVENT_VERSION}",
-            venv.display()
-        ),
-        None => bail!("gevent does not import in {}", venv.display()),
-    }
-}
-
-/// The gevent version `python` imports, if it runs and imports gevent.
-fn installed_gevent(python: &Path) -> Option<String> {
-    let out = Command::new(python)
-        .args(["-c", "import gevent; print(gevent.__version__)"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Runs one program and returns its stdout; a non-zero exit or any stderr

@@ -32,6 +32,7 @@ mod svg;
 mod test;
 mod tidy;
 mod util;
+mod venv;
 
 use std::process::ExitCode;
 
