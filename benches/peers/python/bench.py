@@ -101,6 +101,8 @@ class Bench:
         self.filter = args.filter or None
         self.out = args.out
         self.plan = Plan(args.quick)
+        # The benches that reported a figure or a skip, for the final check.
+        self.reported = set()
 
     def enabled(self, bench):
         return self.filter is None or self.filter in bench
@@ -111,6 +113,7 @@ class Bench:
             f"(min {fmt_num(lo)}, max {fmt_num(hi)})  [{note}]",
             flush=True,
         )
+        self.reported.add(bench)
         self.append(
             {
                 "bench": bench,
@@ -125,6 +128,7 @@ class Bench:
 
     def skip(self, bench, reason):
         print(f"{bench:<32} {self.lib:<12} skipped: {reason}", flush=True)
+        self.reported.add(bench)
         self.append({"bench": bench, "subject": self.lib, "skipped": reason})
 
     def append(self, record):
@@ -568,6 +572,9 @@ def idle_rss(b, lib):
     done = subprocess.run(cmd, check=False)
     if done.returncode != 0:
         b.skip(bench, f"the child process failed with exit status {done.returncode}")
+    else:
+        # The child appended the line itself.
+        b.reported.add(bench)
 
 
 def idle_rss_child(b, lib):
@@ -669,6 +676,11 @@ def main():
     pool_map(b, lib)
     idle_rss(b, lib)
     sleep_lateness(b, lib)
+    # A bench the filter let through must have said something: a row that
+    # silently went missing would read as never measured.
+    missing = [bench for bench in BENCHES if b.enabled(bench) and bench not in b.reported]
+    if missing:
+        sys.exit(f"bench.py --lib {lib.name}: no result for {', '.join(missing)}")
 
 
 if __name__ == "__main__":
