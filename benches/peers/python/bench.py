@@ -103,6 +103,14 @@ class Bench:
         self.plan = Plan(args.quick)
         # The benches that reported a figure or a skip, for the final check.
         self.reported = set()
+        # The harness's GREEN_BENCH_PROGRESS: the tag of progress lines.
+        self.progress_tag = os.environ.get("GREEN_BENCH_PROGRESS") or None
+
+    def show(self, bench, step):
+        """Says on stderr which bench runs and how far it is, as the harness
+        does when `cargo xtask bench` asks (`[TAG] bench subject: step`)."""
+        if self.progress_tag:
+            print(f"[{self.progress_tag}] {bench} {self.lib}: {step}", file=sys.stderr, flush=True)
 
     def enabled(self, bench):
         return self.filter is None or self.filter in bench
@@ -143,6 +151,7 @@ class Bench:
         if not self.enabled(bench):
             return None
         plan = self.plan
+        self.show(bench, "warm-up")
         warm_start = time.perf_counter()
         iters = 1
         while True:
@@ -156,7 +165,8 @@ class Bench:
             routine(iters)
         per_op = []
         started = time.perf_counter()
-        for _ in range(plan.samples):
+        for k in range(plan.samples):
+            self.show(bench, f"sample {k + 1}/{plan.samples}")
             per_op.append(routine(iters) / (iters * ops_per_iter))
             spent = time.perf_counter() - started
             if spent > plan.budget and len(per_op) >= plan.min_samples:
@@ -359,6 +369,7 @@ def yield_10k(b, lib):
             sleep(0)
             turns.n += 1
 
+    b.show(bench, f"spawning {LIVE} yielders")
     yielders = [lib.spawn(yielder) for _ in range(LIVE)]
     # Each yielder runs up to its first yield before the clock starts.
     sleep(0)
@@ -564,6 +575,7 @@ def idle_rss(b, lib):
     bench = "core/idle_rss"
     if not b.enabled(bench):
         return
+    b.show(bench, f"{IDLE} sleepers in a fresh process")
     cmd = [sys.executable, os.path.abspath(__file__), "--lib", lib.name, "--idle-rss-child"]
     if b.out:
         cmd += ["--out", b.out]
@@ -624,6 +636,7 @@ def sleep_lateness(b, lib):
     sleep = lib.sleep
     clock = time.perf_counter
     rounds = 50 if b.quick else 500
+    b.show(bench, f"{SLEEPERS} sleepers x {rounds} rounds")
 
     def sleeper():
         late = []
