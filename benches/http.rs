@@ -12,13 +12,29 @@
 //! | `http/hello_all_cores` | `tokio` | the same hyper server on a multi-thread runtime with one worker per CPU |
 //! | `http/hello_all_cores` | `go` | the same Go binary with `GOMAXPROCS` = the CPUs |
 //!
+//! | `http/hello_cpu`, `http/hello_all_cores_cpu` | each | the same servers over the same runs: their CPU time per request |
+//!
 //! Every server answers any `GET` with `200 OK`, `Content-Type:
 //! text/plain`, `Content-Length: 13`, a `Date` and the 13-byte body, and
-//! keeps the connection alive. The figure is requests per second
-//! (median, min and max over the runs), the note gives the latency's p50
-//! and p99 (medians over the runs). With a fixed number of connections
-//! each in lockstep, latency is about connections / throughput, so the p99
-//! is what the note adds; the chart needs no row of its own for it.
+//! keeps the connection alive, with `TCP_NODELAY` on. The figure is
+//! requests per second (median, min and max over the runs), the note gives
+//! the latency's p50 and p99 (medians over the runs). With a fixed number
+//! of connections each in lockstep, latency is about connections /
+//! throughput, so the p99 is what the note adds; the chart needs no row of
+//! its own for it.
+//!
+//! The `_cpu` rows are the server's CPU time (user and system, of every
+//! thread of its process, from `/proc`) per request answered, in µs, over
+//! the same runs. Requests per second depend on how much of the machine
+//! the server and the generator get; on a shared machine that varies from
+//! run to run by tens of per cent, and when the generator is the
+//! bottleneck every fast server shows the generator's figure. The CPU time
+//! per request is what the server itself costs, and repeats within a few
+//! per cent. It includes the kernel's work for the server's socket calls,
+//! which on loopback also delivers what the server sends (the same for
+//! every subject). For the servers inside the bench, it is the bench
+//! process's time, whose other threads are idle while one subject is
+//! loaded (the bench's own generator, when it is used, is subtracted).
 //!
 //! The load: `wrk -t1 -c64 -d5s --latency http://127.0.0.1:PORT/`, three
 //! runs after a one-second warm-up (`GREEN_BENCH_QUICK=1`: one run of one
@@ -78,8 +94,35 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
-const HELLO: &str = "http/hello";
-const ALL_CORES: &str = "http/hello_all_cores";
+/// The benches of one server thread: its throughput, and the server's CPU
+/// time per request over the same runs.
+const HELLO: Bench = Bench {
+    rate: "http/hello",
+    cpu: "http/hello_cpu",
+};
+/// The same with every CPU.
+const ALL_CORES: Bench = Bench {
+    rate: "http/hello_all_cores",
+    cpu: "http/hello_all_cores_cpu",
+};
+
+/// A pair of benches measured by the same runs.
+struct Bench {
+    rate: &'static str,
+    cpu: &'static str,
+}
+
+impl Bench {
+    fn enabled(&self, h: &Harness) -> bool {
+        h.enabled(self.rate) || h.enabled(self.cpu)
+    }
+
+    /// Records that `subject` could not run, on both rows.
+    fn skip(&self, h: &Harness, subject: Subject, reason: &str) {
+        h.skip(self.rate, subject.name(), reason);
+        h.skip(self.cpu, subject.name(), reason);
+    }
+}
 
 /// Connections the load generator keeps open.
 const CONNECTIONS: usize = 64;
@@ -95,8 +138,8 @@ const GEVENT_PROGRAM: &str = concat!(
 
 fn main() {
     let h = Harness::from_env();
-    let one_hub = h.enabled(HELLO);
-    let all_cores = h.enabled(ALL_CORES);
+    let one_hub = HELLO.enabled(&h);
+    let all_cores = ALL_CORES.enabled(&h);
     if !one_hub && !all_cores {
         return;
     }
@@ -110,11 +153,11 @@ fn main() {
             [only] => Placement::pinned(*only, *only),
             [.., client, server] => Placement::pinned(*server, *client),
         };
-        group(&h, &plan, HELLO, &placement, 1);
+        group(&h, &plan, &HELLO, &placement, 1);
     }
     if all_cores {
         let threads = thread::available_parallelism().map_or(1, |n| n.get());
-        group(&h, &plan, ALL_CORES, &Placement::unpinned(), threads);
+        group(&h, &plan, &ALL_CORES, &Placement::unpinned(), threads);
     }
 }
 
@@ -234,7 +277,7 @@ impl Subject {
 /// background load over the minutes of the bench falls on every subject
 /// alike rather than on whichever ran then; each row recorded at the end
 /// (or why it was skipped).
-fn group(h: &Harness, plan: &Plan, bench: &str, placement: &Placement, threads: usize) {
+fn group(h: &Harness, plan: &Plan, bench: &Bench, placement: &Placement, threads: usize) {
     let mut live = Vec::new();
     for subject in Subject::ALL {
         let Some((what, start)) = prepare(h, plan, bench, subject, threads) else {
@@ -246,6 +289,7 @@ fn group(h: &Harness, plan: &Plan, bench: &str, placement: &Placement, threads: 
                 what,
                 server,
                 loads: Vec::new(),
+                cpu_per_request: Vec::new(),
                 failure: None,
             }),
             Err(e) => failed(h, bench, subject, &e),
@@ -260,22 +304,32 @@ fn group(h: &Harness, plan: &Plan, bench: &str, placement: &Placement, threads: 
     }
     for _ in 0..plan.runs {
         for m in live.iter_mut().filter(|m| m.failure.is_none()) {
+            let before = m.server.cpu_ticks();
             match load(
                 plan.generator,
                 m.server.addr,
                 plan.duration,
                 placement.client,
             ) {
-                Ok(report) => m.loads.push(report),
+                Ok((report, load_ticks)) => {
+                    let mut ticks = m.server.cpu_ticks().saturating_sub(before);
+                    if m.server.pid.is_none() {
+                        ticks = ticks.saturating_sub(load_ticks);
+                    }
+                    let requests = report.requests_per_second * plan.duration.as_secs_f64();
+                    m.cpu_per_request
+                        .push(ticks as f64 / TICKS_PER_SECOND * 1e6 / requests.max(1.0));
+                    m.loads.push(report);
+                }
                 Err(e) => m.failure = Some(e),
             }
         }
     }
-    for m in live {
+    for mut m in live {
         let stopped = m.server.stop();
-        match (m.failure, stopped) {
+        match (m.failure.take(), stopped) {
             (Some(e), _) | (None, Err(e)) => failed(h, bench, m.subject, &e),
-            (None, Ok(())) => record(h, plan, bench, placement, &m.what, m.subject, &m.loads),
+            (None, Ok(())) => record(h, plan, bench, placement, &m),
         }
     }
 }
@@ -286,44 +340,45 @@ struct Measured {
     what: String,
     server: Server,
     loads: Vec<http_load::LoadReport>,
+    /// The server's CPU time per request in each run, in µs.
+    cpu_per_request: Vec<f64>,
     failure: Option<String>,
 }
 
 /// Green's own failure fails the bench; a peer's skips its row.
-fn failed(h: &Harness, bench: &str, subject: Subject, error: &str) {
-    let name = subject.name();
+fn failed(h: &Harness, bench: &Bench, subject: Subject, error: &str) {
     if subject == Subject::Green {
-        panic!("{name} on {bench}: {error}");
+        panic!("{} on {}: {error}", subject.name(), bench.rate);
     }
-    h.skip(bench, name, error);
+    bench.skip(h, subject, error);
 }
 
-fn record(
-    h: &Harness,
-    plan: &Plan,
-    bench: &str,
-    placement: &Placement,
-    what: &str,
-    subject: Subject,
-    loads: &[http_load::LoadReport],
-) {
-    let mut rates: Vec<f64> = loads.iter().map(|l| l.requests_per_second).collect();
-    let mut p50: Vec<f64> = loads.iter().map(|l| micros(l.p50)).collect();
-    let mut p99: Vec<f64> = loads.iter().map(|l| micros(l.p99)).collect();
-    let note = format!(
-        "{what}; {}; latency p50 {:.0} us, p99 {:.0} us; {}",
-        plan.describe(),
-        Stats::of(&mut p50).median,
-        Stats::of(&mut p99).median,
-        placement.describe()
-    );
-    h.record_stats(
-        bench,
-        subject.name(),
-        "req/s",
-        &Stats::of(&mut rates),
-        Some(&note),
-    );
+fn record(h: &Harness, plan: &Plan, bench: &Bench, placement: &Placement, m: &Measured) {
+    let mut rates: Vec<f64> = m.loads.iter().map(|l| l.requests_per_second).collect();
+    let mut p50: Vec<f64> = m.loads.iter().map(|l| micros(l.p50)).collect();
+    let mut p99: Vec<f64> = m.loads.iter().map(|l| micros(l.p99)).collect();
+    let rates = Stats::of(&mut rates);
+    let cpu = Stats::of(&mut m.cpu_per_request.clone());
+    let runs = format!("{}; {}", plan.describe(), placement.describe());
+    if h.enabled(bench.rate) {
+        let note = format!(
+            "{}; {runs}; latency p50 {:.0} us, p99 {:.0} us; server CPU {:.2} us per request",
+            m.what,
+            Stats::of(&mut p50).median,
+            Stats::of(&mut p99).median,
+            cpu.median,
+        );
+        h.record_stats(bench.rate, m.subject.name(), "req/s", &rates, Some(&note));
+    }
+    if h.enabled(bench.cpu) {
+        let note = format!(
+            "{}; the server's CPU time (user + system, all its threads) per request answered, \
+             over the runs of {} ({:.0} req/s), its kernel's TCP work for its sends over \
+             loopback included; {runs}",
+            m.what, bench.rate, rates.median,
+        );
+        h.record_stats(bench.cpu, m.subject.name(), "us", &cpu, Some(&note));
+    }
 }
 
 /// How `subject` starts its server for `bench`, and what that server is
@@ -332,11 +387,10 @@ fn record(
 fn prepare(
     h: &Harness,
     plan: &Plan,
-    bench: &str,
+    bench: &Bench,
     subject: Subject,
     threads: usize,
 ) -> Option<(String, StartFn)> {
-    let name = subject.name();
     Some(match subject {
         Subject::Green => (
             format!(
@@ -358,16 +412,16 @@ fn prepare(
         }
         Subject::Gevent => {
             if threads > 1 {
-                h.skip(
-                    bench,
-                    name,
+                bench.skip(
+                    h,
+                    subject,
                     "gevent has no all-cores mode: one process runs one hub",
                 );
                 return None;
             }
             let Some(python) = std::env::var_os("GREEN_BENCH_PYTHON").filter(|p| !p.is_empty())
             else {
-                h.skip(bench, name, "GREEN_BENCH_PYTHON not set: no gevent venv");
+                bench.skip(h, subject, "GREEN_BENCH_PYTHON not set: no gevent venv");
                 return None;
             };
             let mut command = Command::new(python);
@@ -383,9 +437,9 @@ fn prepare(
         Subject::Go => {
             let Some(binary) = std::env::var_os("GREEN_BENCH_GO_HTTP").filter(|p| !p.is_empty())
             else {
-                h.skip(
-                    bench,
-                    name,
+                bench.skip(
+                    h,
+                    subject,
                     "GREEN_BENCH_GO_HTTP not set: no Go HTTP server built",
                 );
                 return None;
@@ -395,7 +449,7 @@ fn prepare(
                     "GREEN_BENCH_GO_HTTP={} does not exist",
                     Path::new(&binary).display()
                 );
-                h.skip(bench, name, &reason);
+                bench.skip(h, subject, &reason);
                 return None;
             }
             let mut command = Command::new(binary);
@@ -426,15 +480,23 @@ fn micros(d: Duration) -> f64 {
 
 /// What a server thread is given: where to say it listens (or why it
 /// cannot), and the signal to stop.
-type Ready = mpsc::Sender<Result<SocketAddr, String>>;
+type Ready = mpsc::Sender<Result<Listening, String>>;
+
+/// Where a started server listens, and its process when it has its own.
+struct Listening {
+    addr: SocketAddr,
+    pid: Option<u32>,
+}
 type StartFn = Box<dyn FnOnce(&Ready, oneshot::Receiver<()>) -> Result<(), String> + Send>;
 
 /// A server under test, run by a thread of its own (pinned or not, which
 /// every thread and process it makes inherits).
 struct Server {
     addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    thread: thread::JoinHandle<Result<(), String>>,
+    /// The server's own process; `None` for one inside the bench.
+    pid: Option<u32>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<Result<(), String>>>,
 }
 
 impl Server {
@@ -458,21 +520,38 @@ impl Server {
                 outcome
             })
             .map_err(|e| format!("cannot start the server thread: {e}"))?;
-        let addr = match ready_rx.recv_timeout(START_PATIENCE) {
-            Ok(Ok(addr)) => addr,
+        let listening = match ready_rx.recv_timeout(START_PATIENCE) {
+            Ok(Ok(listening)) => listening,
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(format!("not listening after {START_PATIENCE:?}")),
         };
         Ok(Server {
-            addr,
-            stop: stop_tx,
-            thread,
+            addr: listening.addr,
+            pid: listening.pid,
+            stop: Some(stop_tx),
+            thread: Some(thread),
         })
     }
 
-    fn stop(self) -> Result<(), String> {
-        let _ = self.stop.send(());
-        match self.thread.join() {
+    /// CPU time used so far by the server's process (for a server inside
+    /// the bench, by the bench's process, whose other threads are idle
+    /// while it is loaded but for the bench's own load generator, which
+    /// the caller subtracts).
+    fn cpu_ticks(&self) -> u64 {
+        let path = match self.pid {
+            Some(pid) => format!("/proc/{pid}/stat"),
+            None => "/proc/self/stat".to_owned(),
+        };
+        cpu_ticks(&path)
+    }
+
+    /// Stops the server and waits for its thread; the first call only.
+    fn stop(&mut self) -> Result<(), String> {
+        let (Some(stop), Some(thread)) = (self.stop.take(), self.thread.take()) else {
+            return Ok(());
+        };
+        let _ = stop.send(());
+        match thread.join() {
             Ok(outcome) => outcome,
             Err(_) => Err("the server thread panicked".to_owned()),
         }
@@ -487,7 +566,10 @@ fn localhost() -> SocketAddr {
 fn green_server(threads: usize, ready: &Ready, stop: oneshot::Receiver<()>) -> Result<(), String> {
     let servers = http_hello::serve(&localhost().to_string(), threads, None)
         .map_err(|e| format!("serve_threads: {e}"))?;
-    let _ = ready.send(Ok(servers.local_addr()));
+    let _ = ready.send(Ok(Listening {
+        addr: servers.local_addr(),
+        pid: None,
+    }));
     // This thread's hub runs none of the servers: it may block.
     let _ = stop.blocking_recv();
     for outcome in servers.stop(Duration::from_secs(1)) {
@@ -515,7 +597,7 @@ fn tokio_server(threads: usize, ready: &Ready, stop: oneshot::Receiver<()>) -> R
         .map_err(|e| format!("bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     runtime.spawn(tokio_accept(listener));
-    let _ = ready.send(Ok(addr));
+    let _ = ready.send(Ok(Listening { addr, pid: None }));
     // A current-thread runtime runs its tasks inside `block_on` only.
     let _ = runtime.block_on(stop);
     // Dropping the runtime cancels the connections' tasks.
@@ -586,7 +668,10 @@ fn child_server(
             "{program} printed no port within {START_PATIENCE:?} ({status})"
         ));
     };
-    let _ = ready.send(Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port))));
+    let _ = ready.send(Ok(Listening {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        pid: Some(child.id()),
+    }));
     let _ = stop.blocking_recv();
     let _ = child.kill();
     let _ = child.wait();
@@ -628,23 +713,26 @@ impl Generator {
 }
 
 /// One load run of `duration` from a thread pinned to `cpu` (which `wrk`
-/// inherits).
+/// inherits); also the CPU ticks that thread used (the bench's own
+/// generator's work).
 fn load(
     generator: Generator,
     addr: SocketAddr,
     duration: Duration,
     cpu: Option<CoreId>,
-) -> Result<http_load::LoadReport, String> {
+) -> Result<(http_load::LoadReport, u64), String> {
     let run = move || {
         if let Some(cpu) = cpu {
             if !core_affinity::set_for_current(cpu) {
                 return Err(format!("cannot pin the load to CPU {}", cpu.id));
             }
         }
-        match generator {
+        let before = cpu_ticks("/proc/thread-self/stat");
+        let report = match generator {
             Generator::Wrk => wrk(addr, duration),
             Generator::Own => http_load::run(addr, CONNECTIONS, duration),
-        }
+        }?;
+        Ok((report, cpu_ticks("/proc/thread-self/stat") - before))
     };
     thread::Builder::new()
         .name("http-load".into())
@@ -705,6 +793,32 @@ fn parse_wrk(text: &str) -> Result<http_load::LoadReport, String> {
         _ => Err(format!("cannot read wrk's output:\n{text}")),
     }
 }
+
+/// The user and system CPU time of the process or thread whose `stat` file
+/// is at `path`, in clock ticks (`USER_HZ`, 100 per second on Linux), or 0
+/// where it cannot be read.
+fn cpu_ticks(path: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: state is the first, utime the 12th, stime the 13th.
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let mut fields = fields.split_whitespace().skip(11);
+    let mut next = || {
+        fields
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    next() + next()
+}
+
+/// Clock ticks per second of `/proc`'s CPU times (`USER_HZ`, fixed at 100
+/// in Linux's user-space interface).
+const TICKS_PER_SECOND: f64 = 100.0;
 
 /// `312.00us`, `1.20ms`, `2.00s` as wrk prints them.
 fn parse_wrk_duration(text: &str) -> Option<Duration> {
