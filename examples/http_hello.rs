@@ -81,7 +81,7 @@ fn main() {
     let outcome = green_core::run(|| {
         run(&config, |addr| {
             println!(
-                "http_hello listening on http://{addr}/ with {} thread(s)",
+                "http_hello listening on {addr} (http://{addr}/), {} thread(s)",
                 config.threads
             );
         })
