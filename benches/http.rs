@@ -359,7 +359,13 @@ fn record(h: &Harness, plan: &Plan, bench: &Bench, placement: &Placement, m: &Me
     let mut p99: Vec<f64> = m.loads.iter().map(|l| micros(l.p99)).collect();
     let rates = Stats::of(&mut rates);
     let cpu = Stats::of(&mut m.cpu_per_request.clone());
-    let runs = format!("{}; {}", plan.describe(), placement.describe());
+    let timeouts: u64 = m.loads.iter().map(|l| l.timeouts).sum();
+    let mut runs = format!("{}; {}", plan.describe(), placement.describe());
+    if timeouts > 0 {
+        runs.push_str(&format!(
+            "; {timeouts} requests took more than wrk's 2 s timeout"
+        ));
+    }
     if h.enabled(bench.rate) {
         let note = format!(
             "{}; {runs}; latency p50 {:.0} us, p99 {:.0} us; server CPU {:.2} us per request",
@@ -765,13 +771,15 @@ fn wrk(addr: SocketAddr, duration: Duration) -> Result<http_load::LoadReport, St
     parse_wrk(&text)
 }
 
-/// Reads what `wrk --latency` printed: the requests per second and the
-/// latency distribution. Errors it counted (non-2xx replies, socket
-/// errors) fail the run: a server that drops requests is not measured.
+/// Reads what `wrk --latency` printed: the requests per second, the
+/// latency distribution and the requests that timed out. Errors it counted
+/// (non-2xx replies, broken connections) fail the run: a server that drops
+/// requests is not measured.
 fn parse_wrk(text: &str) -> Result<http_load::LoadReport, String> {
     let mut rate = None;
     let mut p50 = None;
     let mut p99 = None;
+    let mut timeouts = 0;
     for line in text.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("Requests/sec:") {
@@ -780,8 +788,21 @@ fn parse_wrk(text: &str) -> Result<http_load::LoadReport, String> {
             p50 = parse_wrk_duration(rest.trim());
         } else if let Some(rest) = line.strip_prefix("99%") {
             p99 = parse_wrk_duration(rest.trim());
-        } else if line.starts_with("Non-2xx") || line.starts_with("Socket errors") {
+        } else if line.starts_with("Non-2xx") {
             return Err(format!("wrk saw errors: {line}"));
+        } else if let Some(counts) = line.strip_prefix("Socket errors:") {
+            // `connect A, read B, write C, timeout D`: a timeout is a
+            // request slower than wrk's 2 s (a starved server on a loaded
+            // machine), the others are broken connections.
+            for count in counts.split(',') {
+                let (kind, n) = count.trim().split_once(' ').unwrap_or(("", "0"));
+                let n: u64 = n.trim().parse().unwrap_or(0);
+                match kind {
+                    "timeout" => timeouts = n,
+                    _ if n > 0 => return Err(format!("wrk saw errors: {line}")),
+                    _ => {}
+                }
+            }
         }
     }
     match (rate, p50, p99) {
@@ -789,6 +810,7 @@ fn parse_wrk(text: &str) -> Result<http_load::LoadReport, String> {
             requests_per_second: rate,
             p50,
             p99,
+            timeouts,
         }),
         _ => Err(format!("cannot read wrk's output:\n{text}")),
     }

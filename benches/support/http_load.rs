@@ -28,6 +28,9 @@ pub(crate) struct LoadReport {
     pub(crate) requests_per_second: f64,
     pub(crate) p50: Duration,
     pub(crate) p99: Duration,
+    /// Requests given up as too slow (wrk's timeout; this generator has
+    /// none short of a stall, which fails the run).
+    pub(crate) timeouts: u64,
 }
 
 struct Conn {
@@ -108,6 +111,7 @@ pub(crate) fn run(
         requests_per_second: latencies.len() as f64 / duration.as_secs_f64(),
         p50: percentile(0.50),
         p99: percentile(0.99),
+        timeouts: 0,
     })
 }
 
