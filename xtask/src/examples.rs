@@ -269,10 +269,14 @@ fn drive_tls_echo(binary: &Path) -> Result<()> {
 }
 
 /// `http_hello`: two requests on one keep-alive connection, each answered
-/// `200` with `Hello, World!`. The server runs until killed, so the driver
-/// kills it once both answers are in.
+/// `200` with `Hello, World!`. Started with `--threads 2 --requests 2`, the
+/// server stops by itself once both are answered and says how many it
+/// answered.
 fn drive_http_hello(binary: &Path) -> Result<()> {
-    let mut server = Running::start(binary, &["--threads", "1", "--addr", "127.0.0.1:0"])?;
+    let mut server = Running::start(
+        binary,
+        &["--threads", "2", "--addr", "127.0.0.1:0", "--requests", "2"],
+    )?;
     let addr = server.listening_addr()?;
     let deadline = server.deadline;
     let answers = (|| -> io::Result<Vec<(String, String)>> {
@@ -295,8 +299,9 @@ fn drive_http_hello(binary: &Path) -> Result<()> {
             )));
         }
     }
-    server.kill();
-    Ok(())
+    let out = server.finish()?;
+    out.expect_lines(&["http_hello: answered 2 requests"])
+        .map(drop)
 }
 
 /// `chat`: a room session as several telnet users would have it (nicknames,
