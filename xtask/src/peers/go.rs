@@ -1,18 +1,504 @@
-//! The benches in Go (subject `go`): a merge seam.
+//! Go as a bench peer (issue 14): goroutines beside greenlets under the same
+//! bench names, subject `go`.
 //!
-//! The real runner is written in a parallel change of issue 14 and replaces
-//! this file when both land; until then this peer contributes no rows.
+//! The programs are in `benches/peers/go/`, one module using the standard
+//! library only: `micro` measures the one-hub rows in its own process,
+//! `echo_server` serves the net bench's client, and `http_hello` is the
+//! server of `http/hello`. This module:
+//!
+//! * finds `go`, or installs Debian's `golang-go` with apt-get (as root, or
+//!   through `sudo -n`), as xtask installs the other system tools it needs;
+//! * builds the programs into `target/bench-go/`, with Go's build cache and
+//!   GOPATH under that directory too and modules taken from the source tree
+//!   only (`GOPROXY=off`): nothing is fetched, nothing is written outside
+//!   the target directory;
+//! * runs `micro` once per bench with the harness's variables, so that it
+//!   appends its own rows to the results file (it sets GOMAXPROCS=1
+//!   itself; the variable is set too);
+//! * starts `echo_server` with GOMAXPROCS=1, pinned with `taskset` to the
+//!   CPU that the net bench pins its client to (the last one this process
+//!   may run on), and runs the net bench against it
+//!   (`GREEN_BENCH_EXTERNAL_ECHO`) for `net/echo_1conn`, `net/echo_64conn`
+//!   and `net/connect_accept`; then again with GOMAXPROCS=2 unpinned
+//!   (`GREEN_BENCH_EXTERNAL_THREADED`) for `pool/server_2threads`, whose
+//!   green server runs two threads on every CPU.
+//!
+//! A row that cannot run (no `go` and no way to install it, a failed build,
+//! a program that failed) becomes a `skipped` line naming the reason, so the
+//! report says why Go is missing from it.
 
-use std::path::Path;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
-use crate::util::Result;
+use crate::json::json_string;
+use crate::util::{cargo_cmd, project_root, Error, Result};
 
-/// Runs this peer's benches (see `peers/mod.rs` for the contract).
+/// The subject of every Go row.
+const SUBJECT: &str = "go";
+
+/// The benches `micro` runs, in its order (`benches/peers/go/micro/`).
+pub(crate) const MICRO_BENCHES: &[&str] = &[
+    "core/spawn_join",
+    "core/yield_10k",
+    "sync/event_pingpong",
+    "sync/queue_pingpong",
+    "sync/lock_contended_100",
+    "core/idle_rss",
+    MILLION_SLEEPERS,
+];
+
+/// Takes seconds per run; skipped with `--quick`, as green's row is.
+const MILLION_SLEEPERS: &str = "core/million_sleepers";
+
+/// The net bench's cases against a one-thread server pinned to its CPU.
+const PINNED_ECHO_BENCHES: &[&str] = &["net/echo_1conn", "net/echo_64conn", "net/connect_accept"];
+
+/// The net bench's case against a server on two threads and every CPU.
+const THREADED_ECHO_BENCH: &str = "pool/server_2threads";
+
+/// Threads of the Go server of [`THREADED_ECHO_BENCH`], as green's.
+const THREADED_GOMAXPROCS: &str = "2";
+
+/// Where the Go module lives, from the workspace root.
+const MODULE_DIR: &str = "benches/peers/go";
+
+/// Debian's package of the Go toolchain.
+const GO_PACKAGE: &str = "golang-go";
+
+/// Runs the Go rows that `filter` (a substring of bench names) lets
+/// through, appending them to `results`; `quick` is the harness's smoke
+/// mode. Reports what it is doing through `progress`.
 pub(crate) fn run(
-    _quick: bool,
-    _filter: Option<&str>,
-    _results: &Path,
-    _progress: &mut dyn FnMut(&str),
+    quick: bool,
+    filter: Option<&str>,
+    results: &Path,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    let wanted = |bench: &&str| filter.is_none_or(|f| bench.contains(f));
+    let micro: Vec<&str> = MICRO_BENCHES
+        .iter()
+        .copied()
+        .filter(wanted)
+        .filter(|b| !(quick && *b == MILLION_SLEEPERS))
+        .collect();
+    let pinned: Vec<&str> = PINNED_ECHO_BENCHES.iter().copied().filter(wanted).collect();
+    let threaded = wanted(&THREADED_ECHO_BENCH);
+    let mut every: Vec<&str> = micro.iter().chain(&pinned).copied().collect();
+    if threaded {
+        every.push(THREADED_ECHO_BENCH);
+    }
+    if every.is_empty() {
+        return Ok(());
+    }
+
+    progress("go: toolchain and build of benches/peers/go");
+    let bin = match programs() {
+        Ok(bin) => bin,
+        Err(reason) => return fill_missing(results, &every, Err(reason)),
+    };
+    let harness_env = |cmd: &mut Command| {
+        cmd.env("GREEN_BENCH_OUT", results);
+        if quick {
+            cmd.env("GREEN_BENCH_QUICK", "1");
+        }
+        if let Some(filter) = filter {
+            cmd.env("GREEN_BENCH_FILTER", filter);
+        }
+    };
+
+    for bench in micro {
+        progress(&format!("{bench} ({SUBJECT})"));
+        let mut cmd = Command::new(bin.join("micro"));
+        cmd.arg(bench).env("GOMAXPROCS", "1");
+        harness_env(&mut cmd);
+        fill_missing(
+            results,
+            &[bench],
+            finished(&format!("micro {bench}"), cmd.output()),
+        )?;
+    }
+
+    if !pinned.is_empty() {
+        progress(&format!("net/echo ({SUBJECT}, one thread)"));
+        let outcome = last_allowed_cpu().and_then(|cpu| {
+            let server = EchoServer::start(&bin, "1", Some(cpu))?;
+            let mut cmd = cargo_cmd(["bench", "--bench", "net"]);
+            cmd.env("GREEN_BENCH_EXTERNAL_ECHO", server.external_spec(true));
+            harness_env(&mut cmd);
+            finished("net bench against the Go echo server", cmd.output())
+        });
+        fill_missing(results, &pinned, outcome)?;
+    }
+
+    if threaded {
+        progress(&format!("{THREADED_ECHO_BENCH} ({SUBJECT})"));
+        let outcome = EchoServer::start(&bin, THREADED_GOMAXPROCS, None).and_then(|server| {
+            let mut cmd = cargo_cmd(["bench", "--bench", "net"]);
+            cmd.env("GREEN_BENCH_EXTERNAL_THREADED", server.external_spec(false));
+            harness_env(&mut cmd);
+            finished(
+                "net bench against the two-thread Go echo server",
+                cmd.output(),
+            )
+        });
+        fill_missing(results, &[THREADED_ECHO_BENCH], outcome)?;
+    }
     Ok(())
+}
+
+/// The directory holding the built Go programs (`micro`, `echo_server`,
+/// `http_hello`), installing Go and building them first as needed; or why
+/// they cannot be had here, as a sentence for a skip line.
+pub(crate) fn programs() -> std::result::Result<PathBuf, String> {
+    ensure_go()?;
+    build()
+}
+
+/// `$CARGO_TARGET_DIR/bench-go`, or `target/bench-go` under the workspace.
+fn out_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    project_root().join(target).join("bench-go")
+}
+
+/// `go version`'s output, if `go` runs.
+fn go_version() -> Option<String> {
+    let out = Command::new("go").arg("version").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Finds `go`, or installs it from Debian's packages.
+fn ensure_go() -> std::result::Result<String, String> {
+    if let Some(version) = go_version() {
+        return Ok(version);
+    }
+    apt_install(GO_PACKAGE)?;
+    go_version().ok_or_else(|| {
+        format!("`apt-get install {GO_PACKAGE}` succeeded but `go version` still does not run")
+    })
+}
+
+/// Installs a Debian package: directly as root, else through `sudo -n`
+/// (never asking for a password). The package lists are refreshed once if
+/// the first attempt fails, as on a fresh machine whose lists are empty.
+fn apt_install(package: &str) -> std::result::Result<(), String> {
+    let as_root = effective_uid() == Some(0);
+    let apt = |args: &[&str]| -> Command {
+        let mut cmd = if as_root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null());
+        cmd
+    };
+    let how = if as_root { "" } else { "sudo -n " };
+    let install = ["install", "-y", "--no-install-recommends", package];
+    if finished("apt-get install", apt(&install).output()).is_ok() {
+        return Ok(());
+    }
+    // Whatever the update says, the second install's failure is the reason.
+    let _ = apt(&["update"]).output();
+    finished("apt-get install", apt(&install).output()).map_err(|why| {
+        format!(
+            "`go` is not installed and `{how}apt-get install -y {package}` failed ({why}); \
+             install Go 1.19 or later to get the Go rows"
+        )
+    })
+}
+
+/// This process's effective user id, from `/proc/self/status`.
+fn effective_uid() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    uid_of_status(&status)
+}
+
+/// The effective uid (second field of `Uid:`) of a `/proc/PID/status` text.
+fn uid_of_status(status: &str) -> Option<u32> {
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Builds every program of the module into [`out_dir`].
+fn build() -> std::result::Result<PathBuf, String> {
+    let out = out_dir();
+    fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    // `-o DIR/` with `./...` writes one executable per main package.
+    let mut dest = out.clone().into_os_string();
+    dest.push("/");
+    let mut cmd = Command::new("go");
+    cmd.args(["build", "-o"])
+        .arg(dest)
+        .arg("./...")
+        .current_dir(project_root().join(MODULE_DIR))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", out.join("cache"))
+        .env("GOPATH", out.join("gopath"))
+        .env("GOMODCACHE", out.join("gopath").join("mod"))
+        // Go's user configuration (and, from Go 1.23, its telemetry
+        // counters) would go to ~/.config otherwise.
+        .env("XDG_CONFIG_HOME", out.join("config"))
+        .env("GOENV", "off")
+        .env("GOPROXY", "off")
+        .env("GOSUMDB", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GO111MODULE", "on")
+        .env("CGO_ENABLED", "0");
+    finished(&format!("go build in {MODULE_DIR}"), cmd.output())?;
+    Ok(out)
+}
+
+/// Ok when the command ran and exited 0; else a sentence with the end of
+/// its stderr, for a skip line.
+fn finished(what: &str, output: std::io::Result<Output>) -> std::result::Result<(), String> {
+    let output = output.map_err(|e| format!("{what}: could not start: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .rev()
+        .take(3)
+        .collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(format!(
+        "{what} failed ({}): {}",
+        output.status,
+        tail.join(" / ")
+    ))
+}
+
+/// The last CPU this process may run on (`Cpus_allowed_list`), the one the
+/// net bench pins its client to.
+fn last_allowed_cpu() -> std::result::Result<usize, String> {
+    let status = fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status for the allowed CPUs: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(last_cpu_of_list)
+        .ok_or_else(|| "no Cpus_allowed_list in /proc/self/status".to_owned())
+}
+
+/// The highest CPU of a list such as `0-3,6,8-9`.
+fn last_cpu_of_list(list: &str) -> Option<usize> {
+    list.trim()
+        .split(',')
+        .filter_map(|range| range.rsplit('-').next()?.trim().parse().ok())
+        .max()
+}
+
+/// The Go echo server, running; killed when dropped.
+struct EchoServer {
+    child: Child,
+    /// Held open: the server exits when it closes (as when xtask dies).
+    _stdin: Option<ChildStdin>,
+    /// Echoes until the client closes.
+    persistent: u16,
+    /// Echoes once, then closes first.
+    one_shot: u16,
+}
+
+impl EchoServer {
+    /// Starts `echo_server` with `gomaxprocs`, pinned to `cpu` if given,
+    /// and reads the two ports it prints.
+    fn start(
+        bin: &Path,
+        gomaxprocs: &str,
+        cpu: Option<usize>,
+    ) -> std::result::Result<EchoServer, String> {
+        let program = bin.join("echo_server");
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                // taskset execs the server, so the child's pid is the server's.
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(cpu.to_string()).arg(&program);
+                taskset
+            }
+            None => Command::new(&program),
+        };
+        cmd.env("GOMAXPROCS", gomaxprocs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let mut server = EchoServer {
+            child,
+            _stdin: stdin,
+            persistent: 0,
+            one_shot: 0,
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let mut port = |which: &str| -> std::result::Result<u16, String> {
+            match lines.next() {
+                Some(Ok(line)) => line
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("echo_server printed `{line}` for its {which} port: {e}")),
+                _ => Err(format!(
+                    "echo_server exited before printing its {which} port"
+                )),
+            }
+        };
+        server.persistent = port("persistent")?;
+        server.one_shot = port("one-shot")?;
+        Ok(server)
+    }
+
+    /// The net bench's `SUBJECT=HOST:PORT[/HOST:PORT]@PID` for this server,
+    /// with the one-shot address when `one_shot`.
+    fn external_spec(&self, one_shot: bool) -> String {
+        let mut spec = format!("{SUBJECT}=127.0.0.1:{}", self.persistent);
+        if one_shot {
+            spec.push_str(&format!("/127.0.0.1:{}", self.one_shot));
+        }
+        spec.push_str(&format!("@{}", self.child.id()));
+        spec
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// After a Go program ran (`outcome`), gives each of `benches` that has no
+/// Go row in `results` a skip line: the program's failure, or the fact that
+/// it wrote nothing for that bench.
+fn fill_missing(
+    results: &Path,
+    benches: &[&str],
+    outcome: std::result::Result<(), String>,
+) -> Result<()> {
+    let text = match fs::read_to_string(results) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error(format!("cannot read {}: {e}", results.display()))),
+    };
+    let mut lines = String::new();
+    for bench in benches {
+        let row_start = format!(
+            "{{\"bench\":{},\"subject\":{}",
+            json_string(bench),
+            json_string(SUBJECT)
+        );
+        if text.lines().any(|l| l.starts_with(&row_start)) {
+            continue;
+        }
+        let reason = match &outcome {
+            Err(reason) => reason.clone(),
+            Ok(()) => "the Go program ran but recorded no row for this bench".to_owned(),
+        };
+        eprintln!("go peer: {bench} skipped: {reason}");
+        lines.push_str(&format!(
+            "{row_start},\"skipped\":{}}}\n",
+            json_string(&reason)
+        ));
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(results)
+        .and_then(|mut f| f.write_all(lines.as_bytes()))
+        .map_err(|e| Error(format!("cannot append to {}: {e}", results.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names `micro` declares (`const name = "group/bench"` in its Go
+    /// files) are the ones xtask writes skip lines for.
+    #[test]
+    fn micro_benches_match_the_go_program() {
+        let dir = project_root().join(MODULE_DIR).join("micro");
+        let mut declared = Vec::new();
+        for entry in fs::read_dir(&dir).expect("benches/peers/go/micro exists") {
+            let path = entry.expect("directory entry").path();
+            if path.extension().is_none_or(|e| e != "go") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).expect("a Go file");
+            for line in text.lines() {
+                let Some((_, value)) = line.split_once("= \"") else {
+                    continue;
+                };
+                let name = value.trim_end().trim_end_matches('"');
+                if name.starts_with("core/") || name.starts_with("sync/") {
+                    declared.push(name.to_owned());
+                }
+            }
+        }
+        declared.sort();
+        let mut listed: Vec<String> = MICRO_BENCHES.iter().map(|s| (*s).to_owned()).collect();
+        listed.sort();
+        assert_eq!(declared, listed);
+    }
+
+    #[test]
+    fn last_cpu_of_allowed_lists() {
+        assert_eq!(last_cpu_of_list("0-1"), Some(1));
+        assert_eq!(last_cpu_of_list(" 0\n"), Some(0));
+        assert_eq!(last_cpu_of_list("0-3,6,8-9"), Some(9));
+        assert_eq!(last_cpu_of_list("4,0-2"), Some(4));
+        assert_eq!(last_cpu_of_list(""), None);
+    }
+
+    #[test]
+    fn effective_uid_is_the_second_uid_field() {
+        let status = "Name:\txtask\nUid:\t1000\t0\t1000\t1000\nGid:\t5\t5\t5\t5\n";
+        assert_eq!(uid_of_status(status), Some(0));
+        assert_eq!(uid_of_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn benches_without_a_go_row_get_a_skip_line() {
+        let dir = std::env::temp_dir().join(format!("xtask-go-peer-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let results = dir.join("results.jsonl");
+        fs::write(
+            &results,
+            "{\"bench\":\"core/spawn_join\",\"subject\":\"go\",\"median\":1,\"min\":1,\"max\":1,\
+             \"unit\":\"ns\",\"note\":null}\n\
+             {\"bench\":\"core/yield_10k\",\"subject\":\"green\",\"median\":1,\"min\":1,\
+             \"max\":1,\"unit\":\"ns\",\"note\":null}\n",
+        )
+        .expect("write results");
+        fill_missing(
+            &results,
+            &["core/spawn_join", "core/yield_10k"],
+            Err("micro crashed \"badly\"".to_owned()),
+        )
+        .expect("append");
+        let text = fs::read_to_string(&results).expect("read results");
+        let added: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(
+            added,
+            ["{\"bench\":\"core/yield_10k\",\"subject\":\"go\",\
+                 \"skipped\":\"micro crashed \\\"badly\\\"\"}"]
+        );
+        fill_missing(&results, &["core/spawn_join"], Ok(())).expect("nothing to add");
+        assert_eq!(fs::read_to_string(&results).expect("read"), text);
+        fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
 }

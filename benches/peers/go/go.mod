@@ -1,0 +1,3 @@
+module green/benches/peers/go
+
+go 1.19
