@@ -106,6 +106,10 @@
 //! the server on the CPU the bench pins to (the last one it may run on, with
 //! `taskset -c`), and, given the server's pid, each note says whether its
 //! process really is on that CPU (`Cpus_allowed_list` of `/proc/PID/status`).
+//! `GREEN_BENCH_EXTERNAL_THREADED`, in the same form (a one-shot address is
+//! not used), names servers that serve from several threads: the bench then
+//! runs only `pool/server_2threads` against them, with nothing pinned, as
+//! for green's and tokio's two-thread servers.
 //!
 //! Every server binds 127.0.0.1 on a port the kernel picks, sets
 //! `TCP_NODELAY` on its connections as the client does, and stops when the
@@ -152,7 +156,13 @@ const ENTER_REQUESTS_QUICK: u64 = 5_000;
 
 fn main() {
     let h = Harness::from_env();
-    if let Some(servers) = external_servers() {
+    if let Some(servers) = external_servers(EXTERNAL_THREADED_VAR) {
+        for server in &servers {
+            external_server_2threads(&h, server);
+        }
+        return;
+    }
+    if let Some(servers) = external_servers(EXTERNAL_VAR) {
         let cpu = pin_to_one_cpu();
         for server in &servers {
             external_echo(&h, server, cpu);
@@ -315,16 +325,19 @@ struct External {
     pid: Option<u32>,
 }
 
-/// The servers [`EXTERNAL_VAR`] names, or `None` when it is unset or empty.
-fn external_servers() -> Option<Vec<External>> {
-    let spec = std::env::var(EXTERNAL_VAR)
-        .ok()
-        .filter(|v| !v.trim().is_empty())?;
+/// Names the servers in other processes that serve `pool/server_2threads`
+/// from several threads (module doc).
+const EXTERNAL_THREADED_VAR: &str = "GREEN_BENCH_EXTERNAL_THREADED";
+
+/// The servers `var` ([`EXTERNAL_VAR`] or [`EXTERNAL_THREADED_VAR`]) names,
+/// or `None` when it is unset or empty.
+fn external_servers(var: &str) -> Option<Vec<External>> {
+    let spec = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
     let servers = spec
         .split(',')
         .map(|entry| {
             parse_external(entry.trim()).unwrap_or_else(|e| {
-                panic!("{EXTERNAL_VAR}: `{entry}`: {e}; each entry is {EXTERNAL_GRAMMAR}")
+                panic!("{var}: `{entry}`: {e}; each entry is {EXTERNAL_GRAMMAR}")
             })
         })
         .collect();
@@ -386,6 +399,41 @@ fn external_pinning(pid: Option<u32>, cpu: usize) -> String {
         ),
         None => format!("client pinned to CPU {cpu}, server process {pid} not found in /proc"),
     }
+}
+
+/// `pool/server_2threads` against a server another process runs on several
+/// threads, under its subject's name; nothing is pinned (module doc).
+fn external_server_2threads(h: &Harness, server: &External) {
+    if !h.enabled(SERVER_2THREADS) {
+        return;
+    }
+    let subject = server.subject.as_str();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut client = EchoClient::connect(server.persistent, MANY).unwrap_or_else(|e| {
+        panic!(
+            "echo client: connect to {subject}'s server at {}: {e}",
+            server.persistent
+        )
+    });
+    let cpu = CpuShares::start();
+    h.bench(SERVER_2THREADS, subject).iter_custom_noted(
+        |iters| {
+            let start = Instant::now();
+            client.run(iters);
+            start.elapsed()
+        },
+        || {
+            Some(format!(
+                "{subject}'s echo server in its own process (benches/peers/) on the threads its \
+                 launcher gave it (GOMAXPROCS=2 for go), unpinned; {MANY} connections, each in \
+                 lockstep; the same epoll client thread as net/echo_64conn, unpinned (all share \
+                 the {cpus} CPUs this process may use); ns per {MSG}-byte request/echo, req/s = \
+                 1e9 / ns; {}",
+                cpu.describe()
+            ))
+        },
+    );
+    assert!(client.answered() > 0, "the echo client made no request");
 }
 
 /// `net/echo_1conn`, `net/echo_64conn` and (given a one-shot address)
