@@ -110,8 +110,8 @@ func idleChild(h *harness.Harness) {
 	sleepAll(idle)
 	grown := harness.ResidentNow().Since(before)
 	per := float64(grown.Total()) / idle
-	note := fmt.Sprintf("GOMAXPROCS=1: %d goroutines in time.Sleep(1 h) (runtime-managed stacks, "+
-		"2 KiB to start); per goroutine = (RSS + page tables) / %d; RSS +%.1f MiB, page tables "+
+	note := fmt.Sprintf("GOMAXPROCS=1: %d goroutines in time.Sleep(1 h) (growable stacks the "+
+		"runtime sizes, 2 KiB at least); per goroutine = (RSS + page tables) / %d; RSS +%.1f MiB, page tables "+
 		"(VmPTE) +%.1f MiB", idle, idle, float64(grown.RSS)/mib, float64(grown.PageTables)/mib)
 	h.Record(idleRSS, "bytes", harness.Stats{Median: per, Min: per, Max: per}, note)
 }
