@@ -81,7 +81,8 @@ func runCase(name string) string {
 	return string(out)
 }
 
-func runIdleRSS(_ *harness.Harness) {
+func runIdleRSS(h *harness.Harness) {
+	h.Progress(idleRSS, "fresh process")
 	// The child records its own row; pass its lines through.
 	fmt.Print(runCase("idle"))
 }
@@ -133,6 +134,7 @@ func runMillionSleepers(h *harness.Harness) {
 	secs := make([]float64, 0, millionRuns)
 	each := make([]string, 0, millionRuns)
 	for i := 0; i < millionRuns; i++ {
+		h.Progress(millionSleepers, fmt.Sprintf("run %d/%d", i+1, millionRuns))
 		found := false
 		for _, line := range strings.Split(runCase("million"), "\n") {
 			if !strings.HasPrefix(line, millionResult) {

@@ -2,11 +2,14 @@
 // times the Rust ones, so their rows sit beside green's in one report.
 //
 // It reads the same variables (GREEN_BENCH_QUICK, GREEN_BENCH_FILTER,
-// GREEN_BENCH_OUT), calibrates an iteration count that fills one sample,
-// warms up, then takes the same number of samples of the same length, and
-// appends one JSON line {"bench","subject","median","min","max","unit","note"}
-// per case to the file GREEN_BENCH_OUT names. Only the plan (warm-up,
-// sample length, sample count) and the JSON line must stay in step with the
+// GREEN_BENCH_OUT, GREEN_BENCH_PROGRESS), calibrates an iteration count that
+// fills one sample, warms up, then takes the same number of samples of the
+// same length, and appends one JSON line
+// {"bench","subject","median","min","max","unit","note"} per case to the
+// file GREEN_BENCH_OUT names. With GREEN_BENCH_PROGRESS=PREFIX it writes a
+// line "[PREFIX] bench go: step" to stderr at each step, which
+// `cargo xtask bench` shows as its progress line. Only the plan (warm-up,
+// sample length, sample count) and the lines must stay in step with the
 // Rust harness; the code is Go's own.
 package harness
 
@@ -27,18 +30,29 @@ const Subject = "go"
 
 // Harness holds the settings read from the environment.
 type Harness struct {
-	Quick  bool
-	filter string
-	out    string
+	Quick    bool
+	filter   string
+	out      string
+	progress string
 }
 
-// FromEnv reads GREEN_BENCH_QUICK, GREEN_BENCH_FILTER and GREEN_BENCH_OUT.
+// FromEnv reads GREEN_BENCH_QUICK, GREEN_BENCH_FILTER, GREEN_BENCH_OUT and
+// GREEN_BENCH_PROGRESS.
 func FromEnv() *Harness {
 	quick := os.Getenv("GREEN_BENCH_QUICK")
 	return &Harness{
-		Quick:  quick != "" && quick != "0",
-		filter: os.Getenv("GREEN_BENCH_FILTER"),
-		out:    os.Getenv("GREEN_BENCH_OUT"),
+		Quick:    quick != "" && quick != "0",
+		filter:   os.Getenv("GREEN_BENCH_FILTER"),
+		out:      os.Getenv("GREEN_BENCH_OUT"),
+		progress: os.Getenv("GREEN_BENCH_PROGRESS"),
+	}
+}
+
+// Progress says that bench is at step ("warm-up", "sample 3/50", "run 2/3")
+// when GREEN_BENCH_PROGRESS asks for it.
+func (h *Harness) Progress(bench, step string) {
+	if h.progress != "" {
+		fmt.Fprintf(os.Stderr, "[%s] %s %s: %s\n", h.progress, bench, Subject, step)
 	}
 }
 
@@ -113,6 +127,7 @@ func (c *Case) IterCustom(routine func(iters uint64) time.Duration, noteAfter fu
 	// Double the count until one run fills half a sample, size the sample
 	// from that rate, then keep running samples until the warm-up is over.
 	warmStart := time.Now()
+	c.h.Progress(c.bench, "warm-up")
 	iters := uint64(1)
 	for {
 		took := routine(iters)
@@ -135,6 +150,7 @@ func (c *Case) IterCustom(routine func(iters uint64) time.Duration, noteAfter fu
 
 	perOp := make([]float64, samples)
 	for i := range perOp {
+		c.h.Progress(c.bench, fmt.Sprintf("sample %d/%d", i+1, samples))
 		took := routine(iters)
 		perOp[i] = float64(took.Nanoseconds()) / float64(iters*c.opsPerIter)
 	}
@@ -170,13 +186,6 @@ func (h *Harness) Record(bench, unit string, s Stats, note string) {
 	}
 	b.WriteByte('\n')
 	h.appendLine(b.String())
-}
-
-// Skip appends the line of a row that could not run, with the reason.
-func (h *Harness) Skip(bench, reason string) {
-	fmt.Printf("%-32s %-12s skipped: %s\n", bench, Subject, reason)
-	h.appendLine(`{"bench":` + jsonString(bench) + `,"subject":` + jsonString(Subject) +
-		`,"skipped":` + jsonString(reason) + "}\n")
 }
 
 func (h *Harness) appendLine(line string) {
