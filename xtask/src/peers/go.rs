@@ -23,11 +23,18 @@
 //!   (`GREEN_BENCH_EXTERNAL_THREADED`) for `pool/server_2threads`, whose
 //!   green server runs two threads on every CPU.
 //!
-//! A row that cannot run (no `go` and no way to install it, a failed build,
-//! a program that failed) becomes a `skipped` line naming the reason, so the
-//! report says why Go is missing from it.
+//! Every program runs with `GREEN_BENCH_PROGRESS`, and its progress lines
+//! on stderr become this runner's progress; its other output stays off the
+//! terminal (the rows are in the results file), and the last lines of its
+//! stderr name a failure.
+//!
+//! A row that cannot run becomes a `skipped` line naming the reason, so the
+//! report says why Go is missing from it. Without `go` and without a way to
+//! install it, that is all; a failed build or a program that failed is also
+//! an error of the run, after the other Go rows have run.
 
-use std::fs::{self, OpenOptions};
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -67,6 +74,13 @@ const MODULE_DIR: &str = "benches/peers/go";
 /// Debian's package of the Go toolchain.
 const GO_PACKAGE: &str = "golang-go";
 
+/// The prefix of the progress lines the programs write
+/// (`GREEN_BENCH_PROGRESS`, `[go] core/spawn_join go: sample 3/50`).
+const PROGRESS_TAG: &str = "go";
+
+/// Lines of a failed program's stderr quoted in its error.
+const STDERR_TAIL: usize = 4;
+
 /// Runs the Go rows that `filter` (a substring of bench names) lets
 /// through, appending them to `results`; `quick` is the harness's smoke
 /// mode. Reports what it is doing through `progress`.
@@ -93,10 +107,21 @@ pub(crate) fn run(
         return Ok(());
     }
 
-    progress("go: toolchain and build of benches/peers/go");
-    let bin = match programs() {
+    if go_version().is_none() {
+        progress(&format!("go: installing {GO_PACKAGE} with apt-get"));
+    }
+    if let Err(reason) = ensure_go() {
+        // No Go here: the rows say so, and the run goes on without them.
+        return fill_missing(results, &every, &Err(reason));
+    }
+    let mut failures = Vec::new();
+    progress(&format!("go: go build in {MODULE_DIR}"));
+    let bin = match build() {
         Ok(bin) => bin,
-        Err(reason) => return fill_missing(results, &every, Err(reason)),
+        Err(reason) => {
+            settle(results, &every, Err(reason), &mut failures)?;
+            return ended(failures);
+        }
     };
     let harness_env = |cmd: &mut Command| {
         cmd.env("GREEN_BENCH_OUT", results);
@@ -109,51 +134,117 @@ pub(crate) fn run(
     };
 
     for bench in micro {
-        progress(&format!("{bench} ({SUBJECT})"));
+        progress(&format!("{bench} {SUBJECT}: starting"));
         let mut cmd = Command::new(bin.join("micro"));
         cmd.arg(bench).env("GOMAXPROCS", "1");
         harness_env(&mut cmd);
-        fill_missing(
-            results,
-            &[bench],
-            finished(&format!("micro {bench}"), cmd.output()),
-        )?;
+        let outcome = run_reporting(&format!("micro {bench}"), &mut cmd, progress);
+        settle(results, &[bench], outcome, &mut failures)?;
     }
 
     if !pinned.is_empty() {
-        progress(&format!("net/echo ({SUBJECT}, one thread)"));
+        progress(&format!("net/echo {SUBJECT}: starting the server"));
         let outcome = last_allowed_cpu().and_then(|cpu| {
             let server = EchoServer::start(&bin, "1", Some(cpu))?;
             let mut cmd = cargo_cmd(["bench", "--bench", "net"]);
             cmd.env("GREEN_BENCH_EXTERNAL_ECHO", server.external_spec(true));
             harness_env(&mut cmd);
-            finished("net bench against the Go echo server", cmd.output())
+            let ran = run_reporting("net bench against the Go echo server", &mut cmd, progress);
+            server.check(ran)
         });
-        fill_missing(results, &pinned, outcome)?;
+        settle(results, &pinned, outcome, &mut failures)?;
     }
 
     if threaded {
-        progress(&format!("{THREADED_ECHO_BENCH} ({SUBJECT})"));
+        progress(&format!(
+            "{THREADED_ECHO_BENCH} {SUBJECT}: starting the server"
+        ));
         let outcome = EchoServer::start(&bin, THREADED_GOMAXPROCS, None).and_then(|server| {
             let mut cmd = cargo_cmd(["bench", "--bench", "net"]);
             cmd.env("GREEN_BENCH_EXTERNAL_THREADED", server.external_spec(false));
             harness_env(&mut cmd);
-            finished(
+            let ran = run_reporting(
                 "net bench against the two-thread Go echo server",
-                cmd.output(),
-            )
+                &mut cmd,
+                progress,
+            );
+            server.check(ran)
         });
-        fill_missing(results, &[THREADED_ECHO_BENCH], outcome)?;
+        settle(results, &[THREADED_ECHO_BENCH], outcome, &mut failures)?;
+    }
+    ended(failures)
+}
+
+/// Skip lines for the `benches` left without a row by a program that ran
+/// with `outcome`; its failure is kept in `failures`.
+fn settle(
+    results: &Path,
+    benches: &[&str],
+    outcome: std::result::Result<(), String>,
+    failures: &mut Vec<String>,
+) -> Result<()> {
+    fill_missing(results, benches, &outcome)?;
+    if let Err(failure) = outcome {
+        failures.push(failure);
     }
     Ok(())
 }
 
-/// The directory holding the built Go programs (`micro`, `echo_server`,
-/// `http_hello`), installing Go and building them first as needed; or why
-/// they cannot be had here, as a sentence for a skip line.
-pub(crate) fn programs() -> std::result::Result<PathBuf, String> {
-    ensure_go()?;
-    build()
+/// The run's end: an error naming every failure, if any.
+fn ended(failures: Vec<String>) -> Result<()> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error(format!(
+            "the Go peer failed (its rows say skipped): {}",
+            failures.join("; ")
+        )))
+    }
+}
+
+/// Runs `cmd` with `GREEN_BENCH_PROGRESS` set, passing its progress lines
+/// to `progress` and dropping its stdout; ok when it exits 0, else a
+/// sentence with the last lines of its stderr.
+fn run_reporting(
+    what: &str,
+    cmd: &mut Command,
+    progress: &mut dyn FnMut(&str),
+) -> std::result::Result<(), String> {
+    cmd.env("GREEN_BENCH_PROGRESS", PROGRESS_TAG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{what}: could not start: {e}"))?;
+    let stderr = child.stderr.take().expect("stderr was piped");
+    let tag = format!("[{PROGRESS_TAG}] ");
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL + 1);
+    let mut reader = BufReader::new(stderr);
+    let mut raw = Vec::new();
+    // Until the pipe closes: the program and any child it started exited.
+    while reader.read_until(b'\n', &mut raw).is_ok_and(|n| n > 0) {
+        let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
+        raw.clear();
+        match line.strip_prefix(&tag) {
+            Some(step) => progress(step),
+            None if line.trim().is_empty() => {}
+            None => {
+                tail.push_back(line);
+                if tail.len() > STDERR_TAIL {
+                    tail.pop_front();
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("{what}: could not wait for it: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let tail: Vec<String> = tail.into();
+    Err(format!("{what} failed ({status}): {}", tail.join(" / ")))
 }
 
 /// `$CARGO_TARGET_DIR/bench-go`, or `target/bench-go` under the workspace.
@@ -172,8 +263,10 @@ fn go_version() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Finds `go`, or installs it from Debian's packages.
-fn ensure_go() -> std::result::Result<String, String> {
+/// Finds `go`, or installs it from Debian's packages; the error is why Go
+/// cannot be had here, a sentence for a skip line. With [`build`], what a
+/// runner that launches `http_hello` itself calls first.
+pub(crate) fn ensure_go() -> std::result::Result<String, String> {
     if let Some(version) = go_version() {
         return Ok(version);
     }
@@ -228,8 +321,9 @@ fn uid_of_status(status: &str) -> Option<u32> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Builds every program of the module into [`out_dir`].
-fn build() -> std::result::Result<PathBuf, String> {
+/// Builds every program of the module (`micro`, `echo_server`,
+/// `http_hello`) into [`out_dir`], which it returns.
+pub(crate) fn build() -> std::result::Result<PathBuf, String> {
     let out = out_dir();
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     // `-o DIR/` with `./...` writes one executable per main package.
@@ -308,6 +402,8 @@ struct EchoServer {
     persistent: u16,
     /// Echoes once, then closes first.
     one_shot: u16,
+    /// Where its stderr goes.
+    log: PathBuf,
 }
 
 impl EchoServer {
@@ -328,10 +424,14 @@ impl EchoServer {
             }
             None => Command::new(&program),
         };
+        // Its stderr goes to a file, off the terminal the progress line owns.
+        let log_path = bin.join(format!("echo_server-{gomaxprocs}.stderr"));
+        let log = File::create(&log_path)
+            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
         cmd.env("GOMAXPROCS", gomaxprocs)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
@@ -342,6 +442,7 @@ impl EchoServer {
             _stdin: stdin,
             persistent: 0,
             one_shot: 0,
+            log: log_path,
         };
         let mut lines = BufReader::new(stdout).lines();
         let mut port = |which: &str| -> std::result::Result<u16, String> {
@@ -372,6 +473,29 @@ impl EchoServer {
     }
 }
 
+impl EchoServer {
+    /// `ran` (the net bench's outcome against this server), with the
+    /// server's own complaints added to a failure.
+    fn check(mut self, ran: std::result::Result<(), String>) -> std::result::Result<(), String> {
+        let exited = self.child.try_wait().ok().flatten();
+        match (ran, exited) {
+            (Ok(()), None) => Ok(()),
+            (ran, exited) => {
+                let said = fs::read_to_string(&self.log).unwrap_or_default();
+                let said = said.lines().last().unwrap_or("nothing").to_owned();
+                let state = exited.map_or("still running".to_owned(), |s| format!("exited: {s}"));
+                let ran = ran
+                    .err()
+                    .unwrap_or_else(|| "the net bench passed".to_owned());
+                Err(format!(
+                    "{ran}; the Go echo server {state}, its last stderr line: {said} ({})",
+                    self.log.display()
+                ))
+            }
+        }
+    }
+}
+
 impl Drop for EchoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -385,7 +509,7 @@ impl Drop for EchoServer {
 fn fill_missing(
     results: &Path,
     benches: &[&str],
-    outcome: std::result::Result<(), String>,
+    outcome: &std::result::Result<(), String>,
 ) -> Result<()> {
     let text = match fs::read_to_string(results) {
         Ok(text) => text,
@@ -402,7 +526,7 @@ fn fill_missing(
         if text.lines().any(|l| l.starts_with(&row_start)) {
             continue;
         }
-        let reason = match &outcome {
+        let reason = match outcome {
             Err(reason) => reason.clone(),
             Ok(()) => "the Go program ran but recorded no row for this bench".to_owned(),
         };
@@ -487,7 +611,7 @@ mod tests {
         fill_missing(
             &results,
             &["core/spawn_join", "core/yield_10k"],
-            Err("micro crashed \"badly\"".to_owned()),
+            &Err("micro crashed \"badly\"".to_owned()),
         )
         .expect("append");
         let text = fs::read_to_string(&results).expect("read results");
@@ -497,7 +621,7 @@ mod tests {
             ["{\"bench\":\"core/yield_10k\",\"subject\":\"go\",\
                  \"skipped\":\"micro crashed \\\"badly\\\"\"}"]
         );
-        fill_missing(&results, &["core/spawn_join"], Ok(())).expect("nothing to add");
+        fill_missing(&results, &["core/spawn_join"], &Ok(())).expect("nothing to add");
         assert_eq!(fs::read_to_string(&results).expect("read"), text);
         fs::remove_dir_all(&dir).expect("remove temp dir");
     }
