@@ -108,14 +108,16 @@ pub(crate) fn run(
     }
 
     if go_version().is_none() {
-        progress(&format!("go: installing {GO_PACKAGE} with apt-get"));
+        progress(&format!(
+            "setup {SUBJECT}: installing {GO_PACKAGE} with apt-get"
+        ));
     }
     if let Err(reason) = ensure_go() {
         // No Go here: the rows say so, and the run goes on without them.
         return fill_missing(results, &every, &Err(reason));
     }
     let mut failures = Vec::new();
-    progress(&format!("go: go build in {MODULE_DIR}"));
+    progress(&format!("build {SUBJECT}: go build in {MODULE_DIR}"));
     let bin = match build() {
         Ok(bin) => bin,
         Err(reason) => {
