@@ -160,6 +160,16 @@ pub(crate) fn run_all(opts: &BenchOptions) -> Result<()> {
     let executables = build(&benches)?;
 
     let mut console = Console::new();
+    let http_env = if executables.iter().any(|(name, _)| name == "http")
+        && HTTP_BENCHES
+            .iter()
+            .any(|b| opts.filter.as_deref().is_none_or(|f| b.contains(f)))
+    {
+        console.progress("[http] wrk, the gevent venv and Go's server");
+        http_peers_env()
+    } else {
+        Vec::new()
+    };
     let steps = benches.len() + PEERS.len();
     let mut failures = Vec::new();
     for (i, (name, exe)) in executables.iter().enumerate() {
@@ -171,7 +181,8 @@ pub(crate) fn run_all(opts: &BenchOptions) -> Result<()> {
         cmd.arg("--bench")
             .current_dir(&root)
             .env("GREEN_BENCH_OUT", &results)
-            .env("GREEN_BENCH_PROGRESS", &place);
+            .env("GREEN_BENCH_PROGRESS", &place)
+            .envs(http_env.iter().map(|(k, v)| (k, v)));
         if opts.quick {
             cmd.env("GREEN_BENCH_QUICK", "1");
         }
@@ -247,6 +258,40 @@ pub(crate) fn run_all(opts: &BenchOptions) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The rows of `benches/http.rs`.
+const HTTP_BENCHES: [&str; 4] = [
+    "http/hello",
+    "http/hello_all_cores",
+    "http/hello_cpu",
+    "http/hello_all_cores_cpu",
+];
+
+/// What `benches/http.rs` needs from outside cargo, made ready before it
+/// runs: wrk (installed from Debian's packages if missing; without it the
+/// bench uses its own load generator and says so), gevent's interpreter
+/// (`GREEN_BENCH_PYTHON`) and Go's server (`GREEN_BENCH_GO_HTTP`). What
+/// cannot be had is left unset, and the bench writes the skip line.
+fn http_peers_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    if !have_program("wrk") {
+        if let Err(why) = peers::apt_install("wrk") {
+            eprintln!("==> http: wrk is not installed and {why}; the bench's own load generator runs instead");
+        }
+    }
+    let mut env = Vec::new();
+    match peers::python::bench_python() {
+        Ok(python) => env.push(("GREEN_BENCH_PYTHON", python.into_os_string())),
+        Err(why) => eprintln!("==> http: no gevent row ({why})"),
+    }
+    match peers::go::ensure_go().and_then(|_| peers::go::build()) {
+        Ok(dir) => env.push((
+            "GREEN_BENCH_GO_HTTP",
+            dir.join("http_hello").into_os_string(),
+        )),
+        Err(why) => eprintln!("==> http: no Go row ({why})"),
+    }
+    env
 }
 
 /// A runner of the benches in another language: appends its rows (or

@@ -37,8 +37,9 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
+use super::{apt_install, finished, last_allowed_cpu};
 use crate::json::json_string;
 use crate::util::{cargo_cmd, project_root, Error, Result};
 
@@ -272,55 +273,12 @@ pub(crate) fn ensure_go() -> std::result::Result<String, String> {
     if let Some(version) = go_version() {
         return Ok(version);
     }
-    apt_install(GO_PACKAGE)?;
+    apt_install(GO_PACKAGE).map_err(|why| {
+        format!("`go` is not installed and {why}; install Go 1.19 or later to get the Go rows")
+    })?;
     go_version().ok_or_else(|| {
         format!("`apt-get install {GO_PACKAGE}` succeeded but `go version` still does not run")
     })
-}
-
-/// Installs a Debian package: directly as root, else through `sudo -n`
-/// (never asking for a password). The package lists are refreshed once if
-/// the first attempt fails, as on a fresh machine whose lists are empty.
-fn apt_install(package: &str) -> std::result::Result<(), String> {
-    let as_root = effective_uid() == Some(0);
-    let apt = |args: &[&str]| -> Command {
-        let mut cmd = if as_root {
-            Command::new("apt-get")
-        } else {
-            let mut sudo = Command::new("sudo");
-            sudo.args(["-n", "apt-get"]);
-            sudo
-        };
-        cmd.args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null());
-        cmd
-    };
-    let how = if as_root { "" } else { "sudo -n " };
-    let install = ["install", "-y", "--no-install-recommends", package];
-    if finished("apt-get install", apt(&install).output()).is_ok() {
-        return Ok(());
-    }
-    // Whatever the update says, the second install's failure is the reason.
-    let _ = apt(&["update"]).output();
-    finished("apt-get install", apt(&install).output()).map_err(|why| {
-        format!(
-            "`go` is not installed and `{how}apt-get install -y {package}` failed ({why}); \
-             install Go 1.19 or later to get the Go rows"
-        )
-    })
-}
-
-/// This process's effective user id, from `/proc/self/status`.
-fn effective_uid() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    uid_of_status(&status)
-}
-
-/// The effective uid (second field of `Uid:`) of a `/proc/PID/status` text.
-fn uid_of_status(status: &str) -> Option<u32> {
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Builds every program of the module (`micro`, `echo_server`,
@@ -351,48 +309,6 @@ pub(crate) fn build() -> std::result::Result<PathBuf, String> {
         .env("CGO_ENABLED", "0");
     finished(&format!("go build in {MODULE_DIR}"), cmd.output())?;
     Ok(out)
-}
-
-/// Ok when the command ran and exited 0; else a sentence with the end of
-/// its stderr, for a skip line.
-fn finished(what: &str, output: std::io::Result<Output>) -> std::result::Result<(), String> {
-    let output = output.map_err(|e| format!("{what}: could not start: {e}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .rev()
-        .take(3)
-        .collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!(
-        "{what} failed ({}): {}",
-        output.status,
-        tail.join(" / ")
-    ))
-}
-
-/// The last CPU this process may run on (`Cpus_allowed_list`), the one the
-/// net bench pins its client to.
-fn last_allowed_cpu() -> std::result::Result<usize, String> {
-    let status = fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("cannot read /proc/self/status for the allowed CPUs: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .and_then(last_cpu_of_list)
-        .ok_or_else(|| "no Cpus_allowed_list in /proc/self/status".to_owned())
-}
-
-/// The highest CPU of a list such as `0-3,6,8-9`.
-fn last_cpu_of_list(list: &str) -> Option<usize> {
-    list.trim()
-        .split(',')
-        .filter_map(|range| range.rsplit('-').next()?.trim().parse().ok())
-        .max()
 }
 
 /// The Go echo server, running; killed when dropped.
@@ -579,22 +495,6 @@ mod tests {
         let mut listed: Vec<String> = MICRO_BENCHES.iter().map(|s| (*s).to_owned()).collect();
         listed.sort();
         assert_eq!(declared, listed);
-    }
-
-    #[test]
-    fn last_cpu_of_allowed_lists() {
-        assert_eq!(last_cpu_of_list("0-1"), Some(1));
-        assert_eq!(last_cpu_of_list(" 0\n"), Some(0));
-        assert_eq!(last_cpu_of_list("0-3,6,8-9"), Some(9));
-        assert_eq!(last_cpu_of_list("4,0-2"), Some(4));
-        assert_eq!(last_cpu_of_list(""), None);
-    }
-
-    #[test]
-    fn effective_uid_is_the_second_uid_field() {
-        let status = "Name:\txtask\nUid:\t1000\t0\t1000\t1000\nGid:\t5\t5\t5\t5\n";
-        assert_eq!(uid_of_status(status), Some(0));
-        assert_eq!(uid_of_status("Name:\tx\n"), None);
     }
 
     #[test]

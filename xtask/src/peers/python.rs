@@ -32,6 +32,8 @@ use crate::json::json_string;
 use crate::util::{bail, cargo_cmd, have_program, project_root, Error, Result};
 use crate::venv::{self, Pin};
 
+use super::last_allowed_cpu;
+
 /// The eventlet release the peer runs: the newest, which works on Python
 /// 3.11 beside gevent 26.9 (both take the same greenlet 3).
 const EVENTLET: Pin = Pin {
@@ -184,7 +186,7 @@ fn selected(benches: &[&'static str], filter: Option<&str>) -> Vec<&'static str>
 }
 
 /// The bench venv's python, or why there is none (the skip reason).
-fn bench_python() -> std::result::Result<PathBuf, String> {
+pub(crate) fn bench_python() -> std::result::Result<PathBuf, String> {
     if !have_program("python3") {
         return Err(
             "python3 is not installed (on Debian: apt-get install python3 python3-venv)".to_owned(),
@@ -230,7 +232,7 @@ fn echo(
     results: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let cpu = last_allowed_cpu();
+    let cpu = last_allowed_cpu().ok();
     let taskset = have_program("taskset");
     if cpu.is_none() || !taskset {
         // Not an error: the net bench's notes say the server is not pinned.
@@ -265,25 +267,6 @@ fn echo(
     );
     drop(servers);
     outcome
-}
-
-/// The highest CPU number in this process's `Cpus_allowed_list`: the one
-/// `benches/net.rs` pins its client to (the last one it may run on), since
-/// it inherits this process's CPUs through cargo.
-fn last_allowed_cpu() -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
-    last_cpu_of(list)
-}
-
-/// The highest CPU of a list such as `0-3,8,10-11`.
-fn last_cpu_of(list: &str) -> Option<usize> {
-    list.trim()
-        .split(',')
-        .filter_map(|part| part.rsplit('-').next()?.trim().parse().ok())
-        .max()
 }
 
 /// A Python echo server, killed when dropped.
@@ -407,14 +390,6 @@ mod tests {
             line,
             "{\"bench\":\"core/spawn_join\",\"subject\":\"gevent\",\"skipped\":\"no \\\"python3\\\"\"}\n"
         );
-    }
-
-    #[test]
-    fn the_last_cpu_of_a_list() {
-        assert_eq!(last_cpu_of("0-1"), Some(1));
-        assert_eq!(last_cpu_of(" 0-3,8,10-11\n"), Some(11));
-        assert_eq!(last_cpu_of("5"), Some(5));
-        assert_eq!(last_cpu_of(""), None);
     }
 
     #[test]
