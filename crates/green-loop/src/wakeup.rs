@@ -3,9 +3,11 @@
 //!
 //! The loop keeps one unreferenced read of an eventfd in flight (through
 //! the ring on io_uring, through readiness on epoll). `Remote::wake` adds 1
-//! to the eventfd counter; the read completes, the loop runs every queued
-//! closure and re-arms the read. Wakes are counted in `Shared::unread`, and
-//! only the wake that raises it from zero writes the eventfd: the others
+//! to the eventfd counter; the read completes, the loop re-arms the read and
+//! runs the closures queued by then, up to a budget (the rest, and later
+//! ones, wait for the next read, so threads that never stop sending cannot
+//! keep the loop from its timers). Wakes are counted in `Shared::unread`,
+//! and only the wake that raises it from zero writes the eventfd: the others
 //! find a write already on its way and coalesce into it (one system call per
 //! batch of wakes instead of one each). The read takes the whole count, so
 //! no wake is lost however many threads race;
@@ -29,6 +31,10 @@ use crate::Loop;
 
 type RemoteFn = Box<dyn FnOnce(&Loop) + Send>;
 
+/// Most queued closures one completed wakeup read runs (as many as one
+/// callback drain by default) before the loop turns to timers and I/O.
+const DRAIN_BUDGET: usize = 1024;
+
 struct State {
     alive: bool,
     queue: VecDeque<RemoteFn>,
@@ -47,6 +53,10 @@ pub(crate) struct Shared {
     /// is zero the eventfd read cannot complete, so a non-blocking poll may
     /// skip the kernel (`Loop::run_once`).
     unread: AtomicU64,
+    /// Wakes the loop sent itself for closures a drain left over (only the
+    /// loop's thread touches it): raised into `unread` too, and taken out
+    /// of the count again, since no `Remote` call made them.
+    resignalled: AtomicU64,
 }
 
 impl Shared {
@@ -58,6 +68,7 @@ impl Shared {
                 queue: VecDeque::new(),
             }),
             unread: AtomicU64::new(0),
+            resignalled: AtomicU64::new(0),
         })
     }
 
@@ -198,7 +209,9 @@ fn on_wake(lp: &Loop, c: Completion) {
         // swap writes the eventfd again (its read completes after the
         // re-arm), one raised before it is drained now.
         let n = lp.inner.remote.unread.swap(0, Ordering::AcqRel);
-        lp.inner.stats_mut(|s| s.wakeups += n);
+        // The loop's own wakes (below) raised it too, before this swap.
+        let own = lp.inner.remote.resignalled.swap(0, Ordering::Relaxed);
+        lp.inner.stats_mut(|s| s.wakeups += n.saturating_sub(own));
     } else if c.result < 0 && c.result != -libc::EAGAIN && c.result != -libc::EINTR {
         tracing::error!(result = c.result, "wakeup eventfd read failed");
     }
@@ -206,11 +219,23 @@ fn on_wake(lp: &Loop, c: Completion) {
     if let Err(e) = lp.arm_wakeup() {
         tracing::error!(error = %e, "could not re-arm the wakeup read");
     }
-    loop {
-        let f = lp.inner.remote.lock().queue.pop_front();
-        match f {
-            Some(f) => f(lp),
-            None => break,
-        }
+    // At most a budget of the closures queued by now (counted after the
+    // swap, so every wake the swap took has its closure among them), then
+    // timers and I/O get their turn: threads sending faster than the
+    // closures run would otherwise keep the loop here, every timer late by
+    // however long they keep it up. Closures queued later raised `unread`
+    // from zero, or behind a wake that did, so a read brings them.
+    let queued = lp.inner.remote.lock().queue.len();
+    for _ in 0..queued.min(DRAIN_BUDGET) {
+        let Some(f) = lp.inner.remote.lock().queue.pop_front() else {
+            break;
+        };
+        f(lp);
+    }
+    if queued > DRAIN_BUDGET {
+        // The rest wait for the next read: make sure there is one, as a
+        // thread's wake would (uncounted in `Stats::wakeups`).
+        lp.inner.remote.resignalled.fetch_add(1, Ordering::Relaxed);
+        let _ = lp.remote().signal();
     }
 }
