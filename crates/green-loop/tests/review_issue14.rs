@@ -8,6 +8,10 @@
 //!   a timer never fires before its deadline, equal deadlines fire in
 //!   insertion order, far deadlines neither panic nor fire.
 
+// Only `deny_syscall` is used here.
+#[allow(dead_code)]
+#[path = "support/seccomp.rs"]
+mod seccomp;
 mod support;
 
 use std::cell::RefCell;
@@ -464,5 +468,46 @@ fn a_hundred_thousand_timers_half_cancelled_fire_exactly_the_rest() {
         for id in ids {
             assert!(!lp.cancel_timer(id));
         }
+    });
+}
+
+/// Where the kernel lacks `epoll_pwait2` (before Linux 5.11) the epoll
+/// backend falls back to `epoll_wait`'s whole milliseconds: timers still
+/// never fire early, a sub-millisecond wait does not spin, and wakes work.
+#[test]
+fn epoll_without_pwait2_rounds_waits_up_and_still_wakes() {
+    within(LIMIT, "epoll without epoll_pwait2", || {
+        // The filter holds for this thread only (and for good): the test's
+        // other threads keep the real system call.
+        seccomp::deny_syscall(libc::SYS_epoll_pwait2, libc::ENOSYS);
+        let lp = Loop::builder()
+            .backend(green_loop::BackendChoice::Epoll)
+            .build()
+            .expect("epoll loop");
+        for n in [1u64, 65_536, 300_000, 999_999, 1_000_001, 4_200_000] {
+            let d = Duration::from_nanos(n);
+            let before = lp.stats();
+            let took = timed_wait(&lp, d);
+            let iterations = lp.stats().iterations - before.iterations;
+            assert!(took >= d, "a timer of {d:?} fired after {took:?}");
+            // A wait rounded down to 0 ms would spin until the deadline.
+            assert!(
+                iterations <= 4,
+                "a timer of {d:?} took {iterations} iterations: the wait spins"
+            );
+        }
+        lp.add_ref();
+        let remote = lp.remote();
+        let waker = thread::spawn(move || {
+            for _ in 0..100 {
+                remote.wake().unwrap();
+                thread::sleep(Duration::from_micros(100));
+            }
+        });
+        while lp.stats().wakeups < 100 {
+            lp.run_once(true).unwrap();
+        }
+        waker.join().unwrap();
+        lp.release_ref();
     });
 }

@@ -524,7 +524,9 @@ impl Epoll {
         let ms: libc::c_int = match timeout {
             None => -1,
             Some(d) => {
-                let ms = d.as_micros().div_ceil(1000);
+                // From nanoseconds: microseconds would truncate a remainder under
+                // 1 µs to a 0 ms wait, a spin until the deadline.
+                let ms = d.as_nanos().div_ceil(1_000_000);
                 ms.min(i32::MAX as u128) as libc::c_int
             }
         };

@@ -3,8 +3,14 @@
 
 /// Makes `io_uring_setup` fail with `errno` for this thread, for good.
 pub(crate) fn deny_io_uring_setup(errno: i32) {
+    deny_syscall(libc::SYS_io_uring_setup, errno);
+}
+
+/// Makes the system call `nr` fail with `errno` for this thread (and the
+/// threads it starts), for good.
+pub(crate) fn deny_syscall(nr: libc::c_long, errno: i32) {
     // A classic-BPF seccomp program: load the syscall number; if it is
-    // io_uring_setup return ERRNO(errno), else allow.
+    // `nr` return ERRNO(errno), else allow.
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
@@ -21,7 +27,7 @@ pub(crate) fn deny_io_uring_setup(errno: i32) {
             code: JEQ_K,
             jt: 0,
             jf: 1,
-            k: libc::SYS_io_uring_setup as u32,
+            k: nr as u32,
         },
         libc::sock_filter {
             code: RET_K,
