@@ -152,7 +152,16 @@ fn serve(
 ) -> io::Result<u64> {
     let mut handlers = Vec::new();
     while limit.is_none_or(|limit| handlers.len() < limit) {
-        let (tcp, peer) = listener.accept()?;
+        let (tcp, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            // Out of descriptors, say: a crowd of clients must not end the
+            // server; give the connections a moment to close some.
+            Err(e) => {
+                println!("server: accept failed: {e}");
+                green_core::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
         let config = Arc::clone(&config);
         let handler = spawn(move || {
             let echoed = echo(config, tcp);

@@ -265,7 +265,50 @@ fn drive_tls_echo(binary: &Path) -> Result<()> {
             "{verified} clients reported a verified TLS session, not 3"
         )));
     }
-    Ok(())
+    drive_tls_echo_out_of_descriptors(binary)
+}
+
+/// `tls_echo --server` with few descriptors: a crowd of connections that
+/// exhausts them makes accepts fail for a while; once it leaves, the server
+/// must still be there and answer a plaintext client with a TLS alert.
+fn drive_tls_echo_out_of_descriptors(binary: &Path) -> Result<()> {
+    const FD_LIMIT: usize = 48;
+    let script = format!("ulimit -n {FD_LIMIT} && exec \"$0\" --server 127.0.0.1:0");
+    let binary = binary.to_string_lossy();
+    let mut server = Running::start(Path::new("/bin/sh"), &["-c", &script, &binary])?;
+    let addr = server.listening_addr()?;
+    let deadline = server.deadline;
+    let crowd: Vec<TcpStream> = (0..2 * FD_LIMIT)
+        .map_while(|_| connect(addr, deadline).ok())
+        .collect();
+    // Long enough for the server to accept what it can and fail the rest.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(crowd);
+    std::thread::sleep(Duration::from_millis(300));
+    if let Ok(Some(status)) = server.child.try_wait() {
+        return Err(server.fail(&format!(
+            "the server exited ({}) when it ran out of descriptors; it should keep serving",
+            describe(Some(status))
+        )));
+    }
+    let answer = (|| -> io::Result<Vec<u8>> {
+        let mut conn = connect(addr, deadline)?;
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer)?;
+        Ok(answer)
+    })();
+    // 21: a TLS alert record (the plaintext is not a TLS handshake).
+    match answer {
+        Ok(answer) if answer.first() == Some(&21) => {
+            server.kill();
+            Ok(())
+        }
+        other => Err(server.fail(&format!(
+            "after running out of descriptors, a plaintext request got {other:?}, \
+             not a TLS alert"
+        ))),
+    }
 }
 
 /// `http_hello`: two requests on one keep-alive connection, each answered
