@@ -108,14 +108,11 @@ fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--sessions" => {
-                let n = args.next().and_then(|n| n.parse().ok());
-                sessions = Some(n.expect("--sessions takes a number of sessions"));
-            }
-            flag if flag.starts_with("--") => {
-                eprintln!("unknown flag {flag}; usage: chat [ADDR] [--sessions N]");
-                std::process::exit(2);
-            }
+            "--sessions" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => sessions = Some(n),
+                None => usage("--sessions takes a number of sessions"),
+            },
+            flag if flag.starts_with("--") => usage(&format!("unknown flag {flag}")),
             _ => addr = arg,
         }
     }
@@ -133,6 +130,12 @@ fn main() -> io::Result<()> {
             },
         }
     })
+}
+
+/// Says what was wrong with the command line, and how to use it; exits 2.
+fn usage(what: &str) -> ! {
+    eprintln!("chat: {what}; usage: chat [ADDR] [--sessions N]");
+    std::process::exit(2);
 }
 
 /// Accepts connections (at most `limit`), then waits for their sessions to

@@ -359,8 +359,24 @@ fn drive_chat(binary: &Path) -> Result<()> {
         return Err(server.fail(&e));
     }
     let out = server.finish()?;
-    out.expect_lines(&["chat: 5 sessions", "1 clients disconnected as too slow"])
-        .map(drop)
+    out.expect_lines(&["chat: 5 sessions", "1 clients disconnected as too slow"])?;
+    // A bad flag value is a usage error, not a panic.
+    let mut bad = Running::start(binary, &["--sessions", "many"])?;
+    let status = bad.wait_exit()?;
+    let usage = bad
+        .output
+        .lock()
+        .expect("output lock")
+        .iter()
+        .any(|(_, line)| line.contains("usage: chat"));
+    if status.code() != Some(2) || !usage {
+        return Err(bad.fail(&format!(
+            "`--sessions many` exited with {} (usage shown: {usage}); \
+             want the usage and exit status 2",
+            describe(Some(status))
+        )));
+    }
+    Ok(())
 }
 
 /// The first part of [`drive_chat`]: alice and bob talk.
@@ -712,6 +728,27 @@ impl Running {
     /// Waits for the process to exit on its own by the deadline (else kills
     /// it); fails unless it exited 0.
     fn finish(mut self) -> Result<Finished> {
+        let status = self.wait_exit()?;
+        if !status.success() {
+            return Err(self.fail(&format!("exited with {}", describe(Some(status)))));
+        }
+        let output = std::mem::take(&mut *self.output.lock().expect("output lock"));
+        let stdout = output
+            .iter()
+            .filter(|(from_stdout, _)| *from_stdout)
+            .map(|(_, line)| line.clone())
+            .collect();
+        let output = output.into_iter().map(|(_, line)| line).collect();
+        Ok(Finished {
+            name: self.name.clone(),
+            stdout,
+            output,
+        })
+    }
+
+    /// Waits for the process to exit on its own by the deadline (else kills
+    /// it and fails) and for its output to be read whole.
+    fn wait_exit(&mut self) -> Result<ExitStatus> {
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break status,
@@ -729,21 +766,7 @@ impl Running {
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
-        if !status.success() {
-            return Err(self.fail(&format!("exited with {}", describe(Some(status)))));
-        }
-        let output = std::mem::take(&mut *self.output.lock().expect("output lock"));
-        let stdout = output
-            .iter()
-            .filter(|(from_stdout, _)| *from_stdout)
-            .map(|(_, line)| line.clone())
-            .collect();
-        let output = output.into_iter().map(|(_, line)| line).collect();
-        Ok(Finished {
-            name: self.name.clone(),
-            stdout,
-            output,
-        })
+        Ok(status)
     }
 
     /// Kills the process (it serves until killed) and reaps it.
