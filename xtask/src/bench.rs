@@ -90,7 +90,13 @@ impl BenchOptions {
                     opts.compare = Some(PathBuf::from(path));
                 }
                 flag if flag.starts_with("--compare=") => {
-                    opts.compare = Some(PathBuf::from(&flag["--compare=".len()..]));
+                    let path = &flag["--compare=".len()..];
+                    if path.is_empty() {
+                        bail!(
+                            "xtask bench: --compare= needs a file, e.g. --compare=old-report.json"
+                        )
+                    }
+                    opts.compare = Some(PathBuf::from(path));
                 }
                 flag if flag.starts_with('-') => {
                     bail!(
@@ -211,6 +217,16 @@ pub(crate) fn run_all(opts: &BenchOptions) -> Result<()> {
     let text = fs::read_to_string(&results).map_err(|e| io_err(&results, e))?;
     let rows =
         report::parse_rows(&text).map_err(|e| Error(format!("{}: {e}", results.display())))?;
+    let callgrind_wanted = opts
+        .filter
+        .as_deref()
+        .is_none_or(|f| "ctx/switch_round_trip".contains(f) || f.contains("callgrind"));
+    if failures.is_empty() {
+        let callgrind_runs = callgrind_wanted && !opts.quick;
+        if let Some(message) = unmatched_filter(opts.filter.as_deref(), &rows, callgrind_runs) {
+            bail!("{message}");
+        }
+    }
     let report = Report {
         header: Some(header),
         rows: report::grouped(&rows),
@@ -236,10 +252,6 @@ pub(crate) fn run_all(opts: &BenchOptions) -> Result<()> {
         print!("{}", report::compare(old, name, &report));
     }
 
-    let callgrind_wanted = opts
-        .filter
-        .as_deref()
-        .is_none_or(|f| "ctx/switch_round_trip".contains(f) || f.contains("callgrind"));
     let switch = executables.iter().find(|(name, _)| name == "switch");
     if let Some((_, exe)) = switch.filter(|_| !opts.quick && callgrind_wanted) {
         if have_program("valgrind") {
@@ -596,6 +608,25 @@ fn callgrind_total(text: &str) -> Option<u64> {
         .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
+/// The error for a run whose filter let no bench through, most likely a
+/// typo: better said than an empty table, and the previous report is kept
+/// rather than replaced by an empty one. `None` when there is something to
+/// report (rows, or the instruction counts of a `callgrind` filter).
+fn unmatched_filter(
+    filter: Option<&str>,
+    rows: &[report::Row],
+    callgrind_runs: bool,
+) -> Option<String> {
+    let filter = filter?;
+    (rows.is_empty() && !callgrind_runs).then(|| {
+        format!(
+            "xtask bench: no bench name contains `{filter}` (FILTER is a substring of names \
+             such as `core/spawn_join` or `net/`; each benches/*.rs lists its own at the top); \
+             the previous report in target/bench was kept"
+        )
+    })
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error(format!("{}: {e}", path.display()))
 }
@@ -609,6 +640,24 @@ mod tests {
         assert_eq!(callgrind_total("events: Ir\nsummary: 12345\n"), Some(12345));
         assert_eq!(callgrind_total("totals: 99\n"), Some(99));
         assert_eq!(callgrind_total("nothing"), None);
+    }
+
+    #[test]
+    fn a_filter_that_matches_nothing_is_an_error_not_an_empty_report() {
+        let row = report::parse_row(
+            r#"{"bench":"core/spawn_join","subject":"green","median":1,"min":1,"max":1,"unit":"ns"}"#,
+        )
+        .unwrap();
+        let message = unmatched_filter(Some("core/spwan"), &[], false).expect("an error");
+        assert!(
+            message.contains("no bench name contains `core/spwan`"),
+            "{message}"
+        );
+        assert!(message.contains("previous report"), "{message}");
+        assert_eq!(unmatched_filter(Some("core/"), &[row], false), None);
+        assert_eq!(unmatched_filter(None, &[], false), None);
+        // `callgrind` lets no bench through, but measures instructions.
+        assert_eq!(unmatched_filter(Some("callgrind"), &[], true), None);
     }
 
     #[test]
@@ -626,6 +675,8 @@ mod tests {
         let o = BenchOptions::parse(&args(&["--compare=o.json"])).unwrap();
         assert_eq!(o.compare.as_deref(), Some(Path::new("o.json")));
         assert!(BenchOptions::parse(&args(&["--compare"])).is_err());
+        let empty = BenchOptions::parse(&args(&["--compare="])).unwrap_err();
+        assert!(empty.to_string().contains("needs a file"), "{empty}");
         assert!(BenchOptions::parse(&args(&["--http", "core/"])).is_err());
     }
 
