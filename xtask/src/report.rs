@@ -329,7 +329,10 @@ pub(crate) fn ratio(rows: &[Row], row: &Row) -> Option<f64> {
     let f = row.figures()?;
     let base = baseline(rows, &row.bench)?;
     let usable = |v: f64| v.is_finite() && v > 0.0;
-    (base.unit == f.unit && usable(base.median) && usable(f.median)).then(|| f.median / base.median)
+    // Usable medians far apart can still divide to 0 or infinity.
+    (base.unit == f.unit && usable(base.median) && usable(f.median))
+        .then(|| f.median / base.median)
+        .filter(|r| usable(*r) && usable(1.0 / r))
 }
 
 /// How many times green's cost the subject's is: [`ratio`] for units where

@@ -299,7 +299,11 @@ impl LogAxis {
     /// room beyond the extreme bars.
     fn covering(values: impl Iterator<Item = f64>) -> LogAxis {
         let (mut lo, mut hi) = (0.5f64, 2.0f64);
+        // Beyond a million either way a bar would only be a line at the
+        // plot's edge anyway (its factor is printed beside it); the clamp
+        // keeps the 1-2-5 steps and tick exponents far from f64's ends.
         for v in values.filter(|v| v.is_finite() && *v > 0.0) {
+            let v = v.clamp(1e-6, 1e6);
             lo = lo.min(v / 1.25);
             hi = hi.max(v * 1.25);
         }
@@ -501,6 +505,28 @@ mod tests {
         let one = axis.x(1.0);
         assert!(svg.contains(&format!(r#"<rect x="{one:.1}""#)));
         assert!(svg.contains(&format!(r#"<rect x="{:.1}""#, axis.x(0.5))));
+    }
+
+    #[test]
+    fn extreme_ratios_make_a_chart_not_a_panic() {
+        // Ratios at the ends of f64 (a bench that measured nearly nothing,
+        // or something absurd): clamped to the plot, never a panic or NaN.
+        for (green, other) in [(1e300, 1e-10), (1e-10, 1e300), (f64::MIN_POSITIVE, 1e308)] {
+            let report = Report {
+                header: None,
+                rows: vec![
+                    measured("x/y", BASELINE, green, "ns"),
+                    measured("x/y", "peer", other, "ns"),
+                    measured("x/r", BASELINE, green, "req/s"),
+                    measured("x/r", "peer", other, "req/s"),
+                ],
+            };
+            let svg = chart(&report);
+            assert!(
+                !svg.contains("NaN") && !svg.contains("inf"),
+                "{green} vs {other}"
+            );
+        }
     }
 
     #[test]
