@@ -257,6 +257,50 @@ fn a_stream_of_remote_closures_does_not_starve_a_due_timer() {
     });
 }
 
+/// A backlog of several drains' worth, queued before the loop runs: it
+/// runs whole, in order, with the loop blocking between drains (the loop
+/// must wake itself for what a drain leaves), and `Stats::wakeups` counts
+/// each `Remote` call once, not the loop's own wakes.
+#[test]
+fn a_backlog_larger_than_one_drain_runs_whole_in_order_counted_once() {
+    const BACKLOG: u64 = 5_000;
+    within(LIMIT, "backlog", || {
+        each_backend(|lp| {
+            lp.add_ref();
+            let before = lp.stats().wakeups;
+            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sender = {
+                let (remote, order) = (lp.remote(), Arc::clone(&order));
+                thread::spawn(move || {
+                    for i in 0..BACKLOG {
+                        let order = Arc::clone(&order);
+                        remote.run(move |_| order.lock().unwrap().push(i)).unwrap();
+                    }
+                })
+            };
+            sender.join().unwrap();
+            let mut blocking_iterations = 0;
+            while (order.lock().unwrap().len() as u64) < BACKLOG {
+                lp.run_once(true).unwrap();
+                blocking_iterations += 1;
+            }
+            assert!(
+                blocking_iterations > 1,
+                "{:?}: {BACKLOG} closures ran in one iteration: nothing bounds a drain",
+                lp.backend()
+            );
+            assert_eq!(*order.lock().unwrap(), (0..BACKLOG).collect::<Vec<_>>());
+            // Every write read (a closure may run before its wake is read).
+            while lp.stats().wakeups - before < BACKLOG {
+                lp.run_once(true).unwrap();
+            }
+            lp.run_once(false).unwrap();
+            assert_eq!(lp.stats().wakeups - before, BACKLOG, "{:?}", lp.backend());
+            lp.release_ref();
+        });
+    });
+}
+
 // ===== timers =====
 
 /// Sleeps `d` on the loop with one timer and returns how long it took by
