@@ -112,6 +112,10 @@ fn main() -> io::Result<()> {
                 Some(n) => sessions = Some(n),
                 None => usage("--sessions takes a number of sessions"),
             },
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             flag if flag.starts_with("--") => usage(&format!("unknown flag {flag}")),
             _ => addr = arg,
         }
@@ -132,9 +136,12 @@ fn main() -> io::Result<()> {
     })
 }
 
+const USAGE: &str = "usage: chat [ADDR] [--sessions N]  (ADDR defaults to 127.0.0.1:7001; \
+--sessions N serves N connections, then prints a summary and exits)";
+
 /// Says what was wrong with the command line, and how to use it; exits 2.
 fn usage(what: &str) -> ! {
-    eprintln!("chat: {what}; usage: chat [ADDR] [--sessions N]");
+    eprintln!("chat: {what}; {USAGE}");
     std::process::exit(2);
 }
 

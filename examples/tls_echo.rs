@@ -44,6 +44,9 @@ const LINES: usize = 5;
 /// The bound on the self-contained run.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
+const USAGE: &str = "usage: tls_echo [--server [ADDR]]  (no flag: a server and three \
+clients in one process; --server: the server alone, on ADDR or 127.0.0.1:7443)";
+
 /// The name the certificate is for, and the one clients check.
 const SERVER_NAME: &str = "localhost";
 
@@ -53,8 +56,12 @@ fn main() -> io::Result<()> {
         [] => None,
         [flag] if flag == "--server" => Some("127.0.0.1:7443".to_owned()),
         [flag, addr] if flag == "--server" => Some(addr.clone()),
+        [flag] if flag == "--help" || flag == "-h" => {
+            println!("{USAGE}");
+            return Ok(());
+        }
         _ => {
-            eprintln!("usage: tls_echo [--server [ADDR]]");
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     };

@@ -261,6 +261,14 @@ impl fmt::Debug for Incoming<'_> {
 /// Any synchronous library that takes `Read + Write` (a TLS stream, a
 /// WebSocket, a `BufReader` parser) works on it inside a greenlet.
 ///
+/// # Small writes
+/// Each `write` is one send, as with std. `writeln!(stream, ...)` makes
+/// several small ones per line, and a request-reply protocol then meets
+/// Nagle's algorithm and the peer's delayed ACK: tens of milliseconds per
+/// round trip where gevent's `sendall(line)` took microseconds. Build the
+/// message first and `write_all` it once, wrap the stream in a
+/// `BufWriter` and flush per message, or call `set_nodelay(true)`.
+///
 /// # Kill safety (every blocking call)
 /// A kill or `Timeout` during a read or write cancels the op and waits for
 /// the kernel to give the buffer back before unwinding. If the op won that
