@@ -143,34 +143,63 @@ enum Section {
     SuccessBlock(bool),
     /// After `failures:`: a failed test stays failed whatever it printed.
     Failures,
+    /// Inside a failed test's `---- name stdout ----` block.
+    FailureBlock,
 }
 
 impl TestCounts {
     /// Adds the counts of one `test result:` line, if `line` is one, and
     /// notes a passing test that printed `skipped:` (see the type's docs).
-    pub(crate) fn add_line(&mut self, line: &str) {
-        if let Some(result) = parse_test_result(line) {
-            let skips = self.pending_skips.min(result.passed);
-            self.passed += result.passed - skips;
-            self.failed += result.failed;
-            self.skipped += result.ignored + skips;
+    /// Returns whether `line` was a result line that counted.
+    ///
+    /// A test's captured output (the `---- name stdout ----` blocks that
+    /// `--show-output` and failures print) is the test's, not libtest's: a
+    /// test that prints a `test result:` line of its own (xtask's tests of
+    /// this very parser do) must not be counted as a binary's result.
+    pub(crate) fn add_line(&mut self, line: &str) -> bool {
+        let trimmed = line.trim_end();
+        if trimmed.starts_with("running ") && trimmed.ends_with(" tests")
+            || trimmed == "running 1 test"
+        {
+            // A binary's first line: whatever the last one left open ends.
             self.section = Section::Other;
             self.pending_skips = 0;
-            return;
+            return false;
         }
-        let trimmed = line.trim_end();
+        let captured = matches!(
+            self.section,
+            Section::SuccessBlock(_) | Section::FailureBlock
+        );
+        if !captured {
+            if let Some(result) = parse_test_result(line) {
+                let skips = self.pending_skips.min(result.passed);
+                self.passed += result.passed - skips;
+                self.failed += result.failed;
+                self.skipped += result.ignored + skips;
+                self.section = Section::Other;
+                self.pending_skips = 0;
+                return true;
+            }
+        }
         if trimmed == "successes:" {
             self.section = Section::Successes;
         } else if trimmed == "failures:" {
             self.section = Section::Failures;
         } else if trimmed.starts_with("---- ") && trimmed.ends_with(" stdout ----") {
-            if matches!(self.section, Section::Successes | Section::SuccessBlock(_)) {
-                self.section = Section::SuccessBlock(false);
+            match self.section {
+                Section::Successes | Section::SuccessBlock(_) => {
+                    self.section = Section::SuccessBlock(false);
+                }
+                Section::Failures | Section::FailureBlock => {
+                    self.section = Section::FailureBlock;
+                }
+                Section::Other => {}
             }
         } else if self.section == Section::SuccessBlock(false) && trimmed.starts_with("skipped:") {
             self.pending_skips += 1;
             self.section = Section::SuccessBlock(true);
         }
+        false
     }
 
     /// Counts a failure that no `test result:` line shows, saying what it was.
@@ -301,10 +330,9 @@ pub(crate) fn run_tests(step: &str, cmd: &mut Command, counts: &mut TestCounts) 
         match line {
             Ok(line) => {
                 println!("{line}");
-                if parse_test_result(&line).is_some() {
+                if counts.add_line(&line) {
                     results += 1;
                 }
-                counts.add_line(&line);
             }
             Err(e) => {
                 read_error = Some(e);
@@ -423,6 +451,40 @@ test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out
         // The next binary starts clean.
         counts.add_line("test result: ok. 2 passed; 0 failed; 0 ignored");
         assert_eq!((counts.passed, counts.failed, counts.skipped), (2, 1, 5));
+    }
+
+    /// A passing or failing test that prints a `test result:` line of its
+    /// own (as xtask's tests of this parser do, shown by `--show-output`)
+    /// adds nothing; the binary's own line after the blocks counts.
+    #[test]
+    fn a_result_line_a_test_printed_is_not_counted() {
+        let output = "\
+running 2 tests
+test fake_run ... ok
+test fake_fail ... FAILED
+
+successes:
+
+---- fake_run stdout ----
+test result: FAILED. 1 passed; 1 failed; 0 ignored
+
+successes:
+    fake_run
+
+failures:
+
+---- fake_fail stdout ----
+test result: ok. 9 passed; 0 failed; 0 ignored
+
+failures:
+    fake_fail
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out
+";
+        let mut counts = TestCounts::default();
+        let results = output.lines().filter(|line| counts.add_line(line)).count();
+        assert_eq!(results, 1);
+        assert_eq!((counts.passed, counts.failed, counts.skipped), (1, 1, 0));
     }
 
     #[test]
