@@ -13,7 +13,7 @@
 //!    completions in a single `io_uring_enter` (bounded by the nearest timer
 //!    through `EXT_ARG`; not blocking at all when callbacks are queued);
 //! 2. dispatch completions to their handlers;
-//! 3. fire due timers (hierarchical wheel, 1 ms ticks, insertion order for
+//! 3. fire due timers (hierarchical wheel, ticks of 65.5 µs, insertion order for
 //!    equal deadlines);
 //! 4. drain callbacks FIFO, bounded by count and time.
 //!
