@@ -39,7 +39,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::{apt_install, finished, last_allowed_cpu};
+use super::{apt_install, finished, last_allowed_cpu, skip_line, ECHO_BENCHES};
 use crate::json::json_string;
 use crate::util::{cargo_cmd, project_root, Error, Result};
 
@@ -61,7 +61,7 @@ pub(crate) const MICRO_BENCHES: &[&str] = &[
 const MILLION_SLEEPERS: &str = "core/million_sleepers";
 
 /// The net bench's cases against a one-thread server pinned to its CPU.
-const PINNED_ECHO_BENCHES: &[&str] = &["net/echo_1conn", "net/echo_64conn", "net/connect_accept"];
+const PINNED_ECHO_BENCHES: &[&str] = &ECHO_BENCHES;
 
 /// The net bench's case against a server on two threads and every CPU.
 const THREADED_ECHO_BENCH: &str = "pool/server_2threads";
@@ -449,10 +449,7 @@ fn fill_missing(
             Ok(()) => "the Go program ran but recorded no row for this bench".to_owned(),
         };
         eprintln!("go peer: {bench} skipped: {reason}");
-        lines.push_str(&format!(
-            "{row_start},\"skipped\":{}}}\n",
-            json_string(&reason)
-        ));
+        lines.push_str(&skip_line(bench, SUBJECT, &reason));
     }
     if lines.is_empty() {
         return Ok(());

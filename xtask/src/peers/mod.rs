@@ -20,8 +20,13 @@
 pub(crate) mod go;
 pub(crate) mod python;
 
-use std::fs;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use crate::json::json_string;
+use crate::util::{Error, Result};
 
 /// Installs a Debian package: directly as root, else through `sudo -n`
 /// (never asking for a password). The package lists are refreshed once if
@@ -109,6 +114,41 @@ fn last_cpu_of_list(list: &str) -> Option<usize> {
         .max()
 }
 
+/// The echo rows `benches/net.rs` measures against a peer's server in
+/// another process (`GREEN_BENCH_EXTERNAL_ECHO`), pinned to the client's CPU.
+pub(crate) const ECHO_BENCHES: [&str; 3] =
+    ["net/echo_1conn", "net/echo_64conn", "net/connect_accept"];
+
+/// The names of `benches` that contain `filter` (all without one).
+pub(crate) fn selected(benches: &[&'static str], filter: Option<&str>) -> Vec<&'static str> {
+    benches
+        .iter()
+        .copied()
+        .filter(|b| filter.is_none_or(|f| b.contains(f)))
+        .collect()
+}
+
+/// `{"bench":B,"subject":S,"skipped":REASON}` and a newline: the results
+/// protocol's line for a row that could not run.
+pub(crate) fn skip_line(bench: &str, subject: &str, reason: &str) -> String {
+    format!(
+        "{{\"bench\":{},\"subject\":{},\"skipped\":{}}}\n",
+        json_string(bench),
+        json_string(subject),
+        json_string(reason)
+    )
+}
+
+/// Appends the skip line of (`bench`, `subject`) to `results`.
+pub(crate) fn append_skip(results: &Path, bench: &str, subject: &str, reason: &str) -> Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(results)
+        .and_then(|mut f| f.write_all(skip_line(bench, subject, reason).as_bytes()))
+        .map_err(|e| Error(format!("{}: {e}", results.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +167,14 @@ mod tests {
         let status = "Name:\txtask\nUid:\t1000\t0\t1000\t1000\nGid:\t5\t5\t5\t5\n";
         assert_eq!(uid_of_status(status), Some(0));
         assert_eq!(uid_of_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn skip_lines_follow_the_protocol() {
+        let line = skip_line("core/spawn_join", "gevent", "no \"python3\"");
+        assert_eq!(
+            line,
+            "{\"bench\":\"core/spawn_join\",\"subject\":\"gevent\",\"skipped\":\"no \\\"python3\\\"\"}\n"
+        );
     }
 }

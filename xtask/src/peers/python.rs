@@ -20,19 +20,17 @@
 //! skipped, with the reason.
 
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::gevent::GEVENT;
-use crate::json::json_string;
 use crate::util::{bail, cargo_cmd, have_program, project_root, Error, Result};
 use crate::venv::{self, Pin};
 
-use super::last_allowed_cpu;
+use super::{append_skip, last_allowed_cpu, selected, ECHO_BENCHES};
 
 /// The eventlet release the peer runs: the newest, which works on Python
 /// 3.11 beside gevent 26.9 (both take the same greenlet 3).
@@ -58,9 +56,6 @@ const CORE_BENCHES: [&str; 9] = [
     "core/sleep_lateness",
 ];
 
-/// The rows `benches/net.rs` measures against the Python echo servers.
-const NET_BENCHES: [&str; 3] = ["net/echo_1conn", "net/echo_64conn", "net/connect_accept"];
-
 /// Where the Python programs live, from the workspace root.
 const PROGRAM_DIR: &str = "benches/peers/python";
 
@@ -77,7 +72,7 @@ pub(crate) fn run(
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let core = selected(&CORE_BENCHES, filter);
-    let net = selected(&NET_BENCHES, filter);
+    let net = selected(&ECHO_BENCHES, filter);
     if core.is_empty() && net.is_empty() {
         return Ok(());
     }
@@ -176,15 +171,6 @@ fn run_captured(step: &str, cmd: &mut Command, progress: &mut dyn FnMut(&str)) -
     Ok(())
 }
 
-/// The names of `benches` that contain `filter`.
-fn selected(benches: &[&'static str], filter: Option<&str>) -> Vec<&'static str> {
-    benches
-        .iter()
-        .copied()
-        .filter(|b| filter.is_none_or(|f| b.contains(f)))
-        .collect()
-}
-
 /// The bench venv's python, or why there is none (the skip reason).
 pub(crate) fn bench_python() -> std::result::Result<PathBuf, String> {
     if !have_program("python3") {
@@ -199,27 +185,6 @@ pub(crate) fn bench_python() -> std::result::Result<PathBuf, String> {
             GEVENT.version, EVENTLET.version
         )
     })
-}
-
-/// Appends the skip line of (`bench`, `subject`) to `results`.
-fn append_skip(results: &Path, bench: &str, subject: &str, reason: &str) -> Result<()> {
-    let line = skip_line(bench, subject, reason);
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(results)
-        .and_then(|mut f| f.write_all(line.as_bytes()))
-        .map_err(|e| Error(format!("{}: {e}", results.display())))
-}
-
-/// `{"bench":B,"subject":S,"skipped":REASON}` and a newline.
-fn skip_line(bench: &str, subject: &str, reason: &str) -> String {
-    format!(
-        "{{\"bench\":{},\"subject\":{},\"skipped\":{}}}\n",
-        json_string(bench),
-        json_string(subject),
-        json_string(reason)
-    )
 }
 
 /// The echo rows: a server per library, then `benches/net.rs` against
@@ -367,8 +332,11 @@ mod tests {
             selected(&CORE_BENCHES, Some("timeout")),
             ["core/timeout_scope", "core/timeout_scope_nonblocking"]
         );
-        assert_eq!(selected(&NET_BENCHES, Some("echo_64")), ["net/echo_64conn"]);
-        assert!(selected(&NET_BENCHES, Some("core/")).is_empty());
+        assert_eq!(
+            selected(&ECHO_BENCHES, Some("echo_64")),
+            ["net/echo_64conn"]
+        );
+        assert!(selected(&ECHO_BENCHES, Some("core/")).is_empty());
     }
 
     #[test]
@@ -381,15 +349,6 @@ mod tests {
                 "{bench} is not in bench.py's BENCHES"
             );
         }
-    }
-
-    #[test]
-    fn skip_lines_follow_the_protocol() {
-        let line = skip_line("core/spawn_join", "gevent", "no \"python3\"");
-        assert_eq!(
-            line,
-            "{\"bench\":\"core/spawn_join\",\"subject\":\"gevent\",\"skipped\":\"no \\\"python3\\\"\"}\n"
-        );
     }
 
     #[test]
