@@ -123,6 +123,7 @@ impl Builder {
             remote: Arc::new(wakeup::Shared::new()?),
             wake_buf: Box::new(Cell::new(0)),
             wake_armed: Cell::new(false),
+            wake_resignalled: Cell::new(0),
             signals: RefCell::new(Slab::new()),
             accept_handlers: RefCell::new(Slab::new()),
         });
@@ -153,6 +154,11 @@ pub(crate) struct Inner {
     pub(crate) wake_buf: Box<Cell<u64>>,
     /// The wakeup eventfd read is in flight (one of `ops`).
     pub(crate) wake_armed: Cell<bool>,
+    /// Wakes the loop sent itself for remote closures a drain left over
+    /// (`wakeup.rs`): they raise the shared unread count like a `Remote`'s,
+    /// and are taken out of `Stats::wakeups` again, since no `Remote` call
+    /// made them. Only this thread touches it, so it lives here.
+    pub(crate) wake_resignalled: Cell<u64>,
     pub(crate) signals: RefCell<Slab<SignalState>>,
     /// Handlers of multishot accepts (`op/borrowed.rs`), by the op's data.
     pub(crate) accept_handlers: RefCell<Slab<crate::op::borrowed::AcceptHandler>>,

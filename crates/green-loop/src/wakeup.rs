@@ -53,10 +53,6 @@ pub(crate) struct Shared {
     /// is zero the eventfd read cannot complete, so a non-blocking poll may
     /// skip the kernel (`Loop::run_once`).
     unread: AtomicU64,
-    /// Wakes the loop sent itself for closures a drain left over (only the
-    /// loop's thread touches it): raised into `unread` too, and taken out
-    /// of the count again, since no `Remote` call made them.
-    resignalled: AtomicU64,
 }
 
 impl Shared {
@@ -68,7 +64,6 @@ impl Shared {
                 queue: VecDeque::new(),
             }),
             unread: AtomicU64::new(0),
-            resignalled: AtomicU64::new(0),
         })
     }
 
@@ -210,7 +205,7 @@ fn on_wake(lp: &Loop, c: Completion) {
         // re-arm), one raised before it is drained now.
         let n = lp.inner.remote.unread.swap(0, Ordering::AcqRel);
         // The loop's own wakes (below) raised it too, before this swap.
-        let own = lp.inner.remote.resignalled.swap(0, Ordering::Relaxed);
+        let own = lp.inner.wake_resignalled.replace(0);
         lp.inner.stats_mut(|s| s.wakeups += n.saturating_sub(own));
     } else if c.result < 0 && c.result != -libc::EAGAIN && c.result != -libc::EINTR {
         tracing::error!(result = c.result, "wakeup eventfd read failed");
@@ -235,7 +230,9 @@ fn on_wake(lp: &Loop, c: Completion) {
     if queued > DRAIN_BUDGET {
         // The rest wait for the next read: make sure there is one, as a
         // thread's wake would (uncounted in `Stats::wakeups`).
-        lp.inner.remote.resignalled.fetch_add(1, Ordering::Relaxed);
+        lp.inner
+            .wake_resignalled
+            .set(lp.inner.wake_resignalled.get() + 1);
         let _ = lp.remote().signal();
     }
 }
