@@ -30,7 +30,8 @@
 //!
 //! # The report
 //!
-//! The rows are gathered into `target/bench/report.json` (with a header:
+//! The rows are gathered into `target/bench/report.json` (`bench/` under
+//! `$CARGO_TARGET_DIR` when that is set, like everything xtask writes; with a header:
 //! machine, UTC date, commit, mode), `report.md` and `report.svg` (a bar
 //! chart of each subject's cost relative to green; `svg.rs`), and the table
 //! is printed (`report.rs` says what its `ratio` means). `--compare
@@ -133,7 +134,7 @@ const CALLGRIND_LONG: u64 = 101_000;
 /// Runs the benches and the peers, and writes the reports.
 pub(crate) fn run_all(opts: &BenchOptions) -> Result<()> {
     let root = project_root();
-    let out_dir = root.join("target").join("bench");
+    let out_dir = crate::util::target_dir().join("bench");
     // Read the old report first: a typo in its path should not cost a run.
     let old = match &opts.compare {
         Some(path) => {

@@ -16,7 +16,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -58,7 +58,7 @@ pub(crate) fn run_all(counts: &mut TestCounts) -> Result<()> {
         counts,
     )?;
     let root = project_root();
-    let binaries = target_dir(&root).join("debug").join("examples");
+    let binaries = crate::util::target_dir().join("debug").join("examples");
     let mut failed = Vec::new();
     for name in undriven_examples(&root) {
         eprintln!("\n==> example {name}: FAILED");
@@ -97,13 +97,6 @@ pub(crate) fn run_all(counts: &mut TestCounts) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// `$CARGO_TARGET_DIR`, or `target` under the workspace root.
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 /// Examples in `examples/` that no entry of [`DRIVERS`] runs.

@@ -63,7 +63,7 @@ impl GeventOptions {
 /// Runs every program; writes or checks the traces.
 pub(crate) fn run_all(opts: &GeventOptions) -> Result<()> {
     let root = project_root();
-    let python = venv::ensure(&venv::dir(&root, "gevent-venv"), &[GEVENT])?;
+    let python = venv::ensure(&venv::dir("gevent-venv"), &[GEVENT])?;
     let dir = root.join(PROGRAM_DIR);
     let programs = files_with_ext(&dir, "py")?;
     if programs.is_empty() {

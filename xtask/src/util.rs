@@ -41,6 +41,17 @@ pub(crate) fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the
+/// workspace root when relative, as cargo reads it), or `target` under the
+/// workspace root. Everything xtask writes (reports, venvs, Go builds) goes
+/// under it, beside cargo's own output.
+pub(crate) fn target_dir() -> PathBuf {
+    let root = project_root();
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map_or_else(|| root.join("target"), |dir| root.join(dir))
+}
+
 /// The `cargo` that started us (`$CARGO`), so a `+toolchain` choice carries over.
 pub(crate) fn cargo() -> OsString {
     env::var_os("CARGO").unwrap_or_else(|| "cargo".into())

@@ -7,7 +7,6 @@
 //! pinned package imports at its pinned version, and re-installed otherwise
 //! (a pin was changed, or a package is missing).
 
-use std::env;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,12 +23,9 @@ pub(crate) struct Pin {
     pub(crate) version: &'static str,
 }
 
-/// `$CARGO_TARGET_DIR/NAME`, or `target/NAME` under `root`.
-pub(crate) fn dir(root: &Path, name: &str) -> PathBuf {
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    root.join(target).join(name)
+/// The venv `NAME` under cargo's target directory.
+pub(crate) fn dir(name: &str) -> PathBuf {
+    crate::util::target_dir().join(name)
 }
 
 /// The venv's python, making the venv (or installing the pins) when it is

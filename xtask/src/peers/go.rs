@@ -250,12 +250,10 @@ fn run_reporting(
     Err(format!("{what} failed ({status}): {}", tail.join(" / ")))
 }
 
-/// `$CARGO_TARGET_DIR/bench-go`, or `target/bench-go` under the workspace.
+/// Where the Go programs and Go's caches go: `bench-go` under cargo's
+/// target directory.
 fn out_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    project_root().join(target).join("bench-go")
+    crate::util::target_dir().join("bench-go")
 }
 
 /// `go version`'s output, if `go` runs.

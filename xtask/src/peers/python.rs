@@ -178,7 +178,7 @@ pub(crate) fn bench_python() -> std::result::Result<PathBuf, String> {
             "python3 is not installed (on Debian: apt-get install python3 python3-venv)".to_owned(),
         );
     }
-    let dir = venv::dir(&project_root(), "bench-venv");
+    let dir = venv::dir("bench-venv");
     venv::ensure(&dir, &[GEVENT, EVENTLET]).map_err(|e| {
         format!(
             "no venv with gevent {} and eventlet {}: {e}",
