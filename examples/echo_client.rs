@@ -47,20 +47,49 @@ fn serve(listener: TcpListener, connections: usize) {
     }
 }
 
+const USAGE: &str = "usage: echo_client [--self-hosted] [ADDR] [CLIENTS] [TRIPS]
+  --self-hosted  start an echo server in this thread and load it (ADDR unused)
+  ADDR           the echo server (default 127.0.0.1:7000)
+  CLIENTS        connections, one greenlet each (default 100)
+  TRIPS          64-byte round trips per connection (default 1000)";
+
+/// Says what is wrong with the command line, and exits.
+fn usage_error(message: &str) -> ! {
+    eprintln!("echo_client: {message}\n{USAGE}");
+    std::process::exit(2)
+}
+
+/// A whole number of at least 1 for the argument `what`.
+fn count<T: std::str::FromStr + PartialOrd + From<u8>>(what: &str, arg: &str) -> T {
+    match arg.parse::<T>() {
+        Ok(n) if n >= T::from(1) => n,
+        _ => usage_error(&format!(
+            "{what} must be a whole number of at least 1, not `{arg}`"
+        )),
+    }
+}
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let self_hosted = args.iter().any(|a| a == "--self-hosted");
-    let mut rest = args.iter().filter(|a| !a.starts_with("--"));
-    let addr = rest
-        .next()
-        .cloned()
-        .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-    let clients: usize = rest
-        .next()
-        .map_or(100, |s| s.parse().expect("a client count"));
-    let trips: u32 = rest
-        .next()
-        .map_or(1000, |s| s.parse().expect("a trip count"));
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("Many echo clients, each a greenlet doing round trips.\n{USAGE}");
+        return Ok(());
+    }
+    let mut self_hosted = false;
+    let mut rest = Vec::new();
+    for arg in &args {
+        match arg.as_str() {
+            "--self-hosted" => self_hosted = true,
+            flag if flag.starts_with('-') => usage_error(&format!("unknown flag `{flag}`")),
+            _ => rest.push(arg.as_str()),
+        }
+    }
+    if rest.len() > 3 {
+        usage_error("too many arguments");
+    }
+    let addr = rest.first().map_or("127.0.0.1:7000", |a| a).to_owned();
+    let clients: usize = rest.get(1).map_or(100, |s| count("CLIENTS", s));
+    let trips: u32 = rest.get(2).map_or(1000, |s| count("TRIPS", s));
     green_core::run(|| {
         let addr = if self_hosted {
             let listener = TcpListener::bind("127.0.0.1:0")?;

@@ -27,10 +27,38 @@ fn handle(mut stream: TcpStream) -> io::Result<u64> {
     }
 }
 
+const USAGE: &str = "usage: echo_server [ADDR] [CONNECTIONS]
+  ADDR         where to listen (default 127.0.0.1:7000)
+  CONNECTIONS  stop after serving this many connections (default: never)";
+
+/// Says what is wrong with the command line, and exits.
+fn usage_error(message: &str) -> ! {
+    eprintln!("echo_server: {message}\n{USAGE}");
+    std::process::exit(2)
+}
+
 fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-    let limit: Option<usize> = args.next().map(|s| s.parse().expect("a connection count"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("An echo server: one greenlet per connection, on one thread.\n{USAGE}");
+        return Ok(());
+    }
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-')) {
+        usage_error(&format!("unknown flag `{flag}`"));
+    }
+    if args.len() > 2 {
+        usage_error("too many arguments");
+    }
+    let addr = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
+    let limit: Option<usize> = args.get(1).map(|s| match s.parse() {
+        Ok(n) if n > 0 => n,
+        _ => usage_error(&format!(
+            "CONNECTIONS must be a whole number of at least 1, not `{s}`"
+        )),
+    });
     green_core::run(|| {
         let listener = TcpListener::bind(addr.as_str())?;
         println!("listening on {}", listener.local_addr()?);

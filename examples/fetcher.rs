@@ -30,10 +30,40 @@ enum Fetched {
     Failed(io::Error),
 }
 
+const USAGE: &str = "usage: fetcher [URLS] [CONCURRENCY]
+  URLS         pages to fetch from the example's own server (default 100)
+  CONCURRENCY  the Pool's size: fetches at a time (default 10)";
+
+/// Says what is wrong with the command line, and exits.
+fn usage_error(message: &str) -> ! {
+    eprintln!("fetcher: {message}\n{USAGE}");
+    std::process::exit(2)
+}
+
+/// A whole number of at least 1 for the argument `what`.
+fn count(what: &str, arg: &str) -> usize {
+    match arg.parse() {
+        Ok(n) if n > 0 => n,
+        _ => usage_error(&format!(
+            "{what} must be a whole number of at least 1, not `{arg}`"
+        )),
+    }
+}
+
 fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let urls: usize = args.next().map_or(100, |s| s.parse().expect("a URL count"));
-    let concurrency: usize = args.next().map_or(10, |s| s.parse().expect("a pool size"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("Fetches pages through a Pool, each request under a Timeout.\n{USAGE}");
+        return Ok(());
+    }
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-')) {
+        usage_error(&format!("unknown flag `{flag}`"));
+    }
+    if args.len() > 2 {
+        usage_error("too many arguments");
+    }
+    let urls = args.first().map_or(100, |s| count("URLS", s));
+    let concurrency = args.get(1).map_or(10, |s| count("CONCURRENCY", s));
     green_core::run(|| {
         let server = StreamServer::bind("127.0.0.1:0", serve_page)?;
         server.start()?;

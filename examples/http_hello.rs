@@ -71,6 +71,10 @@ const USAGE: &str = "usage: http_hello [--addr HOST:PORT] [--threads N] [--reque
                      [--duration SECONDS]";
 
 fn main() {
+    if asks_for_help(std::env::args().skip(1)) {
+        println!("{HELP}\n{USAGE}");
+        return;
+    }
     let config = match Config::parse(std::env::args().skip(1)) {
         Ok(config) => config,
         Err(message) => {
@@ -97,6 +101,17 @@ fn main() {
 }
 
 // ===== the command line and the run =====
+
+/// What `--help` prints above [`USAGE`].
+const HELP: &str = "http_hello: a keep-alive HTTP/1.1 server answering every GET with \
+                    \"Hello, World!\", one hub per --threads (default 1), on 127.0.0.1:8080 \
+                    unless --addr says otherwise; it runs until killed, until it has answered --requests \
+                    requests, or for --duration seconds.";
+
+/// Whether the arguments ask for the help text (`--help` or `-h` anywhere).
+pub(crate) fn asks_for_help(args: impl IntoIterator<Item = String>) -> bool {
+    args.into_iter().any(|arg| arg == "--help" || arg == "-h")
+}
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

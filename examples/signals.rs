@@ -20,7 +20,23 @@ use std::time::{Duration, Instant};
 use green_core::signal::signal;
 use green_core::sync::Event;
 
+const USAGE: &str = "usage: signals [--self-test]
+  --self-test  send this process SIGINT after a short while (also GREEN_SIGNALS_SELF_TEST=1)";
+
 fn main() -> std::io::Result<()> {
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--self-test" => {}
+            "--help" | "-h" => {
+                println!("Graceful shutdown on SIGINT or SIGTERM.\n{USAGE}");
+                return Ok(());
+            }
+            other => {
+                eprintln!("signals: unknown argument `{other}`\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
     let self_test = std::env::args().any(|a| a == "--self-test")
         || std::env::var_os("GREEN_SIGNALS_SELF_TEST").is_some_and(|v| v == "1");
     green_core::run(|| {

@@ -17,12 +17,25 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use http_hello::{
-    format_http_date, parse_head, serve, Config, Connection, Head, Method, Status, BODY, MAX_HEAD,
+    asks_for_help, format_http_date, parse_head, serve, Config, Connection, Head, Method, Status,
+    BODY, MAX_HEAD,
 };
 
 /// How long a client waits for a reply before the test fails (generous: the
 /// machine may be loaded).
 const PATIENCE: Duration = Duration::from_secs(20);
+
+// ===== the command line =====
+
+#[test]
+fn help_is_answered_wherever_it_is_asked() {
+    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(asks_for_help(args(&["--help"])));
+    assert!(asks_for_help(args(&["--threads", "2", "-h"])));
+    assert!(!asks_for_help(args(&["--threads", "2"])));
+    // Without the check, `--help` is an unknown argument.
+    assert!(Config::parse(args(&["--help"])).is_err());
+}
 
 // ===== the parser =====
 

@@ -49,6 +49,19 @@ const DRIVERS: &[(&str, Driver)] = &[
     ("http_hello", drive_http_hello),
 ];
 
+/// The examples that take arguments: each answers `--help` with its usage
+/// (exit 0) and refuses an unknown flag with the usage on stderr (exit 2),
+/// which [`check_usage`] checks before the driver runs.
+const TAKE_ARGUMENTS: &[&str] = &[
+    "echo_server",
+    "echo_client",
+    "fetcher",
+    "signals",
+    "chat",
+    "tls_echo",
+    "http_hello",
+];
+
 /// Builds the examples and drives each; every example is one passed,
 /// failed or skipped test in `counts`.
 pub(crate) fn run_all(counts: &mut TestCounts) -> Result<()> {
@@ -75,7 +88,13 @@ pub(crate) fn run_all(counts: &mut TestCounts) -> Result<()> {
             continue;
         }
         let started = Instant::now();
-        match driver(&binaries.join(name)) {
+        let binary = binaries.join(name);
+        let checked = if TAKE_ARGUMENTS.contains(&name) {
+            check_usage(&binary)
+        } else {
+            Ok(())
+        };
+        match checked.and_then(|()| driver(&binary)) {
             Ok(()) => {
                 eprintln!("example {name}: ok in {:.1?}", started.elapsed());
                 counts.passed += 1;
@@ -117,6 +136,31 @@ fn undriven_examples(root: &Path) -> Vec<String> {
 }
 
 // ===== the drivers =====
+
+/// A newcomer's first two commands: `--help` prints the usage and exits 0;
+/// a flag the example does not know is refused with the usage, exit 2,
+/// before anything runs.
+fn check_usage(binary: &Path) -> Result<()> {
+    Running::start(binary, &["--help"])?
+        .finish()?
+        .expect_lines(&["usage:"])?;
+    let mut wrong = Running::start(binary, &["--no-such-flag"])?;
+    let status = wrong.wait_exit()?;
+    let output = wrong.output.lock().expect("output lock").clone();
+    if status.code() != Some(2) {
+        return Err(wrong.fail(&format!(
+            "an unknown flag should exit 2 with the usage; it exited with {}",
+            describe(Some(status))
+        )));
+    }
+    if !output
+        .iter()
+        .any(|(from_stdout, line)| !from_stdout && line.contains("usage:"))
+    {
+        return Err(wrong.fail("an unknown flag should print the usage on stderr"));
+    }
+    Ok(())
+}
 
 /// `hello`: the greenlets' steps, the Timeout, the kill, the results.
 fn drive_hello(binary: &Path) -> Result<()> {
