@@ -38,6 +38,11 @@
 //! to tens of microseconds depending on how idle the cores are: the `std`
 //! subject measures that floor in the same run, so what green and tokio add
 //! to it can be read off.
+//!
+//! With `GREEN_BENCH_CALLGRIND=N` the binary only runs N rounds (2N one-way
+//! hand-offs) of green's `sync/event_pingpong` and `sync/queue_pingpong`
+//! (those `GREEN_BENCH_FILTER` selects), untimed, for counting instructions
+//! under callgrind: run it with two values of N and divide the difference.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -65,6 +70,10 @@ const CONTENDERS: usize = 100;
 
 fn main() {
     let h = Harness::from_env();
+    if let Some(rounds) = harness::callgrind_iterations() {
+        callgrind_scenario(&h, rounds);
+        return;
+    }
     if h.enabled(EVENT_PINGPONG) {
         green_event_pingpong(&h);
         tokio_event_pingpong(&h);
@@ -87,6 +96,52 @@ fn main() {
         green_cross_thread_set(&h);
         tokio_cross_thread_set(&h);
         std_cross_thread_round(&h);
+    }
+}
+
+/// The green ping-pongs' rounds, untimed (see the module docs).
+fn callgrind_scenario(h: &Harness, rounds: u64) {
+    if h.enabled(EVENT_PINGPONG) {
+        green_core::run(|| {
+            let (ping, pong) = (Event::new(), Event::new());
+            let partner = {
+                let (ping, pong) = (ping.clone(), pong.clone());
+                green_core::spawn(move || {
+                    for _ in 0..rounds {
+                        ping.wait();
+                        ping.clear();
+                        pong.set();
+                    }
+                })
+            };
+            for _ in 0..rounds {
+                ping.set();
+                pong.wait();
+                pong.clear();
+            }
+            partner.join();
+        });
+    }
+    if h.enabled(QUEUE_PINGPONG) {
+        green_core::run(|| {
+            let (to_partner, to_main) = (Queue::<u64>::new(), Queue::<u64>::new());
+            let partner = {
+                let (inbox, outbox) = (to_partner.clone(), to_main.clone());
+                green_core::spawn(move || {
+                    for n in &inbox {
+                        outbox.put(n + 1).expect("main's queue is open");
+                    }
+                })
+            };
+            let mut n = 0_u64;
+            for _ in 0..rounds {
+                to_partner.put(n).expect("partner's queue is open");
+                n = to_main.get().expect("main's queue is open");
+            }
+            assert_eq!(black_box(n), rounds);
+            to_partner.close();
+            partner.join();
+        });
     }
 }
 
