@@ -1099,3 +1099,43 @@ fn async_result_get_in_a_destructor_at_teardown_does_not_abort() {
 fn waiter_get_in_a_destructor_at_teardown_does_not_abort() {
     run_block_in_drop_child("waiter_get");
 }
+
+/// green's own edge (the notifier's window, L6 in `sync/linkable.rs`): a
+/// waiter an `Event` wakes, which links a callback to it and sets it again
+/// before it blocks, is served by a notifier queued anew behind what was
+/// already queued (gevent's `_notify_links` finds the new link once the
+/// waiter switches back and schedules itself again), not at once and not
+/// never.
+#[test]
+fn a_woken_waiter_that_links_and_sets_again_is_served_behind_the_queue() {
+    green_core::run(|| {
+        let log = Log::new();
+        let ready = Event::new();
+        let waiter = {
+            let (ready, log) = (ready.clone(), log.clone());
+            spawn(move || {
+                ready.wait();
+                log.push("woken");
+                ready.clear();
+                let objects: [&dyn Waitable; 1] = [&ready];
+                let mut ready_ones = iwait(&objects, None);
+                ready.set();
+                assert_eq!(ready_ones.next(), Some(0));
+                log.push("link fired");
+            })
+        };
+        yield_now();
+        ready.set();
+        let later = {
+            let log = log.clone();
+            spawn(move || log.push("queued after the set"))
+        };
+        waiter.join();
+        later.join();
+        assert_eq!(
+            log.take(),
+            ["woken", "queued after the set", "link fired"],
+            "the callback linked in the waiter's window fired out of order"
+        );
+    });
+}

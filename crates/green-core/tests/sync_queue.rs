@@ -1512,3 +1512,35 @@ fn join_timeout_long_and_zero() {
         assert_eq!(q.unfinished_tasks(), 0);
     });
 }
+
+/// green's own edge (the hand-off's window, N5 in `hub/notify.rs`): a
+/// getter woken from a full bounded queue makes room by taking its item;
+/// the hand-off that woke it admits the blocked putter as soon as the
+/// getter is done, before a greenlet queued earlier (gevent's `_unlock`
+/// loop goes on once the getter switches back).
+#[test]
+fn room_made_by_a_woken_getter_admits_the_putter_before_the_queue() {
+    green_core::run(|| {
+        let log = Log::new();
+        let q: Queue<&str> = Queue::bounded(1);
+        let getter = {
+            let (q, log) = (q.clone(), log.clone());
+            spawn(move || log.push(format!("got {}", q.get().unwrap())))
+        };
+        yield_now();
+        q.put("a").unwrap();
+        let queued = {
+            let log = log.clone();
+            spawn(move || log.push("queued before the hand-off ran"))
+        };
+        q.put("b").unwrap();
+        log.push("put b");
+        getter.join();
+        queued.join();
+        assert_eq!(
+            log.take(),
+            ["got a", "put b", "queued before the hand-off ran"],
+            "the putter was admitted out of gevent's order"
+        );
+    });
+}

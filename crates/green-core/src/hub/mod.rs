@@ -197,7 +197,8 @@ pub(crate) fn existing_hub() -> Option<&'static Hub> {
 }
 
 /// Whose links entry a waiter is firing (Q2): ids of the dead greenlet and
-/// of the waiter a links entry switched to.
+/// of the waiter a links entry switched to. A notifier's window (N5) uses
+/// the same record, `dead` then being the notifier's tag (top bit set).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) struct LinksWindow {
     pub(super) dead: u64,
@@ -255,7 +256,8 @@ pub(crate) struct Hub {
     firing_rawlink: Cell<bool>,
     /// A links entry, fired empty, paused for a waiter that has not blocked
     /// since: links that waiter adds to the dead greenlet go to the front
-    /// (Q2, `pause_firing`). Closed when the waiter parks.
+    /// (Q2, `pause_firing`). Closed when the waiter parks. Also a
+    /// notifier's window (N5).
     links_window: Cell<LinksWindow>,
     /// Id of the dead greenlet whose links entry is back at the queue's
     /// front mid-firing (paused for a waiter): a cut pass keeps it there

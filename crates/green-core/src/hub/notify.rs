@@ -22,6 +22,15 @@
 //!   by a plain wake-up (its wait's timer) runs at the notifier's place
 //!   instead: its wait completed (a hand-off gave it an item or a slot), and
 //!   nothing raised later may make it look as if it had not.
+//! * **N5.** A notifier whose next step would end it, unless the waiter it
+//!   runs changes something first, need not go back to the front (N2): it
+//!   opens that waiter's window instead (the links window's record, tagged
+//!   with the notifier, `LinksWindow`), which the waiter's next park
+//!   closes, and the notifier is over then. A change it would act on made
+//!   while the window is open puts it back at the front
+//!   ([`Hub::resume_notify`]), where it would have been all along. Only a
+//!   front entry queued in the window (a blocking killer, a `killall`'s
+//!   throws) could tell the two apart; the links window has the same bound.
 
 use std::panic::Location;
 use std::rc::Rc;
@@ -48,6 +57,17 @@ pub(crate) trait Notify {
     /// The next waiter to wake; `in_hub` says whether a callback may be
     /// taken (N3).
     fn step(&self, in_hub: bool) -> Step;
+
+    /// N5: the last step named the waiter with id `waiter`, to which the hub
+    /// is about to switch. If the next step would end the notifier unless
+    /// something changes before that waiter blocks again, the notifier
+    /// records the window and returns the tag that tells its window from
+    /// others (nonzero, never a greenlet's id: see
+    /// [`Hub::open_notify_window`]); `None` to go back to the front.
+    fn leave_for(&self, waiter: u64) -> Option<u64> {
+        let _ = waiter;
+        None
+    }
 
     /// What the primitive is, for a failure report of a callback it runs.
     fn what(&self) -> &'static str;
@@ -80,7 +100,10 @@ impl Hub {
                         self.take_back_resume(&waiter);
                     }
                     if super::links::can_switch_to(waiter.core()) {
-                        self.pause_notify(notifier);
+                        match notifier.leave_for(waiter.core().id) {
+                            Some(tag) => self.open_notify_window(tag, waiter.core().id),
+                            None => self.pause_notify(notifier),
+                        }
                         return Some(Next::Run(waiter));
                     }
                     self.schedule(&waiter);
@@ -120,4 +143,37 @@ impl Hub {
         self.notify_in_progress.set(true);
         self.ready.borrow_mut().push_front(Entry::Notify(notifier));
     }
+
+    /// N5: the window of `waiter`, run by the notifier tagged `tag`, until
+    /// `waiter` next parks (`park_as` closes the links window). The tag
+    /// (an address) has its top bit set, so it is never a dead greenlet's
+    /// id (which `queue_links` looks for).
+    #[inline(always)]
+    fn open_notify_window(&self, tag: u64, waiter: u64) {
+        self.links_window.set(super::LinksWindow {
+            dead: tag | NOTIFY_WINDOW_BIT,
+            waiter,
+        });
+    }
+
+    /// N5: whether the window the notifier tagged `tag` opened for `waiter`
+    /// is still open: `waiter` runs and has not parked since.
+    pub(crate) fn notify_window_open(&self, tag: u64, waiter: u64) -> bool {
+        self.links_window.get()
+            == super::LinksWindow {
+                dead: tag | NOTIFY_WINDOW_BIT,
+                waiter,
+            }
+            && self.is_current_id(waiter)
+    }
+
+    /// N5: a notifier out of the queue in its waiter's window goes back to
+    /// the front, as if it had been paused there (N2); the window is over.
+    pub(crate) fn resume_notify(&self, notifier: NotifyRef) {
+        self.links_window.set(super::LinksWindow::CLOSED);
+        self.pause_notify(notifier);
+    }
 }
+
+/// Marks a links window as a notifier's (N5): greenlet ids never reach it.
+const NOTIFY_WINDOW_BIT: u64 = 1 << 63;

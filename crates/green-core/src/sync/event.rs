@@ -5,7 +5,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::linkable::{check_and_notify, link_ready, wait_gave_up, Linkable, Linked};
+use super::linkable::{self, check_and_notify, link_ready, wait_gave_up, Linkable, Linked};
 use crate::{Greenlet, GreenletError, LinkId, Waitable};
 
 /// A flag greenlets wait on (gevent's `Event`).
@@ -92,7 +92,7 @@ impl Event {
     /// nothing behind (the waiter is unlinked).
     #[track_caller]
     pub fn wait(&self) -> bool {
-        self.inner.linkable.wait(self.is_set(), None)
+        linkable::wait(&self.inner, self.is_set(), None)
     }
 
     /// [`Event::wait`] for at most `timeout`; `false` if it passed first.
@@ -103,7 +103,7 @@ impl Event {
     /// As [`Event::wait`].
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.inner.linkable.wait(self.is_set(), Some(timeout))
+        linkable::wait(&self.inner, self.is_set(), Some(timeout))
     }
 }
 
@@ -247,7 +247,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     /// Interruptible; leaves nothing behind.
     #[track_caller]
     pub fn wait(&self) -> bool {
-        self.inner.linkable.wait(self.ready(), None)
+        linkable::wait(&self.inner, self.ready(), None)
     }
 
     /// [`AsyncResult::wait`] for at most `timeout`; `false` if it passed.
@@ -256,7 +256,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     /// As [`AsyncResult::wait`].
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.inner.linkable.wait(self.ready(), Some(timeout))
+        linkable::wait(&self.inner, self.ready(), Some(timeout))
     }
 
     /// Takes the outcome out, if ready (for values that are not `Clone`);

@@ -19,6 +19,13 @@
 //! * **L5.** A waiter knows it was notified by its node being gone (W4); a
 //!   wait that times out or unwinds removes its node (W2), so it is never
 //!   notified afterwards and consumes nothing.
+//! * **L6.** A notifier that runs a waiter and has nothing left that its
+//!   next step would do (both chains empty) is not put back in the queue
+//!   (N5): it stays pending, as that waiter's window (`ran`), until the
+//!   waiter next blocks, and is over then. A waiter added, or a waiter left
+//!   and the object ready (`check_and_notify`), while the window is open puts
+//!   it back at the front of the queue, the state it would have been in all
+//!   along; so the order is the same as if it had never left.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -56,7 +63,20 @@ pub(crate) struct Linkable {
     /// The epoch of the hub the notifier was queued on: a notifier a torn
     /// down hub dropped unrun is not pending on the next hub.
     epoch: Cell<u64>,
+    /// L6: the id of the waiter whose window the notifier waits in, out of
+    /// the queue; 0 while it is queued (or idle).
+    ran: Cell<u64>,
     notify_all: bool,
+}
+
+/// Whether a notifier is pending, and how.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    No,
+    /// Queued, or back at the front of the queue while a waiter runs.
+    Queued,
+    /// Out of the queue in the window of the waiter it ran (L6).
+    Window,
 }
 
 /// A primitive built on a [`Linkable`].
@@ -73,6 +93,16 @@ impl<L: Linked> Notify for L {
         self.linkable().step(in_hub, || self.is_ready())
     }
 
+    fn leave_for(&self, waiter: u64) -> Option<u64> {
+        let linkable = self.linkable();
+        let list = linkable.list.borrow();
+        if !list.is_empty(LINKS) || !list.is_empty(LATE) {
+            return None;
+        }
+        linkable.ran.set(waiter);
+        Some(linkable.window_tag())
+    }
+
     fn what(&self) -> &'static str {
         self.kind()
     }
@@ -83,22 +113,65 @@ impl<L: Linked> Notify for L {
 pub(crate) fn check_and_notify<L: Linked>(this: &Rc<L>) {
     let linkable = this.linkable();
     // Cheapest first: most calls find no waiter.
-    if !linkable.list.borrow().is_empty(LINKS) && this.is_ready() && !linkable.notifier_pending() {
-        let hub = hub();
-        linkable.phase.set(Phase::Queued);
-        linkable.epoch.set(hub.epoch());
-        hub.queue_notify(Rc::clone(this) as Rc<dyn Notify>);
+    if linkable.list.borrow().is_empty(LINKS) || !this.is_ready() {
+        return;
     }
+    match linkable.pending() {
+        Pending::No => {
+            let hub = hub();
+            linkable.ran.set(0);
+            linkable.phase.set(Phase::Queued);
+            linkable.epoch.set(hub.epoch());
+            hub.queue_notify(Rc::clone(this) as Rc<dyn Notify>);
+        }
+        Pending::Queued => {}
+        // L6: its next step queues it anew (L4): it goes back first.
+        Pending::Window => requeue_from_window(this),
+    }
+}
+
+/// L6: the notifier, out of the queue in its waiter's window, goes back to
+/// the front of the queue, where it would have been all along.
+#[cold]
+#[inline(never)]
+fn requeue_from_window<L: Linked>(this: &Rc<L>) {
+    this.linkable().ran.set(0);
+    hub().resume_notify(Rc::clone(this) as Rc<dyn Notify>);
+}
+
+/// gevent's `_wait` (L3, L5, L6): `true` once ready (at once if it is and
+/// no notifier is pending), `false` if `timeout` passed first or the wait
+/// gave up (teardown).
+#[track_caller]
+pub(crate) fn wait<L: Linked>(this: &Rc<L>, ready: bool, timeout: Option<Duration>) -> bool {
+    let linkable = this.linkable();
+    let chain = if ready {
+        match linkable.pending() {
+            Pending::No => return true,
+            Pending::Queued => LATE,
+            Pending::Window => {
+                // L6: the notifier's next step wakes the late chain.
+                requeue_from_window(this);
+                LATE
+            }
+        }
+    } else {
+        // L6: a waiter that the notifier's next step would leave alone
+        // (the object is not ready) keeps the window as it is.
+        LINKS
+    };
+    linkable.park(chain, timeout)
 }
 
 /// [`Waitable::link_ready`](crate::Waitable::link_ready) for a linked
 /// primitive: `callback` joins its waiters.
 pub(crate) fn link_ready<L: Linked>(this: &Rc<L>, callback: Box<dyn FnOnce()>) -> LinkId {
-    let key = this
-        .linkable()
+    let linkable = this.linkable();
+    let key = linkable
         .list
         .borrow_mut()
         .push(LINKS, Wake::Call(callback), ());
+    // L6: only a ready object's notifier would act on it (L4).
     check_and_notify(this);
     LinkId::from_raw(key.to_raw())
 }
@@ -109,15 +182,38 @@ impl Linkable {
             list: RefCell::new(WaitList::new()),
             phase: Cell::new(Phase::Idle),
             epoch: Cell::new(0),
+            ran: Cell::new(0),
             notify_all,
         }
     }
 
+    /// What tells this notifier's window from any other (L6, N5).
+    fn window_tag(&self) -> u64 {
+        std::ptr::from_ref(self) as usize as u64
+    }
+
     /// Whether a notifier is queued or running (on this thread's hub: one
-    /// a torn-down hub dropped unrun does not count).
-    pub(crate) fn notifier_pending(&self) -> bool {
-        self.phase.get() != Phase::Idle
-            && existing_hub().is_some_and(|hub| hub.epoch() == self.epoch.get())
+    /// a torn-down hub dropped unrun does not count), or waiting out its
+    /// waiter's window (L6). A window found closed ends the notifier.
+    #[inline]
+    fn pending(&self) -> Pending {
+        if self.phase.get() == Phase::Idle {
+            return Pending::No;
+        }
+        let Some(hub) = existing_hub().filter(|hub| hub.epoch() == self.epoch.get()) else {
+            return Pending::No;
+        };
+        match self.ran.get() {
+            0 => Pending::Queued,
+            waiter if hub.notify_window_open(self.window_tag(), waiter) => Pending::Window,
+            _ => {
+                // The waiter blocked with nothing added: the notifier's
+                // next step, which it skipped, would have ended it.
+                self.ran.set(0);
+                self.phase.set(Phase::Idle);
+                Pending::No
+            }
+        }
     }
 
     /// How many waiters (greenlets and callbacks) are linked.
@@ -190,25 +286,11 @@ impl Linkable {
         }
     }
 
-    /// gevent's `_wait` (L3, L5): `true` once ready (at once if it is and
-    /// no notifier is pending), `false` if `timeout` passed first or the
-    /// wait gave up (teardown).
-    #[track_caller]
-    pub(crate) fn wait(&self, ready: bool, timeout: Option<Duration>) -> bool {
-        if ready {
-            if self.notifier_pending() {
-                return self.park(LATE, timeout);
-            }
-            return true;
-        }
-        self.park(LINKS, timeout)
-    }
-
     /// Parks the running greenlet on `chain` until a notifier takes it
     /// (`true`), `timeout` passes or the wait gives up (`false`). A kill or
     /// timeout raised meanwhile unwinds out of here with the node removed.
     #[track_caller]
-    pub(crate) fn park(&self, chain: usize, timeout: Option<Duration>) -> bool {
+    fn park(&self, chain: usize, timeout: Option<Duration>) -> bool {
         let hub = hub();
         let me = hub.current_for_blocking();
         let key = self

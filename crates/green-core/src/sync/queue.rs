@@ -8,6 +8,13 @@
 //! The hand-off admits waiting putters' items while there is room and
 //! wakes getters while there are items, one each, FIFO; a woken getter
 //! takes whatever is at the head when it runs, at the hand-off's place.
+//!
+//! A queue's hand-off that runs a waiter and would have nothing to do at
+//! its next move (no putter it could admit, no getter it could serve)
+//! waits out that waiter's window out of the callback queue (N5, `ran`):
+//! every change it would act on while the window is open (a hand-off
+//! scheduled, the queue closed, the room a woken getter makes) puts it back
+//! at the front first, where it would have been all along.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -192,6 +199,9 @@ pub(crate) struct QueueInner<T, S> {
     /// The hand-off's next move is a getter's (it alternates, as gevent's
     /// `_unlock` loop does).
     getter_turn: Cell<bool>,
+    /// N5: the id of the waiter the hand-off ran, whose window it waits
+    /// out of the callback queue; 0 for none.
+    ran: Cell<u64>,
     closed: Cell<bool>,
     links: Rc<QueueLinks>,
     unfinished: Cell<usize>,
@@ -227,6 +237,14 @@ impl<T: 'static, S: Storage<T>> Notify for QueueInner<T, S> {
         Step::Done { again: false }
     }
 
+    fn leave_for(&self, waiter: u64) -> Option<u64> {
+        if self.hand_off_would_act() {
+            return None;
+        }
+        self.ran.set(waiter);
+        Some(self.window_tag())
+    }
+
     fn what(&self) -> &'static str {
         "a queue"
     }
@@ -242,6 +260,7 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
             waiters: RefCell::new(WaitList::new()),
             unlock_queued: Cell::new(0),
             getter_turn: Cell::new(false),
+            ran: Cell::new(0),
             closed: Cell::new(false),
             links: Rc::new(QueueLinks {
                 ready: Cell::new(false),
@@ -289,7 +308,41 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
 
     /// gevent's `_schedule_unlock`.
     fn schedule_unlock(this: &Rc<Self>) {
+        QueueInner::end_window(this);
         schedule_hand_off(&this.unlock_queued, || Rc::clone(this) as Rc<dyn Notify>);
+    }
+
+    /// Whether the hand-off's next move would admit a putter or wake a
+    /// getter.
+    fn hand_off_would_act(&self) -> bool {
+        let list = self.waiters.borrow();
+        let closed = self.closed.get();
+        (!list.is_empty(PUTTERS) && !closed && self.has_room())
+            || (!list.is_empty(GETTERS) && (closed || self.len() > 0))
+    }
+
+    /// What tells this hand-off's window from any other (N5).
+    fn window_tag(&self) -> u64 {
+        std::ptr::from_ref(self) as usize as u64
+    }
+
+    /// N5: before a change the hand-off would act on, a hand-off waiting
+    /// out its waiter's window goes back to the front of the callback
+    /// queue; one whose window has closed does what its skipped last move
+    /// would have done.
+    #[inline]
+    fn end_window(this: &Rc<Self>) {
+        let waiter = this.ran.get();
+        if waiter == 0 {
+            return;
+        }
+        this.ran.set(0);
+        match existing_hub() {
+            Some(hub) if hub.notify_window_open(this.window_tag(), waiter) => {
+                hub.resume_notify(Rc::clone(this) as Rc<dyn Notify>);
+            }
+            _ => this.getter_turn.set(false),
+        }
     }
 
     fn has_waiting(&self, chain: usize) -> bool {
@@ -364,6 +417,10 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
             let woken = parked.wait();
             drop(parked);
             if let Some(found) = take(this) {
+                if this.ran.get() != 0 && this.hand_off_would_act() {
+                    // N5: the room it made is the hand-off's to fill.
+                    QueueInner::end_window(this);
+                }
                 return Ok(found);
             }
             match woken {
@@ -393,9 +450,11 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
     }
 
     fn close(this: &Rc<Self>) {
-        if this.closed.replace(true) {
+        if this.closed.get() {
             return;
         }
+        QueueInner::end_window(this);
+        this.closed.set(true);
         // Every waiter wakes and finds the queue closed: putters get their
         // items back; getters drain what is left, then see it closed.
         let waiting = {

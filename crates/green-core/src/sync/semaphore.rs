@@ -6,7 +6,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::linkable::{check_and_notify, link_ready, Linkable, Linked};
+use super::linkable::{self, check_and_notify, link_ready, Linkable, Linked};
 use crate::hub::hub;
 use crate::{LinkId, Waitable};
 
@@ -97,7 +97,7 @@ impl Sem {
         let deadline = timeout.map(|d| Instant::now().checked_add(d));
         let mut wait_for = timeout;
         loop {
-            let woken = self.inner.linkable.wait(false, wait_for);
+            let woken = linkable::wait(&self.inner, false, wait_for);
             if self.try_take() {
                 return true;
             }
@@ -132,7 +132,7 @@ impl Sem {
 
     #[track_caller]
     fn wait(&self, timeout: Option<Duration>) -> bool {
-        self.inner.linkable.wait(self.inner.is_ready(), timeout);
+        linkable::wait(&self.inner, self.inner.is_ready(), timeout);
         self.inner.is_ready()
     }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::linkable::{check_and_notify, link_ready, wait_gave_up, Linkable, Linked};
+use super::linkable::{self, check_and_notify, link_ready, wait_gave_up, Linkable, Linked};
 use crate::hub::existing_hub;
 use crate::{GreenletError, LinkId, Waitable};
 
@@ -148,7 +148,7 @@ impl<T: 'static, E: 'static> Waiter<T, E> {
             if let Some(outcome) = self.inner.slot.borrow_mut().take() {
                 return outcome;
             }
-            if !self.inner.linkable.wait(false, None) && !self.ready() {
+            if !linkable::wait(&self.inner, false, None) && !self.ready() {
                 wait_gave_up("Waiter::get");
             }
         }
@@ -163,7 +163,7 @@ impl<T: 'static, E: 'static> Waiter<T, E> {
         if let Some(outcome) = self.inner.slot.borrow_mut().take() {
             return Some(outcome);
         }
-        self.inner.linkable.wait(false, Some(timeout));
+        linkable::wait(&self.inner, false, Some(timeout));
         self.inner.slot.borrow_mut().take()
     }
 }
