@@ -78,6 +78,7 @@ pub(crate) type NotifyRef = Rc<dyn Notify>;
 
 impl Hub {
     /// Queues `notifier` at the back of the callback queue (Q1).
+    #[inline]
     pub(crate) fn queue_notify(&self, notifier: NotifyRef) {
         self.ready.borrow_mut().push_back(Entry::Notify(notifier));
     }
@@ -91,17 +92,14 @@ impl Hub {
             match notifier.step(in_hub) {
                 Step::Run(waiter) => {
                     let w = waiter.core();
-                    if super::links::throw_queued(w) {
-                        // N4: the kill queued for it came first.
-                        self.defer_throw_behind_wake(&waiter);
-                    } else if w.in_ready.get() && w.state.get() == State::Parked && !w.is_dead() {
-                        // N4: queued to resume by a plain wake-up (its
-                        // timer): it runs here, where its wait completed.
-                        self.take_back_resume(&waiter);
+                    // Both cases of N4 are of a waiter queued to resume.
+                    if w.in_ready.get() {
+                        self.waiter_queued_already(&waiter);
                     }
-                    if super::links::can_switch_to(waiter.core()) {
-                        match notifier.leave_for(waiter.core().id) {
-                            Some(tag) => self.open_notify_window(tag, waiter.core().id),
+                    if super::links::can_switch_to(w) {
+                        let id = w.id;
+                        match notifier.leave_for(id) {
+                            Some(tag) => self.open_notify_window(tag, id),
                             None => self.pause_notify(notifier),
                         }
                         return Some(Next::Run(waiter));
@@ -135,6 +133,21 @@ impl Hub {
                     return None;
                 }
             }
+        }
+    }
+
+    /// N4: a waiter a step names is queued to resume already.
+    #[cold]
+    #[inline(never)]
+    fn waiter_queued_already(&self, waiter: &CoreRef) {
+        let w = waiter.core();
+        if super::links::throw_queued(w) {
+            // The kill queued for it came first.
+            self.defer_throw_behind_wake(waiter);
+        } else if w.in_ready.get() && w.state.get() == State::Parked && !w.is_dead() {
+            // Queued to resume by a plain wake-up (its timer): it runs
+            // here, where its wait completed.
+            self.take_back_resume(waiter);
         }
     }
 

@@ -265,11 +265,11 @@ impl Linkable {
                     if is_call && !in_hub {
                         return Step::NeedsHub;
                     }
-                    match list.pop_front(chain) {
-                        Some((Wake::Greenlet(core), ())) => return Step::Run(core),
-                        Some((Wake::Call(f), ())) => return Step::Call(f),
-                        None => continue,
-                    }
+                    return match list.pop_front(chain) {
+                        Some((Wake::Greenlet(core), ())) => Step::Run(core),
+                        Some((Wake::Call(f), ())) => Step::Call(f),
+                        None => unreachable!("the chain's front was just seen"),
+                    };
                 }
                 _ if chain == LINKS => {
                     let limit = list.next_serial();
@@ -364,8 +364,11 @@ impl Drop for Parked<'_> {
     fn drop(&mut self) {
         let removed = self.linkable.list.borrow_mut().remove(self.key);
         drop(removed);
-        if let (Some(wake), Some(hub)) = (&self.wake, existing_hub()) {
-            hub.cancel_wake(wake);
+        // The hub is looked up only for a timed wait.
+        if let Some(wake) = &self.wake {
+            if let Some(hub) = existing_hub() {
+                hub.cancel_wake(wake);
+            }
         }
     }
 }

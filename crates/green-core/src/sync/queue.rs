@@ -571,8 +571,11 @@ impl<T> Drop for ParkedOn<'_, T> {
                 drop(passed);
             }
         }
-        if let (Some(wake), Some(hub)) = (&self.wake, existing_hub()) {
-            hub.cancel_wake(wake);
+        // The hub is looked up only for a timed wait.
+        if let Some(wake) = &self.wake {
+            if let Some(hub) = existing_hub() {
+                hub.cancel_wake(wake);
+            }
         }
     }
 }

@@ -168,8 +168,16 @@ impl<P> WaitList<P> {
 
     /// Takes `chain`'s first waiter.
     pub(crate) fn pop_front(&mut self, chain: usize) -> Option<(Wake, P)> {
-        self.pop_front_keyed(chain)
-            .map(|(_, wake, payload)| (wake, payload))
+        let first = &mut self.chains[chain];
+        let node = self.nodes.remove(first.head as usize)?;
+        // The head has no predecessor: only its successor is relinked.
+        first.head = node.next;
+        first.len -= 1;
+        match self.nodes.get_mut(node.next as usize) {
+            Some(next) => next.prev = NIL,
+            None => first.tail = NIL,
+        }
+        Some((node.wake, node.payload))
     }
 
     /// [`WaitList::pop_front`], with the key the waiter had.
