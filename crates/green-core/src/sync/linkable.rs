@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use super::waitlist::{WaitKey, WaitList, Wake};
 use crate::greenlet::state::CoreRef;
-use crate::hub::{deadline_after, existing_hub, hub, Notify, Step, TimerWake};
+use crate::hub::{deadline_after, existing_hub, hub, Hub, Notify, Step, TimerWake};
 use crate::LinkId;
 
 /// The chain of waiters linked while the object was not ready.
@@ -303,7 +303,7 @@ impl Linkable {
             key,
             wake,
         };
-        parked.wait(&me)
+        parked.wait(hub, &me)
     }
 }
 
@@ -344,8 +344,7 @@ struct Parked<'a> {
 
 impl Parked<'_> {
     #[track_caller]
-    fn wait(&self, me: &CoreRef) -> bool {
-        let hub = hub();
+    fn wait(&self, hub: &'static Hub, me: &CoreRef) -> bool {
         loop {
             if !hub.park_as(me) {
                 return !self.linkable.list.borrow().contains(self.key);

@@ -27,7 +27,7 @@ use super::linkable::{check_and_notify, link_ready, Linkable, Linked};
 use super::waitlist::{WaitKey, WaitList, Wake};
 use super::Event;
 use crate::greenlet::state::CoreRef;
-use crate::hub::{deadline_after, existing_hub, hub, Notify, Step, TimerWake};
+use crate::hub::{deadline_after, existing_hub, hub, Hub, Notify, Step, TimerWake};
 use crate::{LinkId, Waitable};
 
 const GETTERS: usize = 0;
@@ -215,13 +215,13 @@ impl<T: 'static, S: Storage<T>> Notify for QueueInner<T, S> {
         self.unlock_queued.set(0);
         for _ in 0..2 {
             if self.getter_turn.replace(!self.getter_turn.get()) {
-                if self.len() > 0 || self.closed.get() {
+                if self.has_waiting(GETTERS) && (self.len() > 0 || self.closed.get()) {
                     let taken = self.waiters.borrow_mut().pop_front(GETTERS);
                     if let Some((Wake::Greenlet(getter), _)) = taken {
                         return Step::Run(getter);
                     }
                 }
-            } else if self.has_room() && !self.closed.get() {
+            } else if self.has_waiting(PUTTERS) && self.has_room() && !self.closed.get() {
                 // A closed queue admits nothing more: its blocked putters
                 // get their items back.
                 let taken = self.waiters.borrow_mut().pop_front(PUTTERS);
@@ -285,13 +285,17 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
         if self.unfinished.get() == 1 {
             self.all_done.clear();
         }
-        self.update_links();
+        self.set_links_ready(true);
     }
 
     fn pop_item(&self) -> Option<T> {
-        let item = self.items.borrow_mut().pop();
+        let (item, left) = {
+            let mut items = self.items.borrow_mut();
+            let item = items.pop();
+            (item, items.len())
+        };
         if item.is_some() {
-            self.update_links();
+            self.set_links_ready(left > 0 || self.closed.get());
         }
         item
     }
@@ -299,9 +303,23 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
     /// Keeps the `wait`/`iwait` readiness current; wakes their callbacks
     /// when the queue turns ready.
     fn update_links(&self) {
-        let ready = self.len() > 0 || self.closed.get();
+        self.set_links_ready(self.len() > 0 || self.closed.get());
+    }
+
+    /// [`QueueInner::update_links`] for a caller that knows the readiness.
+    #[inline]
+    fn set_links_ready(&self, ready: bool) {
         let was = self.links.ready.replace(ready);
-        if ready && !was && self.links.linkable.waiter_count() > 0 {
+        if ready && !was {
+            self.turned_ready();
+        }
+    }
+
+    /// The queue just turned ready: the callbacks linked to it, if any,
+    /// are to be called.
+    #[inline(never)]
+    fn turned_ready(&self) {
+        if self.links.linkable.waiter_count() > 0 {
             check_and_notify(&self.links);
         }
     }
@@ -345,6 +363,7 @@ impl<T: 'static, S: Storage<T>> QueueInner<T, S> {
         }
     }
 
+    #[inline]
     fn has_waiting(&self, chain: usize) -> bool {
         !self.waiters.borrow().is_empty(chain)
     }
@@ -509,6 +528,7 @@ enum Woken<T> {
 struct ParkedOn<'a, T> {
     waiters: &'a RefCell<WaitList<Option<T>>>,
     closed: &'a Cell<bool>,
+    hub: &'static Hub,
     me: CoreRef,
     key: WaitKey,
     wake: Option<TimerWake>,
@@ -532,6 +552,7 @@ impl<'a, T> ParkedOn<'a, T> {
         ParkedOn {
             waiters,
             closed,
+            hub,
             me,
             key,
             wake,
@@ -540,7 +561,7 @@ impl<'a, T> ParkedOn<'a, T> {
 
     #[track_caller]
     fn wait(&self) -> Woken<T> {
-        let hub = hub();
+        let hub = self.hub;
         loop {
             let gave_up = !hub.park_as(&self.me);
             if !self.waiters.borrow().contains(self.key) {

@@ -95,6 +95,7 @@ impl<P> WaitList<P> {
         self.chains[chain].len
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self, chain: usize) -> bool {
         self.chains[chain].len == 0
     }
@@ -125,6 +126,7 @@ impl<P> WaitList<P> {
         WaitKey { index, serial }
     }
 
+    #[inline]
     fn node(&self, key: WaitKey) -> Option<&Node<P>> {
         self.nodes
             .get(key.index as usize)
@@ -132,11 +134,13 @@ impl<P> WaitList<P> {
     }
 
     /// Whether the waiter at `key` is still waiting (W4).
+    #[inline]
     pub(crate) fn contains(&self, key: WaitKey) -> bool {
         self.node(key).is_some()
     }
 
     /// Removes the waiter at `key`, if it is still there (W2).
+    #[inline]
     pub(crate) fn remove(&mut self, key: WaitKey) -> Option<(Wake, P)> {
         self.node(key)?;
         Some(self.unlink(key.index))
@@ -161,6 +165,7 @@ impl<P> WaitList<P> {
     }
 
     /// The serial of `chain`'s first waiter, and whether it is a callback.
+    #[inline]
     pub(crate) fn front(&self, chain: usize) -> Option<(u64, bool)> {
         let node = self.nodes.get(self.chains[chain].head as usize)?;
         Some((node.serial, matches!(node.wake, Wake::Call(_))))
