@@ -9,7 +9,7 @@
 //! * `links.rs`: a finished greenlet's links entry and the waiters it
 //!   switches to (Q2-Q3), deaths and kill waiters.
 //! * `notify.rs`: the generic notifier entry the synchronisation
-//!   primitives queue to wake their waiters (N1-N4).
+//!   primitives queue to wake their waiters (N1-N5).
 //! * `timers.rs`: timers that wake or start greenlets; zero delays (Q6).
 //! * `unwind.rs`: kills and timeouts raised per greenlet (U1-U4).
 //! * `guard.rs`: user code the hub runs, always guarded (H1), and failure

@@ -1,5 +1,5 @@
 //! Notifier entries: the one generic entry of the callback queue through
-//! which every synchronisation primitive wakes its waiters (N1-N4).
+//! which every synchronisation primitive wakes its waiters (N1-N5).
 //!
 //! gevent's primitives each queue a callback on the hub (`_notify_links`,
 //! `Queue._unlock`) that switches into their waiters one by one. Here a
@@ -28,9 +28,10 @@
 //!   with the notifier, `LinksWindow`), which the waiter's next park
 //!   closes, and the notifier is over then. A change it would act on made
 //!   while the window is open puts it back at the front
-//!   ([`Hub::resume_notify`]), where it would have been all along. Only a
-//!   front entry queued in the window (a blocking killer, a `killall`'s
-//!   throws) could tell the two apart; the links window has the same bound.
+//!   ([`Hub::resume_notify`]), where it would have been all along: the
+//!   hub queues at the front only when a greenlet blocks or ends (or after
+//!   `killall`'s own yield), which closes the window, so nothing can have
+//!   gone ahead of it meanwhile. The links window (Q2) rests on the same.
 
 use std::panic::Location;
 use std::rc::Rc;
@@ -62,8 +63,8 @@ pub(crate) trait Notify {
     /// is about to switch. If the next step would end the notifier unless
     /// something changes before that waiter blocks again, the notifier
     /// records the window and returns the tag that tells its window from
-    /// others (nonzero, never a greenlet's id: see
-    /// [`Hub::open_notify_window`]); `None` to go back to the front.
+    /// others (its address: `open_notify_window` sets the top bit, so it
+    /// is never a greenlet's id); `None` to go back to the front.
     fn leave_for(&self, waiter: u64) -> Option<u64> {
         let _ = waiter;
         None
@@ -83,9 +84,9 @@ impl Hub {
         self.ready.borrow_mut().push_back(Entry::Notify(notifier));
     }
 
-    /// Fires a notifier entry (N1-N4): `Some(next)` when a waiter is to run
-    /// (the entry back at the front) or the hub is needed; `None` once the
-    /// notifier is over.
+    /// Fires a notifier entry (N1-N5): `Some(next)` when a waiter is to run
+    /// (the entry back at the front, or out of the queue for the waiter's
+    /// window) or the hub is needed; `None` once the notifier is over.
     pub(super) fn fire_notify(&self, notifier: NotifyRef, in_hub: bool) -> Option<Next> {
         self.notify_in_progress.set(false);
         loop {

@@ -1,5 +1,5 @@
 //! gevent's `AbstractLinkable`: the waiting and notifying that Event,
-//! AsyncResult, Waiter and the semaphores share (L1-L5).
+//! AsyncResult, Waiter and the semaphores share (L1-L6).
 //!
 //! * **L1.** An object that becomes ready with waiters queues one
 //!   notifier on the hub's callback queue (`Entry::Notify`); whoever made
