@@ -15,6 +15,11 @@
 //! yielder that reaches the target wakes it (tokio); either adds one switch
 //! per 10 000 yields. Spawning the yielders and letting each run to its first
 //! yield is setup, outside the clock.
+//!
+//! With `GREEN_BENCH_CALLGRIND=N` the binary only runs N rounds of green's
+//! case (N times 10 000 yields), untimed, to count instructions (and, with
+//! cachegrind, misses) per yield: run it for two values of N and divide the
+//! difference by 10 000 times the difference of N.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -37,6 +42,10 @@ const BENCH: &str = "core/yield_10k";
 const LIVE: u64 = 10_000;
 
 fn main() {
+    if let Some(rounds) = harness::callgrind_iterations() {
+        callgrind_scenario(rounds);
+        return;
+    }
     let h = Harness::from_env();
     if !h.enabled(BENCH) {
         return;
@@ -89,6 +98,34 @@ fn green(h: &Harness) {
                 },
             );
 
+        stop.set(true);
+        for g in &yielders {
+            g.join();
+        }
+    });
+}
+
+/// The fixed-count scenario: `rounds` rounds of green's case, untimed.
+fn callgrind_scenario(rounds: u64) {
+    green_core::run(|| {
+        let turns = Rc::new(Cell::new(0_u64));
+        let stop = Rc::new(Cell::new(false));
+        let yielders: Vec<_> = (0..LIVE)
+            .map(|_| {
+                let (turns, stop) = (Rc::clone(&turns), Rc::clone(&stop));
+                green_core::spawn(move || {
+                    while !stop.get() {
+                        green_core::yield_now();
+                        turns.set(turns.get() + 1);
+                    }
+                })
+            })
+            .collect();
+        green_core::yield_now();
+        let target = turns.get() + rounds * LIVE;
+        while turns.get() < target {
+            green_core::yield_now();
+        }
         stop.set(true);
         for g in &yielders {
             g.join();
