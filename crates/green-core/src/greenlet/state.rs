@@ -262,57 +262,60 @@ pub(crate) type CoreRef = Rc<dyn AsCore>;
 pub(crate) type WeakCore = Weak<dyn AsCore>;
 
 /// Everything about a greenlet that does not depend on its value type.
-// `repr(C)` keeps the fields a switch touches (state flags, the throw slot,
-// the fiber handle) together in the first cache line: with ten thousand
-// greenlets taking turns, each record is cold when its turn comes.
+// `repr(C)` keeps the fields a greenlet's turn touches (a yield, a park, the
+// switch into it) together at the front: with ten thousand greenlets taking
+// turns, each record is cold when its turn comes. The hot part is 48 bytes,
+// so with the reference counts before it the record's hot span is one cache
+// line when the allocation starts on a line, two otherwise (the scheduler
+// prefetches both, `hub/queue.rs`).
 #[repr(C)]
 pub(crate) struct Core {
-    // ----- hot: read on every switch into or out of the greenlet -----
+    // ----- hot: read or written on every turn -----
     /// Where to switch to run it.
     pub(crate) fref: FiberRef,
     /// S2: payload to raise at the next blocking point. After death: the
     /// payload it died of, kept once (payloads are not `Clone`).
     pub(crate) throw: Cell<Option<Payload>>,
-    /// Unique on its thread for the life of the thread.
-    pub(crate) id: u64,
-    /// S2: nesting depth of uninterruptible waits.
-    pub(crate) uninterruptible: Cell<u32>,
-    /// Key in the hub's registry of live greenlets (for teardown).
-    live_key: Cell<u32>,
-    pub(crate) state: Cell<State>,
-    /// S1: in the hub's ready queue.
-    pub(crate) in_ready: Cell<bool>,
-    /// Main greenlet only: the hub found nothing left that could wake it.
-    pub(crate) loop_exit: Cell<bool>,
-    /// Its entry began running.
-    pub(crate) started: Cell<bool>,
-    /// It parked while unwinding (a destructor blocked): counted in the
-    /// hub's `parked_mid_unwind` until it resumes (U2); teardown must not
-    /// unwind it again.
-    pub(crate) parked_unwinding: Cell<bool>,
-    pub(crate) is_main: bool,
-    /// Its links entry is queued or firing (Q2 in the hub).
-    pub(crate) links_queued: Cell<bool>,
-    /// `Extra::kill_waiters` is not empty (checked when it parks or dies).
-    pub(crate) has_kill_waiters: Cell<bool>,
-    /// S2: a payload was left in `throw` while it ran (it was unwinding too
-    /// deep, or inside an uninterruptible wait): its next blocking call
-    /// raises it on the way in if it may by then (U3), instead of parking
-    /// with it.
-    pub(crate) throw_held: Cell<bool>,
-    /// Kills waiting in the hub's callback queue for their turn to be raised
-    /// (`Entry::Throw`, Q3): queued behind a resume of it, or by itself.
-    pub(crate) deferred_throws: Cell<u32>,
-    /// gevent's `successful()`: returned a value or died of `GreenletExit`.
-    pub(crate) succeeded: Cell<bool>,
-    /// `spawn_after_local`: do not start if the parent died meanwhile.
-    pub(crate) needs_live_parent: Cell<bool>,
-    // ----- warm: spawn, death, links, unwinding -----
     /// How many unwinds are in progress on its stack, as far as the hub can
     /// tell (U1): counted up when green-core raises into it or the panic hook
     /// sees it panic, down when `Timeout::run` catches its own timeout, and
     /// corrected whenever `std::thread::panicking()` settles the question.
     pub(crate) unwind_depth: Cell<u32>,
+    pub(crate) state: Cell<State>,
+    /// S1: in the hub's ready queue.
+    pub(crate) in_ready: Cell<bool>,
+    /// Main greenlet only: the hub found nothing left that could wake it.
+    pub(crate) loop_exit: Cell<bool>,
+    /// It parked while unwinding (a destructor blocked): counted in the
+    /// hub's `parked_mid_unwind` until it resumes (U2); teardown must not
+    /// unwind it again.
+    pub(crate) parked_unwinding: Cell<bool>,
+    /// S2: a payload was left in `throw` while it ran (it was unwinding too
+    /// deep, or inside an uninterruptible wait): its next blocking call
+    /// raises it on the way in if it may by then (U3), instead of parking
+    /// with it.
+    pub(crate) throw_held: Cell<bool>,
+    /// `Extra::kill_waiters` is not empty (checked when it parks or dies).
+    pub(crate) has_kill_waiters: Cell<bool>,
+    /// Its entry began running.
+    pub(crate) started: Cell<bool>,
+    pub(crate) is_main: bool,
+    /// Unique on its thread for the life of the thread.
+    pub(crate) id: u64,
+    // ----- warm: spawn, death, links, kills, waits -----
+    /// S2: nesting depth of uninterruptible waits.
+    pub(crate) uninterruptible: Cell<u32>,
+    /// Key in the hub's registry of live greenlets (for teardown).
+    live_key: Cell<u32>,
+    /// Kills waiting in the hub's callback queue for their turn to be raised
+    /// (`Entry::Throw`, Q3): queued behind a resume of it, or by itself.
+    pub(crate) deferred_throws: Cell<u32>,
+    /// Its links entry is queued or firing (Q2 in the hub).
+    pub(crate) links_queued: Cell<bool>,
+    /// gevent's `successful()`: returned a value or died of `GreenletExit`.
+    pub(crate) succeeded: Cell<bool>,
+    /// `spawn_after_local`: do not start if the parent died meanwhile.
+    pub(crate) needs_live_parent: Cell<bool>,
     /// Where the payload in `throw` is sure to be caught, so where it may be
     /// raised (U3): at the root for a kill, where its scope started for a
     /// `Timeout`.
@@ -331,6 +334,13 @@ pub(crate) struct Core {
     /// `minimal_ident`, 0 until asked for.
     ident: Cell<u32>,
 }
+
+/// Bytes from the start of a [`Core`] that a greenlet's turn reads or
+/// writes: its hot fields, up to and including `id` (the scheduler
+/// prefetches them).
+pub(crate) const CORE_HOT_BYTES: usize = 48;
+
+const _: () = assert!(std::mem::offset_of!(Core, id) + 8 <= CORE_HOT_BYTES);
 
 impl Core {
     // Inlined so that the record is built in place, not moved.
