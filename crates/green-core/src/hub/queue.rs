@@ -10,7 +10,7 @@ use green_ctx::{FiberRef, Payload};
 
 use super::Hub;
 use crate::error::LoopExit;
-use crate::greenlet::state::{Catcher, Core, CoreRef, KillWait, State};
+use crate::greenlet::state::{Catcher, Core, CoreRef, KillWait, State, CORE_HOT_BYTES};
 
 /// Fairness (Q4): every this many entries run in one pass, the hub looks at
 /// the clock ...
@@ -102,11 +102,14 @@ const PREFETCH_STACK_AHEAD: usize = 2;
 #[inline(always)]
 fn prefetch_ahead(ready: &VecDeque<Entry>) {
     if let Some(record) = ready.get(PREFETCH_RECORD_AHEAD).and_then(Entry::record) {
-        // The record's hot fields span its first two lines (`Inner` and
-        // `Core` are `repr(C)`, the hot fields first).
+        // A turn touches the reference counts, just before the record, and
+        // the record's hot part (`Inner` and `Core` are `repr(C)`, the hot
+        // fields first): 64 bytes, on one or two lines depending on where
+        // the allocation starts. Asking for the first and the last byte
+        // fetches exactly those.
         let at = Rc::as_ptr(record).cast::<u8>();
-        green_ctx::prefetch(at);
-        green_ctx::prefetch(at.wrapping_add(64));
+        green_ctx::prefetch(at.wrapping_sub(2 * std::mem::size_of::<usize>()));
+        green_ctx::prefetch(at.wrapping_add(CORE_HOT_BYTES - 1));
     }
     if let Some(record) = ready.get(PREFETCH_SLOT_AHEAD).and_then(Entry::record) {
         record.core().fref.prefetch_slot();
@@ -127,7 +130,15 @@ impl Hub {
     /// most once).
     #[inline]
     pub(crate) fn schedule(&self, core: &CoreRef) {
-        if mark_ready(core.core()) {
+        self.schedule_record(core, core.core());
+    }
+
+    /// [`Hub::schedule`] for a caller that already holds the record (`c`
+    /// is `core`'s): saves looking it up again through the type-erased
+    /// handle.
+    #[inline(always)]
+    fn schedule_record(&self, core: &CoreRef, c: &Core) {
+        if mark_ready(c) {
             self.ready
                 .borrow_mut()
                 .push_back(Entry::Resume(Rc::clone(core)));
@@ -244,14 +255,18 @@ impl Hub {
     /// Switches from the running context (a greenlet or the hub) to `next`.
     #[inline(always)]
     fn switch_into(&self, next: CoreRef) {
-        let c = next.core();
-        if c.state.get() == State::Scheduled {
-            c.state.set(State::Running);
-        }
         *self.current.borrow_mut() = Some(next);
-        // Through `current`, without cloning the target's `FiberRef`.
+        // Through `current`, without cloning the target's `FiberRef`; one
+        // look-up of the record through the type-erased handle serves both
+        // the state and the switch.
         let target = Ref::map(self.current.borrow(), |cur| match cur {
-            Some(next) => &next.core().fref,
+            Some(next) => {
+                let c = next.core();
+                if c.state.get() == State::Scheduled {
+                    c.state.set(State::Running);
+                }
+                &c.fref
+            }
             None => unreachable!("`current` was just set"),
         });
         FiberRef::switch_guarded(target, 0);
@@ -278,7 +293,14 @@ impl Hub {
     #[inline(always)]
     #[track_caller]
     pub(crate) fn park_as(&self, me: &CoreRef) -> bool {
-        let core = me.core();
+        self.park_record(me, me.core())
+    }
+
+    /// [`Hub::park_as`] for a caller that already holds the record (`core`
+    /// is `me`'s).
+    #[inline(always)]
+    #[track_caller]
+    fn park_record(&self, me: &CoreRef, core: &Core) -> bool {
         if self.forced_unwinding.get() {
             return self.park_forced(core);
         }
@@ -357,8 +379,9 @@ impl Hub {
     #[track_caller]
     pub(crate) fn yield_now(&self) {
         let me = self.current_for_blocking();
-        self.schedule(&me);
-        self.park_as(&me);
+        let core = me.core();
+        self.schedule_record(&me, core);
+        self.park_record(&me, core);
     }
 
     /// Parks until the loop has nothing else to do.
