@@ -16,6 +16,10 @@
 //! `COOP_TASKRUN | SUBMIT_ALL`, then none. A floor built on plainer flags
 //! than green's would be slower than green could be, and not a floor; the
 //! note names the flags the kernel accepted.
+//!
+//! With `GREEN_BENCH_CALLGRIND=N` the binary only runs N `loop/nop_batch1`
+//! round trips, untimed, to count instructions per op under callgrind:
+//! green's by default, the raw ring's with `GREEN_BENCH_CALLGRIND_SUBJECT=raw`.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -37,6 +41,10 @@ fn on_nop(_: &Loop, _: Completion) {
 }
 
 fn main() {
+    if let Some(iters) = harness::callgrind_iterations() {
+        callgrind_scenario(iters);
+        return;
+    }
     let h = Harness::from_env();
     for batch in [1u32, 32] {
         let name = format!("loop/nop_batch{batch}");
@@ -149,4 +157,36 @@ fn raw(h: &Harness, name: &str, batch: u32) {
                 }
             }
         });
+}
+
+/// N batch1 round trips of one subject, untimed (see the module docs).
+fn callgrind_scenario(iters: u64) {
+    let subject = std::env::var("GREEN_BENCH_CALLGRIND_SUBJECT").unwrap_or_default();
+    match subject.as_str() {
+        "" | "green" => {
+            let lp = Loop::new().expect("loop");
+            for _ in 0..iters {
+                let target = DONE.with(Cell::get) + 1;
+                lp.submit_nop(on_nop, 0).expect("submit nop");
+                while DONE.with(Cell::get) < target {
+                    lp.run_once(true).expect("run_once");
+                }
+            }
+        }
+        "raw" | "io-uring-raw" => {
+            let (mut ring, _) = raw_ring(256).expect("io_uring ring");
+            let nop = opcode::Nop::new().build().user_data(7);
+            for _ in 0..iters {
+                // SAFETY: a Nop points at no memory, so nothing must outlive it.
+                unsafe { ring.submission().push(&nop).expect("SQ has room for one") };
+                ring.submit_and_wait(1).expect("submit_and_wait");
+                while ring.completion().count() == 0 {
+                    ring.submit_and_wait(1).expect("wait");
+                }
+            }
+        }
+        other => {
+            panic!("GREEN_BENCH_CALLGRIND_SUBJECT={other:?}: expected green or raw (io-uring-raw)")
+        }
+    }
 }
