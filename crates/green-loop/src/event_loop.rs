@@ -1,6 +1,15 @@
 //! The loop: one iteration = submit + wait (one syscall), dispatch
 //! completions, fire timers, drain callbacks.
 //!
+//! # The clock
+//!
+//! [`Loop::now`] is read lazily: each iteration marks the cached instant
+//! stale (at its start and again after its wait), and the first `now()`
+//! after that reads the clock; later calls in the iteration return that
+//! reading. An iteration with no timer pending never reads it (a loop
+//! driving only I/O pays no clock read per iteration); one with timers reads
+//! it to bound the wait and again to fire what came due.
+//!
 //! # Reference counting
 //!
 //! The loop is *alive* while any of these exist (gevent's `ref`):
@@ -113,6 +122,7 @@ impl Builder {
             callbacks: RefCell::new(Callbacks::new()),
             external_refs: Cell::new(0),
             now: Cell::new(now),
+            now_stale: Cell::new(false),
             running: Cell::new(false),
             stop: Cell::new(false),
             stats: Cell::new(Stats::default()),
@@ -142,6 +152,9 @@ pub(crate) struct Inner {
     callbacks: RefCell<Callbacks>,
     external_refs: Cell<usize>,
     now: Cell<Instant>,
+    /// `now` predates this iteration's wait: the next [`Loop::now`] reads
+    /// the clock (see the module docs).
+    now_stale: Cell<bool>,
     running: Cell<bool>,
     stop: Cell<bool>,
     stats: Cell<Stats>,
@@ -234,14 +247,20 @@ impl Loop {
 
     // ===== time =====
 
-    /// The cached monotonic clock, refreshed once per iteration.
+    /// The cached monotonic clock: the first call after an iteration's
+    /// wait reads the clock, later ones in the same iteration return that
+    /// reading (see the module docs).
     pub fn now(&self) -> Instant {
+        if self.inner.now_stale.get() {
+            self.update_now();
+        }
         self.inner.now.get()
     }
 
-    /// Refreshes [`Loop::now`].
+    /// Refreshes [`Loop::now`] from the clock.
     pub fn update_now(&self) {
         self.inner.now.set(Instant::now());
+        self.inner.now_stale.set(false);
     }
 
     // ===== liveness =====
@@ -322,8 +341,7 @@ impl Loop {
             "Loop::run_once called re-entrantly (from a handler running inside the loop)"
         );
         let _running = Running(&self.inner.running);
-        self.update_now();
-        let now = self.now();
+        self.inner.now_stale.set(true);
         let timeout = if !block
             || self.inner.stop.get()
             || self.has_pending_callbacks()
@@ -331,11 +349,12 @@ impl Loop {
         {
             Some(Duration::ZERO)
         } else {
+            // No timer pending: an unbounded wait, and no clock read.
             self.inner
                 .timers
                 .borrow()
                 .next_deadline()
-                .map(|d| d.saturating_duration_since(now))
+                .map(|d| d.saturating_duration_since(self.now()))
         };
         // A non-blocking poll with nothing that could complete can only come
         // back empty: skip the system call. Every SQE the loop submits
@@ -354,7 +373,7 @@ impl Loop {
             Ok(())
         } else {
             let res = self.inner.backend.borrow_mut().enter(timeout);
-            self.update_now();
+            self.inner.now_stale.set(true);
             res
         };
         self.dispatch_completions();
@@ -412,7 +431,13 @@ impl Loop {
     }
 
     fn fire_timers(&self) {
-        self.inner.timers.borrow_mut().advance(self.now());
+        if self.inner.timers.borrow().is_empty() {
+            // Nothing can come due, so nothing to advance and no clock to
+            // read; the wheel catches up when a timer is next added.
+            return;
+        }
+        let now = self.now();
+        self.inner.timers.borrow_mut().advance(now);
         loop {
             let Some(fired) = self.inner.timers.borrow_mut().pop_due() else {
                 break;
@@ -473,18 +498,22 @@ impl Loop {
     /// Calls `f(loop, id, data)` at or after `deadline` (1 ms resolution).
     /// O(1); equal deadlines fire in insertion order; referenced by default.
     pub fn add_timer(&self, deadline: Instant, f: fn(&Loop, TimerId, u64), data: u64) -> TimerId {
-        self.inner
-            .timers
-            .borrow_mut()
-            .insert(deadline, TimerHandler::Fn(f, data))
+        self.insert_timer(deadline, TimerHandler::Fn(f, data))
     }
 
     /// Runs `f` at or after `deadline`.
     pub fn add_timer_closure(&self, deadline: Instant, f: impl FnOnce(&Loop) + 'static) -> TimerId {
-        self.inner
-            .timers
-            .borrow_mut()
-            .insert(deadline, TimerHandler::Closure(Box::new(f)))
+        self.insert_timer(deadline, TimerHandler::Closure(Box::new(f)))
+    }
+
+    fn insert_timer(&self, deadline: Instant, handler: TimerHandler) -> TimerId {
+        let mut timers = self.inner.timers.borrow_mut();
+        if timers.is_empty() {
+            // An empty wheel is not advanced (`fire_timers`): bring it to
+            // the present first, so the new timer is placed from here.
+            timers.catch_up(self.now());
+        }
+        timers.insert(deadline, handler)
     }
 
     /// Whether a timer is still pending: it has neither fired nor been

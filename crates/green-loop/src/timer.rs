@@ -27,6 +27,10 @@
 //!   level-0 entries to the due buffer and re-insert ("cascade") the entries of
 //!   higher levels. Entries never fire early: a deadline is rounded *up* to the
 //!   next tick.
+//! * Idle: an empty wheel is not advanced (the loop skips it, and reads no
+//!   clock for it); [`Wheel::catch_up`] brings `elapsed` to the present
+//!   before the next insert, so a timer is always placed from the current
+//!   tick, as if the wheel had been advanced all along.
 //! * Ordering: the due buffer is sorted by `(deadline, insertion sequence)`
 //!   before firing, so timers with equal deadlines fire in insertion order even
 //!   when one of them went through a cascade and the other did not.
@@ -185,6 +189,21 @@ impl Wheel {
         self.links.len()
     }
 
+    /// No timer is pending: none can come due, so advancing is idle work.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.links.len() == 0
+    }
+
+    /// Moves an empty wheel's clock to `now` (see the module docs). Empty
+    /// means every list is empty and every `occupied` bit clear, so the
+    /// jump skips nothing.
+    pub(crate) fn catch_up(&mut self, now: Instant) {
+        debug_assert!(self.is_empty(), "catch_up would skip pending timers");
+        let (now_tick, now_stamp) = self.tick_and_stamp(now);
+        self.elapsed = self.elapsed.max(now_tick);
+        self.last_now = self.last_now.max(now_stamp);
+    }
+
     /// An instant as a `u64` that orders like it: nanoseconds from the
     /// origin plus 2^63 (saturating). One word instead of an `Instant`'s two
     /// keeps the cold half of a slot small.
@@ -196,10 +215,12 @@ impl Wheel {
         }
     }
 
-    /// Current time → tick, rounded down.
-    fn tick_floor(&self, t: Instant) -> u64 {
-        let nanos = t.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(nanos / u128::from(NANOS_PER_TICK)).unwrap_or(u64::MAX)
+    /// Current time → its tick (rounded down) and its [stamp](Self::stamp),
+    /// from one subtraction (a current time is never before the origin).
+    fn tick_and_stamp(&self, t: Instant) -> (u64, u64) {
+        let since = t.saturating_duration_since(self.origin);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+        (nanos / NANOS_PER_TICK, STAMP_ORIGIN.saturating_add(nanos))
     }
 
     pub(crate) fn insert(&mut self, deadline: Instant, handler: TimerHandler) -> TimerId {
@@ -361,6 +382,9 @@ impl Wheel {
     /// the next timer sits in a higher level: the loop wakes, cascades, and
     /// asks again). `None` when no timer is pending.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        if self.is_empty() {
+            return None;
+        }
         if self.overdue.head != NIL || self.due_pos < self.due.len() {
             return Some(self.origin);
         }
@@ -391,8 +415,8 @@ impl Wheel {
 
     /// Moves every timer due at `now` into the due buffer, in firing order.
     pub(crate) fn advance(&mut self, now: Instant) {
-        let now_tick = self.tick_floor(now);
-        self.last_now = self.last_now.max(self.stamp(now));
+        let (now_tick, now_stamp) = self.tick_and_stamp(now);
+        self.last_now = self.last_now.max(now_stamp);
         // Compact what is left of a previous batch (normally nothing).
         if self.due_pos > 0 {
             self.due.drain(..self.due_pos);

@@ -143,3 +143,35 @@ fn a_timer_already_due_fires_at_the_next_iteration() {
         );
     });
 }
+
+#[test]
+fn the_clock_is_read_after_a_wait_with_no_timer_pending() {
+    each_backend(|lp| {
+        // No timer: the wait is unbounded and the loop reads no clock for
+        // it; `now` must still be later than the wait's end.
+        let remote = lp.remote();
+        lp.add_ref();
+        let start = Instant::now();
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            remote.wake().expect("loop alive");
+        });
+        while lp.stats().wakeups == 0 {
+            lp.run_once(true).unwrap();
+        }
+        waker.join().unwrap();
+        let waited = lp.now().saturating_duration_since(start);
+        assert!(
+            waited >= Duration::from_millis(30),
+            "now() is {waited:?} after the start, before the wake that ended the wait"
+        );
+        // A timer armed from it waits its whole delay.
+        let armed = Instant::now();
+        lp.add_timer(lp.now() + Duration::from_millis(5), fired, 3);
+        while take().is_empty() {
+            lp.run_once(true).unwrap();
+        }
+        assert!(armed.elapsed() >= Duration::from_millis(5));
+        lp.release_ref();
+    });
+}

@@ -123,6 +123,30 @@ fn wheel_handles_far_deadlines() {
 }
 
 #[test]
+fn an_idle_wheel_caught_up_waits_for_the_new_timer_itself() {
+    let origin = Instant::now();
+    let mut w = Wheel::new(origin);
+    // Ten seconds with no timer: the loop did not advance the wheel.
+    let now = origin + Duration::from_secs(10);
+    w.catch_up(now);
+    let d = now + Duration::from_millis(1);
+    w.insert(d, TimerHandler::Fn(nop, 1));
+    // Placed from the present it sits at level 0, so the wait bound is its
+    // own tick; from the stale origin it would sit in a high level and the
+    // bound would be that level's slot, seconds before `d`.
+    let next = w.next_deadline().expect("a timer is pending");
+    assert!(
+        next >= d && next < d + Duration::from_micros(66),
+        "wait bound {:?} after the deadline",
+        next.checked_duration_since(d)
+    );
+    assert!(fire_all(&mut w, now + Duration::from_micros(900)).is_empty());
+    assert_eq!(fire_all(&mut w, d + Duration::from_micros(66)), vec![1]);
+    assert!(w.is_empty());
+    assert_eq!(w.next_deadline(), None);
+}
+
+#[test]
 fn setup_errors_name_cause_and_fix() {
     let m = diagnose_setup_error(Some(libc::EPERM), Some(2));
     assert!(m.contains("io_uring_disabled sysctl (value 2)"), "{m}");
