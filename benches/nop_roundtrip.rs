@@ -19,7 +19,8 @@
 //!
 //! With `GREEN_BENCH_CALLGRIND=N` the binary only runs N `loop/nop_batch1`
 //! round trips, untimed, to count instructions per op under callgrind:
-//! green's by default, the raw ring's with `GREEN_BENCH_CALLGRIND_SUBJECT=raw`.
+//! green's by default, the raw ring's with `GREEN_BENCH_CALLGRIND_SUBJECT=raw`;
+//! `GREEN_BENCH_CALLGRIND_BATCH=32` makes them `loop/nop_batch32`'s batches.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -67,13 +68,7 @@ fn green(h: &Harness, name: &str, batch: u32) {
             |iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let target = DONE.with(Cell::get) + u64::from(batch);
-                    for _ in 0..batch {
-                        lp.submit_nop(on_nop, 0).expect("submit nop");
-                    }
-                    while DONE.with(Cell::get) < target {
-                        lp.run_once(true).expect("run_once");
-                    }
+                    green_round_trip(&lp, batch);
                 }
                 batches.set(batches.get() + iters);
                 start.elapsed()
@@ -138,51 +133,67 @@ fn raw(h: &Harness, name: &str, batch: u32) {
         .note(format!(
             "ring setup flags: {flags} (green's negotiation order); submit_and_wait({batch}) per batch"
         ))
-        .iter(|| {
-            for _ in 0..batch {
-                // SAFETY: a Nop points at no memory, so nothing must outlive it.
-                unsafe {
-                    ring.submission()
-                        .push(&nop)
-                        .expect("SQ has room for a batch")
-                };
-            }
-            ring.submit_and_wait(batch as usize)
-                .expect("submit_and_wait");
-            let mut seen = 0;
-            while seen < batch {
-                seen += ring.completion().count() as u32;
-                if seen < batch {
-                    ring.submit_and_wait(1).expect("wait");
-                }
-            }
-        });
+        .iter(|| raw_round_trip(&mut ring, &nop, batch));
 }
 
-/// N batch1 round trips of one subject, untimed (see the module docs).
+/// One batch through the raw ring: push, `submit_and_wait`, drain the CQ.
+fn raw_round_trip(ring: &mut IoUring, nop: &io_uring::squeue::Entry, batch: u32) {
+    for _ in 0..batch {
+        // SAFETY: a Nop points at no memory, so nothing must outlive it.
+        unsafe {
+            ring.submission()
+                .push(nop)
+                .expect("SQ has room for a batch")
+        };
+    }
+    ring.submit_and_wait(batch as usize)
+        .expect("submit_and_wait");
+    let mut seen = 0;
+    while seen < batch {
+        seen += ring.completion().count() as u32;
+        if seen < batch {
+            ring.submit_and_wait(1).expect("wait");
+        }
+    }
+}
+
+/// One batch through green: submit, then iterate until every handler ran.
+fn green_round_trip(lp: &Loop, batch: u32) {
+    let target = DONE.with(Cell::get) + u64::from(batch);
+    for _ in 0..batch {
+        lp.submit_nop(on_nop, 0).expect("submit nop");
+    }
+    while DONE.with(Cell::get) < target {
+        lp.run_once(true).expect("run_once");
+    }
+}
+
+/// N round trips of one subject, untimed (see the module docs): batches of
+/// one Nop, or of `GREEN_BENCH_CALLGRIND_BATCH` (`loop/nop_batch32`'s 32).
 fn callgrind_scenario(iters: u64) {
     let subject = std::env::var("GREEN_BENCH_CALLGRIND_SUBJECT").unwrap_or_default();
+    let batch: u32 = match std::env::var("GREEN_BENCH_CALLGRIND_BATCH") {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|&b| (1..=256).contains(&b))
+            .unwrap_or_else(|| {
+                panic!("GREEN_BENCH_CALLGRIND_BATCH={v:?}: expected 1 to 256 (the ring's size)")
+            }),
+        Err(_) => 1,
+    };
     match subject.as_str() {
         "" | "green" => {
             let lp = Loop::new().expect("loop");
             for _ in 0..iters {
-                let target = DONE.with(Cell::get) + 1;
-                lp.submit_nop(on_nop, 0).expect("submit nop");
-                while DONE.with(Cell::get) < target {
-                    lp.run_once(true).expect("run_once");
-                }
+                green_round_trip(&lp, batch);
             }
         }
         "raw" | "io-uring-raw" => {
             let (mut ring, _) = raw_ring(256).expect("io_uring ring");
             let nop = opcode::Nop::new().build().user_data(7);
             for _ in 0..iters {
-                // SAFETY: a Nop points at no memory, so nothing must outlive it.
-                unsafe { ring.submission().push(&nop).expect("SQ has room for one") };
-                ring.submit_and_wait(1).expect("submit_and_wait");
-                while ring.completion().count() == 0 {
-                    ring.submit_and_wait(1).expect("wait");
-                }
+                raw_round_trip(&mut ring, &nop, batch);
             }
         }
         other => {
