@@ -125,7 +125,7 @@ impl Builder {
             now_stale: Cell::new(false),
             running: Cell::new(false),
             stop: Cell::new(false),
-            stats: Cell::new(Stats::default()),
+            stats: RefCell::new(Stats::default()),
             features,
             kind,
             callback_count: self.callback_count,
@@ -157,7 +157,10 @@ pub(crate) struct Inner {
     now_stale: Cell<bool>,
     running: Cell<bool>,
     stop: Cell<bool>,
-    stats: Cell<Stats>,
+    /// Borrowed only inside `stats_mut` and `Loop::stats` (no handler runs
+    /// meanwhile). A `RefCell`, not a `Cell`: bumping one counter then
+    /// writes one word, where a `Cell<Stats>` copies all seven out and back.
+    stats: RefCell<Stats>,
     features: Features,
     kind: BackendKind,
     callback_count: usize,
@@ -179,9 +182,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn stats_mut(&self, f: impl FnOnce(&mut Stats)) {
-        let mut s = self.stats.get();
-        f(&mut s);
-        self.stats.set(s);
+        f(&mut self.stats.borrow_mut());
     }
 }
 
@@ -240,7 +241,7 @@ impl Loop {
 
     /// Counters (iterations, syscalls, ops); see [`Stats`].
     pub fn stats(&self) -> Stats {
-        let mut s = self.inner.stats.get();
+        let mut s = *self.inner.stats.borrow();
         s.enter_calls = self.inner.backend.borrow().enter_calls();
         s
     }
@@ -399,23 +400,26 @@ impl Loop {
                 break;
             };
             let key = Key::unpack(cqe.user_data);
-            let more = cqe.flags & CQE_F_MORE != 0;
-            let (handler, data) = {
+            let found = {
                 let mut ops = self.inner.ops.borrow_mut();
-                let Some(slot) = ops.get(key) else {
-                    // L2 says this cannot happen; fail loudly in debug builds.
-                    debug_assert!(false, "completion for unknown op {:#x}", cqe.user_data);
-                    tracing::error!(user_data = cqe.user_data, "completion for unknown op");
-                    continue;
-                };
-                let hd = (slot.handler, slot.data);
-                if !more {
-                    let slot = ops.remove(key).expect("present above");
-                    if slot.referenced {
-                        self.inner.op_refs.set(self.inner.op_refs.get() - 1);
-                    }
+                if cqe.flags & CQE_F_MORE != 0 {
+                    // More to come: the slot stays (L2).
+                    ops.get(key).map(|slot| (slot.handler, slot.data))
+                } else {
+                    // The final completion frees the slot in the same lookup.
+                    ops.remove(key).map(|slot| {
+                        if slot.referenced {
+                            self.inner.op_refs.set(self.inner.op_refs.get() - 1);
+                        }
+                        (slot.handler, slot.data)
+                    })
                 }
-                hd
+            };
+            let Some((handler, data)) = found else {
+                // L2 says this cannot happen; fail loudly in debug builds.
+                debug_assert!(false, "completion for unknown op {:#x}", cqe.user_data);
+                tracing::error!(user_data = cqe.user_data, "completion for unknown op");
+                continue;
             };
             self.inner.stats_mut(|s| s.completed += 1);
             handler(

@@ -282,9 +282,11 @@ impl Uring {
     /// One iteration's single `io_uring_enter`: submit everything queued and
     /// wait for at least one completion, bounded by `timeout`.
     pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        // Undispatched completions, or CQEs already posted: do not sleep.
+        // Undispatched completions: do not sleep. CQEs already posted need
+        // no check here: the kernel counts them against `min_complete` and
+        // returns at once.
         let mut timeout = timeout;
-        if !self.ready.is_empty() || !self.ring.completion().is_empty() {
+        if !self.ready.is_empty() {
             timeout = Some(Duration::ZERO);
         }
         let wait = !matches!(timeout, Some(d) if d.is_zero());
