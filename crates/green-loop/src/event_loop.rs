@@ -392,9 +392,9 @@ impl Loop {
     }
 
     fn dispatch_completions(&self) {
-        // Only what was reaped by this iteration's enter: completions that
+        // Only what is waiting when the dispatch starts: completions that
         // handlers cause (epoll's immediate ones) wait for the next round.
-        let n = self.inner.backend.borrow().ready_len();
+        let n = self.inner.backend.borrow_mut().ready_len();
         for _ in 0..n {
             let Some(cqe) = self.inner.backend.borrow_mut().pop_completion() else {
                 break;

@@ -274,15 +274,15 @@ impl Backend {
 
     pub(crate) fn pop_completion(&mut self) -> Option<Cqe> {
         match self {
-            Backend::Uring(b) => b.ready.pop_front(),
+            Backend::Uring(b) => b.pop(),
             Backend::Epoll(b) => b.ready.pop_front(),
         }
     }
 
-    /// Completions reaped and not yet popped.
-    pub(crate) fn ready_len(&self) -> usize {
+    /// Completions waiting to be popped (io_uring: an upper bound).
+    pub(crate) fn ready_len(&mut self) -> usize {
         match self {
-            Backend::Uring(b) => b.ready.len(),
+            Backend::Uring(b) => b.pending(),
             Backend::Epoll(b) => b.ready.len(),
         }
     }

@@ -10,8 +10,11 @@
 //!                                                ▼ EXT_ARG timespec = next timer
 //!                                            [ kernel ]
 //!                                                │
-//!  Loop dispatch ◄──pop── ready (VecDeque) ◄─reap── CQ ring (shared mmap)
-//!    handler(&Loop, Completion)      reserved user_data CQEs are dropped here
+//!  Loop dispatch ◄──pop── CQ ring (shared mmap), one CQE at a time
+//!    handler(&Loop, Completion)  │   reserved user_data CQEs are dropped here
+//!                                └── ready (VecDeque) first: CQEs reaped
+//!                                    early, to make CQ room (EBUSY) or by a
+//!                                    synchronous cancel
 //! ```
 //!
 //! # `user_data` encoding
@@ -45,9 +48,13 @@
 //! * **Our own `io_uring_getevents_arg`.** io-uring's `SubmitArgs` does not
 //!   let us force GETEVENTS for a zero-wait poll, which DEFER_TASKRUN needs
 //!   to post completions; calling `Submitter::enter` directly does.
-//! * **Reaping into a queue.** Handlers run with no ring borrow held, may
-//!   submit more, and may switch fibers; copying CQEs out first makes that
-//!   safe and frees CQ space at once.
+//! * **Popping one CQE at a time.** Each CQE is copied out and its slot
+//!   handed back to the kernel before its handler runs, so handlers run with
+//!   no ring borrow held, may submit more, and may switch fibers. Copying
+//!   them into a queue at every enter cost a push and a pop per completion;
+//!   the queue (`ready`) now holds only what must leave the CQ early: a
+//!   submit that finds the CQ full (EBUSY) reaps to make room, and a
+//!   synchronous cancel reaps its target's CQE.
 //! * **Draining on drop (L3).** The kernel would cancel requests when the
 //!   ring fd closes, but asynchronously: a buffer on a greenlet stack could
 //!   be written after our `Drop` returned. So we cancel and wait ourselves.
@@ -88,10 +95,10 @@ struct GetEventsArg {
 /// The io_uring backend.
 pub(crate) struct Uring {
     ring: IoUring,
-    /// Reaped completions not yet dispatched. Reaping into our own queue
-    /// frees CQ slots at once and lets a submit that hits EBUSY make room
-    /// without calling user handlers.
-    pub(crate) ready: VecDeque<Cqe>,
+    /// Completions taken out of the CQ before their turn (see the module
+    /// docs), dispatched before the CQ's own: a submit that hits EBUSY makes
+    /// room without calling user handlers.
+    ready: VecDeque<Cqe>,
     pub(crate) features: Features,
     pub(crate) enter_calls: u64,
     /// Ops pushed whose final CQE has not been reaped (L1, L3).
@@ -234,7 +241,8 @@ impl Uring {
         }
     }
 
-    /// Enters once with GETEVENTS (flushes overflowed CQEs), then reaps.
+    /// Enters once with GETEVENTS (flushes overflowed CQEs), then reaps
+    /// into `ready`.
     fn reap_with_getevents(&mut self) {
         self.enter_calls += 1;
         // SAFETY: no argument pointer; submits nothing, waits for nothing.
@@ -333,7 +341,7 @@ impl Uring {
             Ok(_) => Ok(()),
             Err(e) => match e.raw_os_error() {
                 // Timed out, interrupted by a signal, or the CQ is full: all
-                // normal; reap what is there and let the loop go on.
+                // normal; the loop pops what is there and goes on.
                 Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
                     Ok(())
                 }
@@ -343,30 +351,34 @@ impl Uring {
                 }
             },
         };
-        self.reap();
         out
     }
 
-    /// Moves CQEs from the CQ ring to `ready`, dropping reserved ones and
-    /// counting final completions against `in_flight`.
+    /// Completions waiting to be popped: an upper bound, since reserved
+    /// CQEs in the ring are counted and then dropped by [`Uring::pop`].
+    pub(crate) fn pending(&mut self) -> usize {
+        self.ready.len() + self.ring.completion().len()
+    }
+
+    /// The next completion to dispatch: those reaped early first, then the
+    /// CQ ring's in order.
+    pub(crate) fn pop(&mut self) -> Option<Cqe> {
+        if let Some(cqe) = self.ready.pop_front() {
+            return Some(cqe);
+        }
+        // `completion()` syncs the CQ head on drop, handing the slot back to
+        // the kernel as soon as the entry is copied out.
+        let mut cq = self.ring.completion();
+        cq.find_map(|cqe| take_cqe(&mut self.in_flight, &cqe))
+    }
+
+    /// Moves every CQE in the ring to `ready` (see the module docs).
     fn reap(&mut self) {
-        // `completion()` syncs the CQ head on drop, handing the slots back
-        // to the kernel as soon as the entries are copied out.
         let mut cq = self.ring.completion();
         for cqe in &mut cq {
-            let user_data = cqe.user_data();
-            if user_data >= TIMEOUT_USERDATA {
-                continue;
+            if let Some(cqe) = take_cqe(&mut self.in_flight, &cqe) {
+                self.ready.push_back(cqe);
             }
-            if !cqueue::more(cqe.flags()) {
-                // Final CQE: from here on the kernel holds nothing of this op (L1).
-                self.in_flight -= 1;
-            }
-            self.ready.push_back(Cqe {
-                user_data,
-                result: cqe.result(),
-                flags: cqe.flags(),
-            });
         }
     }
 
@@ -398,7 +410,10 @@ impl Uring {
                     let _ = self.push_raw(&async_cancel::sqe_any().user_data(CANCEL_USERDATA));
                 }
             }
-            match self.enter(Some(Duration::from_millis(100))) {
+            let entered = self.enter(Some(Duration::from_millis(100)));
+            // The caller pops these after the drain (L7 closes their fds).
+            self.reap();
+            match entered {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
@@ -412,6 +427,24 @@ impl Uring {
             }
         }
     }
+}
+
+/// A CQE copied out of the ring, or `None` for a reserved one (our own
+/// cancels' and wait timeouts'). A final CQE leaves `in_flight`: from here on
+/// the kernel holds nothing of its op (L1).
+fn take_cqe(in_flight: &mut usize, cqe: &cqueue::Entry) -> Option<Cqe> {
+    let user_data = cqe.user_data();
+    if user_data >= TIMEOUT_USERDATA {
+        return None;
+    }
+    if !cqueue::more(cqe.flags()) {
+        *in_flight -= 1;
+    }
+    Some(Cqe {
+        user_data,
+        result: cqe.result(),
+        flags: cqe.flags(),
+    })
 }
 
 impl Drop for Uring {
