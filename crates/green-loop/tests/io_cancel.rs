@@ -3,12 +3,13 @@
 
 mod support;
 
+use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use green_loop::{Op, Timespec};
+use green_loop::{BackendChoice, Completion, Loop, Op, OpId, Timespec};
 use support::{each_backend, new_loop, record, run_until, take_done};
 
 #[test]
@@ -164,4 +165,72 @@ fn drop_the_loop_with_ops_in_flight() {
         drop(pairs);
         drop(listener);
     });
+}
+
+thread_local! {
+    /// The op [`cancel_then_refill`] cancels.
+    static TO_CANCEL: Cell<Option<OpId>> = const { Cell::new(None) };
+}
+
+/// Records; the first Nop's handler also cancels [`TO_CANCEL`] synchronously
+/// (which reaps this round's other CQEs ahead of their turn) and then
+/// overfills a 4-entry SQ (whose flush posts new CQEs behind them).
+fn cancel_then_refill(lp: &Loop, c: Completion) {
+    record(lp, c);
+    if c.data == 100 {
+        let id = TO_CANCEL.take().expect("an op to cancel");
+        lp.cancel_op_now(id).unwrap();
+        for i in 200..206 {
+            lp.submit_nop(record, i).unwrap();
+        }
+    }
+}
+
+#[test]
+fn completions_reaped_by_a_cancel_inside_a_handler_keep_their_order() {
+    for choice in [BackendChoice::Epoll, BackendChoice::IoUring] {
+        let lp = match Loop::builder().backend(choice).entries(4).build() {
+            Ok(lp) => lp,
+            Err(e) => {
+                println!("skipped {choice:?}: {e}");
+                continue;
+            }
+        };
+        take_done();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let mut buf = [0u8; 8];
+        // SAFETY: `buf` outlives the loop, which is dropped (draining every
+        // op) at the end of this iteration of the `for`.
+        let id = unsafe {
+            lp.submit(
+                Op::Recv {
+                    fd: a.as_raw_fd(),
+                    buf: buf.as_mut_ptr(),
+                    len: 8,
+                    flags: 0,
+                },
+                record,
+                1,
+            )
+        }
+        .unwrap();
+        lp.run_once(false).unwrap();
+        TO_CANCEL.set(Some(id));
+        lp.submit_nop(cancel_then_refill, 100).unwrap();
+        for i in 101..104 {
+            lp.submit_nop(record, i).unwrap();
+        }
+        run_until(&lp, Duration::from_secs(5), || take_done_len() == 11);
+        let order: Vec<u64> = take_done().iter().map(|d| d.0).collect();
+        assert_eq!(
+            order,
+            [100, 101, 102, 103, 1, 200, 201, 202, 203, 204, 205],
+            "{choice:?}: completions reaped early must come out before later ones"
+        );
+        drop(lp);
+    }
+}
+
+fn take_done_len() -> usize {
+    support::DONE.with(|d| d.borrow().len())
 }
