@@ -437,3 +437,71 @@ fn a_setter_whose_result_was_dropped_delivers_into_nothing() {
         });
     });
 }
+
+/// `send_final` from the last handle delivers the outcome and, in the same
+/// message, releases the hub's loop: a later wait with nothing pending gets
+/// `LoopExit`.
+#[test]
+fn a_final_send_of_the_last_setter_delivers_and_releases_the_loop() {
+    within(LIMIT, || {
+        run(|| {
+            let r: AsyncResult<u64, String> = AsyncResult::new();
+            let setter = r.remote_setter();
+            thread::spawn(move || setter.send_final(Ok(9)).expect("the hub is alive"))
+                .join()
+                .unwrap();
+            assert_eq!(r.get(), Ok(9));
+            let never = Event::new();
+            expect_loop_exit("the only setter sent its final outcome", || {
+                never.wait();
+            });
+        });
+    });
+}
+
+/// `send_final` from one of two handles delivers, and the other handle
+/// still keeps the loop alive and can set again until it is dropped.
+#[test]
+fn a_final_send_with_a_clone_left_leaves_the_clone_working() {
+    within(LIMIT, || {
+        run(|| {
+            let r: AsyncResult<u64, String> = AsyncResult::new();
+            let setter = r.remote_setter();
+            let clone = setter.clone();
+            thread::spawn(move || setter.send_final(Err("first".into())).unwrap())
+                .join()
+                .unwrap();
+            assert!(r.wait());
+            assert_eq!(r.take(), Some(Err("first".into())));
+            let t = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(50));
+                clone.set(2).unwrap();
+            });
+            // Only the clone keeps the loop alive while this waits.
+            assert!(r.wait());
+            assert_eq!(r.take(), Some(Ok(2)));
+            t.join().unwrap();
+            expect_loop_exit("the clone is gone too", || {
+                r.wait();
+            });
+        });
+    });
+}
+
+/// `send_final` after the hub is gone hands the outcome back.
+#[test]
+fn a_final_send_after_run_returned_gives_the_outcome_back() {
+    within(LIMIT, || {
+        let setter = run(|| {
+            let r: AsyncResult<String, String> = AsyncResult::new();
+            r.remote_setter()
+        });
+        assert_eq!(
+            setter
+                .send_final(Ok("late".into()))
+                .unwrap_err()
+                .into_inner(),
+            Ok("late".into())
+        );
+    });
+}

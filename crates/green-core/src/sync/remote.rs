@@ -63,15 +63,22 @@ thread_local! {
     static REGISTRY_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// What a handle shares with its clones: the last one unregisters the key.
+/// What a handle shares with its clones: the last one unregisters the key
+/// (with its final send, see [`RemoteSetter::send_final`], or when dropped).
 struct Registration {
     remote: green_loop::Remote,
     key: usize,
     epoch: u64,
+    /// A final send carried the unregistering already: dropping sends
+    /// nothing.
+    handed_over: bool,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         let (key, epoch) = (self.key, self.epoch);
         // Gone with the hub otherwise: nothing to remove.
         let _ = self.remote.run(move |lp| {
@@ -100,6 +107,7 @@ fn register(target: Box<dyn Any>) -> Registration {
         remote: hub.with_loop(|lp| lp.remote()),
         key,
         epoch,
+        handed_over: false,
     }
 }
 
@@ -185,6 +193,50 @@ impl<T: Send + 'static, E: Send + 'static> RemoteSetter<T, E> {
         r.remote
             .try_run_with((r.key, r.epoch, outcome), deliver_outcome::<T, E>)
             .map_err(|(_, _, outcome)| HubGone(outcome))
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> RemoteSetter<T, E> {
+    /// Stores `outcome` in the result, wakes its hub and gives up this
+    /// handle. When it is the last one, the message that delivers the
+    /// outcome also unregisters the result, so the hub is woken once where
+    /// [`send`](RemoteSetter::send) and a drop wake it twice: the end of a
+    /// one-shot hand-off, such as a `ThreadPool` job's.
+    ///
+    /// # Errors
+    /// [`HubGone`] with the outcome if the result's hub is gone.
+    pub fn send_final(self, outcome: Result<T, E>) -> Result<(), HubGone<Result<T, E>>> {
+        let mut registration = match Arc::try_unwrap(self.registration) {
+            Ok(registration) => registration,
+            // Other handles remain: the last of them unregisters.
+            Err(shared) => {
+                let rest = RemoteSetter {
+                    registration: shared,
+                    _types: std::marker::PhantomData,
+                };
+                return rest.send(outcome);
+            }
+        };
+        let (key, epoch) = (registration.key, registration.epoch);
+        let sent = registration
+            .remote
+            .try_run_with((key, epoch, outcome), deliver_final_outcome::<T, E>);
+        // Delivered with the unregistering; if the hub is gone instead,
+        // dropping sends nothing that could arrive either.
+        registration.handed_over = true;
+        sent.map_err(|(_, _, outcome)| HubGone(outcome))
+    }
+}
+
+/// [`RemoteSetter::send_final`]'s delivery: the outcome, then the
+/// unregistering a dropped last handle would have sent.
+fn deliver_final_outcome<T: 'static, E: 'static>(
+    lp: &green_loop::Loop,
+    (key, epoch, outcome): (usize, u64, Result<T, E>),
+) {
+    deliver_outcome(lp, (key, epoch, outcome));
+    if unregister(key, epoch) {
+        lp.release_ref();
     }
 }
 
