@@ -411,7 +411,9 @@ impl ThreadPool {
             // A hub that is gone takes nobody's wait with it: the outcome
             // is dropped here, and a value whose `Drop` panics must not end
             // the worker (the pool would count a dead thread).
-            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(setter.send(outcome))));
+            // The final send unregisters the result as well: one message
+            // to the hub per job, where a send and a drop make two.
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(setter.send_final(outcome))));
         });
         let mut st = self.shared.lock();
         if st.shutdown {
@@ -780,8 +782,9 @@ fn work(shared: &Shared) {
 
 fn wake_all(waiters: Waiters) {
     for (_, waiter) in waiters {
-        // A waiter whose hub is gone has nobody left to wake.
-        let _ = waiter.set(());
+        // A waiter whose hub is gone has nobody left to wake. The final send
+        // gives up the handle in the same message.
+        let _ = waiter.send_final(Ok(()));
     }
 }
 
