@@ -14,10 +14,38 @@
 //! | `pool/server_2threads` | `green` | one request and its echo, 64 connections in lockstep, against `green_pool::serve_threads` on 2 threads (a hub and an `SO_REUSEPORT` listener each, a greenlet per connection) |
 //! | `pool/server_2threads` | `tokio` | the same against a `new_multi_thread` runtime with 2 workers (the accept loop a task on them, a task per connection) |
 //! | `net/echo_1conn`, `net/echo_64conn`, `net/connect_accept` | a peer in another language (`gevent`, `eventlet`, `go`) | the same against that peer's server, running in a process of its own (below) |
+//! | `net/echo_1conn_cpu`, `net/echo_64conn_cpu`, `net/connect_accept_cpu`, `pool/server_2threads_cpu` | each subject of the bench without `_cpu` | the server's CPU time (user + system, every thread of it) per request (per connection), measured around the same samples |
 //!
 //! The echo benches report ns per request (per connection for
 //! `connect_accept`), like every timed case of the harness; the throughput is
 //! 1e9 / that figure in req/s (conn/s), as each note says.
+//!
+//! The subjects take turns (`support/rounds.rs`). Every subject's server of
+//! a bench is started and its client connected first; then each of 10
+//! rounds runs 5 samples of 10 ms of each subject in turn (2 rounds of
+//! 2 ms samples with `GREEN_BENCH_QUICK`), the first subject of a round
+//! rotating. On the shared two-core virtual machine, other sessions' builds
+//! come and go over seconds, and with the subjects timed one after the
+//! other, two runs of the same binary a minute apart gave medians up to
+//! 50% apart and the subjects in a different order; in rounds, a slow phase
+//! of the machine falls on every subject alike. The figure is the median,
+//! min and max over a subject's 50 samples, and its note gives the range of
+//! the per-round medians and the share of the wall time that the client and
+//! the server ran (on one CPU, the rest went to other processes).
+//!
+//! The `_cpu` rows are the servers' CPU time per operation over the same
+//! rounds (median, min and max over the rounds), read around each round's
+//! samples: for a server inside the bench, the process's CPU clock less the
+//! client thread's; for one in another process, its threads' `schedstat`.
+//! It includes the kernel's work for the server's socket calls, which on
+//! loopback also delivers what the server sends. Wall time on a shared CPU
+//! counts whatever else ran on it; CPU time does not, so it is the figure
+//! to compare across runs, and across the separate runs in which
+//! `cargo xtask bench` measures the peers in other languages (below). It is
+//! not immune either: with nothing else on the bench's CPU, the same work
+//! was seen to take tens of per cent more CPU time while the other sessions
+//! were busy (the host's sharing of its cores is not visible from inside),
+//! so compare subjects within one run first.
 //!
 //! How the load is made, and why. Each subject's server runs on its own
 //! runtime in one std thread: green's hub under `green_core::run`, tokio's
@@ -55,7 +83,10 @@
 //! many requests per wake-up and per system call (`enter_per_request` shows
 //! green's count), so `echo_64conn` is where the runtimes' own costs show.
 //! The CPU is the last one the process may run on (the first tends to take
-//! more of the machine's interrupts).
+//! more of the machine's interrupts). Client and server on two different
+//! CPUs would make every request a wake-up across cores (the costly case
+//! above) and expose the bench to the other sessions' load on both CPUs
+//! instead of one; the runs then depend on where that load lands.
 //!
 //! `connect_accept` uses blocking std calls on the client side (connect,
 //! write, read the reply, read the end). The server closes first, so the
@@ -65,8 +96,9 @@
 //!
 //! `pool/server_2threads` is the one bench not on one CPU: serving from two
 //! threads is about using both cores. Its thread is made before the pin,
-//! so it and every thread it starts (green's two hubs, tokio's two workers)
-//! may run on every CPU the process may, and nothing is pinned further:
+//! so it and every thread it starts (green's two hubs, tokio's two workers,
+//! both up for the whole bench as they take turns in rounds) may run on
+//! every CPU the process may, and nothing is pinned further:
 //! the client, the same one thread as above, competes with the two server
 //! threads for the two cores, the same way for both subjects, and the
 //! kernel's scheduler places all three. That is the two-core equivalent of
@@ -99,7 +131,8 @@
 //! `GREEN_BENCH_EXTERNAL_ECHO`, a comma-separated list of
 //! `SUBJECT=HOST:PORT[/HOST:PORT][@PID]`. When it is set, the bench runs
 //! only the echo cases, against those servers, with the same client and the
-//! same pin, and records them under the subjects given: the first address
+//! same pin, in rounds among themselves, and records them under the
+//! subjects given: the first address
 //! echoes until the client closes (`echo_1conn`, `echo_64conn`), the
 //! optional second echoes once and closes first (`connect_accept`, a skipped
 //! row without it). The bench cannot pin another process: the launcher starts
@@ -123,6 +156,8 @@ mod echo_client;
 mod harness;
 #[path = "support/may_peer.rs"]
 mod may_peer;
+#[path = "support/rounds.rs"]
+mod rounds;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -135,12 +170,39 @@ use echo_client::{connect_echo_close, EchoClient, MSG};
 use green_core::sync::{Queue, RemotePutter};
 use green_core::LoopStats;
 use harness::Harness;
+use rounds::{Entrant, Measured, Plan, ServerThreads};
 
-const ECHO_1CONN: &str = "net/echo_1conn";
-const ECHO_64CONN: &str = "net/echo_64conn";
-const CONNECT_ACCEPT: &str = "net/connect_accept";
+/// A bench timed in wall time, and the row of its servers' CPU time per
+/// operation measured around the same samples.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    wall: &'static str,
+    cpu: &'static str,
+}
+
+impl Pair {
+    fn enabled(&self, h: &Harness) -> bool {
+        h.enabled(self.wall) || h.enabled(self.cpu)
+    }
+}
+
+const ECHO_1CONN: Pair = Pair {
+    wall: "net/echo_1conn",
+    cpu: "net/echo_1conn_cpu",
+};
+const ECHO_64CONN: Pair = Pair {
+    wall: "net/echo_64conn",
+    cpu: "net/echo_64conn_cpu",
+};
+const CONNECT_ACCEPT: Pair = Pair {
+    wall: "net/connect_accept",
+    cpu: "net/connect_accept_cpu",
+};
+const SERVER_2THREADS: Pair = Pair {
+    wall: "pool/server_2threads",
+    cpu: "pool/server_2threads_cpu",
+};
 const ENTER_PER_REQUEST: &str = "net/enter_per_request";
-const SERVER_2THREADS: &str = "pool/server_2threads";
 
 /// Server threads of `pool/server_2threads`.
 const SERVER_THREADS: usize = 2;
@@ -157,43 +219,35 @@ const ENTER_REQUESTS_QUICK: u64 = 5_000;
 fn main() {
     let h = Harness::from_env();
     if let Some(servers) = external_servers(EXTERNAL_THREADED_VAR) {
-        for server in &servers {
-            external_server_2threads(&h, server);
-        }
+        external_server_2threads(&h, &servers);
         return;
     }
     if let Some(servers) = external_servers(EXTERNAL_VAR) {
         let cpu = pin_to_one_cpu();
-        for server in &servers {
-            external_echo(&h, server, cpu);
-        }
+        external_echo(&h, &servers, cpu);
         return;
     }
     // Made before the pin, so that it and its servers may use every CPU.
-    let threaded = h.enabled(SERVER_2THREADS).then(|| ThreadedBench::spawn(&h));
+    let threaded = SERVER_2THREADS
+        .enabled(&h)
+        .then(|| ThreadedBench::spawn(&h));
     pin_to_one_cpu();
-    if h.enabled(ECHO_1CONN) {
-        for subject in Subject::WITH_FLOOR {
-            echo(&h, ECHO_1CONN, subject, 1, false);
-        }
+    if ECHO_1CONN.enabled(&h) {
+        echo(&h, ECHO_1CONN, &Subject::WITH_FLOOR, 1, false);
     }
     let mut one_thread = OneThread::default();
-    if h.enabled(ECHO_64CONN) || h.enabled(ENTER_PER_REQUEST) || threaded.is_some() {
-        for subject in Subject::ALL {
-            // Green's and tokio's figures are the threaded bench's reference.
-            let reference = threaded.is_some() && subject != Subject::May;
-            let median = echo(&h, ECHO_64CONN, subject, MANY, reference);
-            match subject {
-                Subject::Green => one_thread.green = median,
-                Subject::Tokio => one_thread.tokio = median,
+    if ECHO_64CONN.enabled(&h) || h.enabled(ENTER_PER_REQUEST) || threaded.is_some() {
+        // Green's and tokio's figures are the threaded bench's reference.
+        for m in echo(&h, ECHO_64CONN, &Subject::ALL, MANY, threaded.is_some()) {
+            match m.subject.as_str() {
+                "green" => one_thread.green = Some(m.wall.median),
+                "tokio" => one_thread.tokio = Some(m.wall.median),
                 _ => {}
             }
         }
     }
-    if h.enabled(CONNECT_ACCEPT) {
-        for subject in Subject::WITH_FLOOR {
-            connect_accept(&h, subject);
-        }
+    if CONNECT_ACCEPT.enabled(&h) {
+        connect_accept(&h, &Subject::WITH_FLOOR);
     }
     if let Some(threaded) = threaded {
         threaded.run(one_thread);
@@ -218,39 +272,74 @@ fn pin_to_one_cpu() -> usize {
 // The benches
 
 /// `net/echo_1conn` or `net/echo_64conn` (`conns` connections) against
-/// `subject`'s server, returning its median (ns per request); with 64
-/// connections, green's case also measures `net/enter_per_request` on the
-/// same server. A `reference` case is timed even if the filter skips it.
-fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize, reference: bool) -> Option<f64> {
-    let enters = subject == Subject::Green && conns == MANY && h.enabled(ENTER_PER_REQUEST);
-    let timed = if reference { h.unfiltered() } else { h.clone() };
-    if !timed.enabled(bench) && !enters {
-        return None;
+/// the servers of `subjects`, in rounds; returns what was measured. With
+/// 64 connections, green's server also measures `net/enter_per_request`
+/// afterwards. With `reference`, the rounds run even if the filter leaves
+/// out both rows of `pair`.
+fn echo(
+    h: &Harness,
+    pair: Pair,
+    subjects: &[Subject],
+    conns: usize,
+    reference: bool,
+) -> Vec<Measured> {
+    let enters = conns == MANY && h.enabled(ENTER_PER_REQUEST);
+    let timed = pair.enabled(h) || reference;
+    let subjects: Vec<Subject> = subjects
+        .iter()
+        .copied()
+        .filter(|&s| timed || s == Subject::Green)
+        .collect();
+    let servers: Vec<Server> = subjects
+        .iter()
+        .map(|&s| Server::start(s, Mode::Persistent))
+        .collect();
+    let mut clients: Vec<EchoClient> = servers
+        .iter()
+        .map(|s| EchoClient::connect(s.addr, conns).expect("echo client: connect"))
+        .collect();
+    let plan = Plan::of(h);
+    let measured = if timed {
+        let mut entrants: Vec<Entrant<'_>> = subjects
+            .iter()
+            .zip(clients.iter_mut())
+            .map(|(s, client)| Entrant {
+                subject: s.name().to_owned(),
+                run: echo_run(client),
+                server: ServerThreads::ThisProcessButClient,
+            })
+            .collect();
+        rounds::run(h, pair.wall, &plan, &mut entrants)
+    } else {
+        Vec::new()
+    };
+    for (m, subject) in measured.iter().zip(&subjects) {
+        record_pair(
+            h,
+            pair,
+            m,
+            &plan,
+            &format!(
+                "{}; {}; the same epoll client thread for every subject, both pinned to one CPU; \
+                 ns per {MSG}-byte request/echo, req/s = 1e9 / ns",
+                subject.server(),
+                lockstep(conns)
+            ),
+            IN_PROCESS_CPU,
+        );
     }
-    let server = Server::start(subject, Mode::Persistent);
-    let mut client = EchoClient::connect(server.addr, conns).expect("echo client: connect");
-    let stats = timed
-        .bench(bench, subject.name())
-        .note(format!(
-            "{}; {}; the same epoll client thread for every subject, both pinned to one CPU; \
-             ns per {MSG}-byte request/echo, req/s = 1e9 / ns",
-            subject.server(),
-            lockstep(conns)
-        ))
-        .iter_custom_stats(|iters| {
-            let start = Instant::now();
-            client.run(iters);
-            start.elapsed()
-        });
 
     if enters {
+        let green = subjects.iter().position(|&s| s == Subject::Green);
+        let green = green.expect("green's server runs for enter_per_request");
+        let (server, client) = (&servers[green], &mut clients[green]);
         let requests = if h.is_quick() {
             ENTER_REQUESTS_QUICK
         } else {
             ENTER_REQUESTS
         };
-        if stats.is_none() {
-            // The timed case did not warm the server up: do it here.
+        if !timed {
+            // The rounds did not warm the server up: do it here.
             client.run(requests);
         }
         let before = server.hub_stats();
@@ -260,7 +349,7 @@ fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize, reference: boo
         let iterations = after.iterations - before.iterations;
         h.record(
             ENTER_PER_REQUEST,
-            subject.name(),
+            "green",
             "calls/req",
             calls as f64 / requests as f64,
             Some(&format!(
@@ -273,25 +362,93 @@ fn echo(h: &Harness, bench: &str, subject: Subject, conns: usize, reference: boo
         );
     }
 
-    assert!(client.answered() > 0, "the echo client made no request");
-    drop(client);
-    server.stop();
-    stats.map(|s| s.median)
+    for client in &clients {
+        assert!(client.answered() > 0, "the echo client made no request");
+    }
+    drop(clients);
+    for server in servers {
+        server.stop();
+    }
+    measured
 }
 
-/// `net/connect_accept` against `subject`'s server.
-fn connect_accept(h: &Harness, subject: Subject) {
-    let server = Server::start(subject, Mode::OneShot);
-    let addr = server.addr;
-    h.bench(CONNECT_ACCEPT, subject.name())
-        .note(format!(
-            "{}; client: blocking std connect, {MSG}-byte write, read the echo, read the \
-             server's close, close; both pinned to one CPU; ns per connection, conn/s = \
-             1e9 / ns",
-            subject.server()
-        ))
-        .iter(|| connect_echo_close(addr));
-    server.stop();
+/// Where the CPU rows of servers inside the bench read their time.
+const IN_PROCESS_CPU: &str =
+    "every thread of the bench process but the client's: the process's CPU clock less the \
+     client thread's";
+
+/// Records the wall row and the CPU row of `pair` for `m`, each if the
+/// filter lets it through; `what` describes the server and the load,
+/// `cpu_source` where the server's CPU time was read.
+fn record_pair(h: &Harness, pair: Pair, m: &Measured, plan: &Plan, what: &str, cpu_source: &str) {
+    if h.enabled(pair.wall) {
+        let note = format!("{what}; {}", m.describe(plan));
+        h.record_stats(pair.wall, &m.subject, "ns", &m.wall, Some(&note));
+    }
+    if h.enabled(pair.cpu) {
+        match &m.server_cpu {
+            Some(cpu) => {
+                let note = format!(
+                    "the server's CPU time (user + system, {cpu_source}) per operation of {}, \
+                     its kernel's TCP work for its sends over loopback included; read around \
+                     each round's samples, median/min/max over the rounds; unlike the wall \
+                     time it leaves out the time other processes took the CPU; {what}; {}",
+                    pair.wall,
+                    m.describe(plan)
+                );
+                h.record_stats(pair.cpu, &m.subject, "ns", cpu, Some(&note));
+            }
+            None => h.skip(
+                pair.cpu,
+                &m.subject,
+                &format!(
+                    "the CPU time of {}'s server threads could not be read ({cpu_source})",
+                    m.subject
+                ),
+            ),
+        }
+    }
+}
+
+/// `net/connect_accept` against the servers of `subjects`, in rounds.
+fn connect_accept(h: &Harness, subjects: &[Subject]) {
+    let servers: Vec<Server> = subjects
+        .iter()
+        .map(|&s| Server::start(s, Mode::OneShot))
+        .collect();
+    let plan = Plan::of(h);
+    let mut entrants: Vec<Entrant<'_>> = subjects
+        .iter()
+        .zip(&servers)
+        .map(|(s, server)| {
+            let addr = server.addr;
+            Entrant {
+                subject: s.name().to_owned(),
+                run: connect_run(addr),
+                server: ServerThreads::ThisProcessButClient,
+            }
+        })
+        .collect();
+    let measured = rounds::run(h, CONNECT_ACCEPT.wall, &plan, &mut entrants);
+    drop(entrants);
+    for (m, subject) in measured.iter().zip(subjects) {
+        record_pair(
+            h,
+            CONNECT_ACCEPT,
+            m,
+            &plan,
+            &format!(
+                "{}; client: blocking std connect, {MSG}-byte write, read the echo, read the \
+                 server's close, close; both pinned to one CPU; ns per connection, conn/s = \
+                 1e9 / ns",
+                subject.server()
+            ),
+            IN_PROCESS_CPU,
+        );
+    }
+    for server in servers {
+        server.stop();
+    }
 }
 
 /// How the connections of an echo case are driven, for the notes.
@@ -301,6 +458,27 @@ fn lockstep(conns: usize) -> String {
     } else {
         format!("{conns} connections, each in lockstep")
     }
+}
+
+/// The timed routine of an echo client: `iters` requests, their wall time.
+fn echo_run(client: &mut EchoClient) -> Box<dyn FnMut(u64) -> Duration + '_> {
+    Box::new(move |iters| {
+        let start = Instant::now();
+        client.run(iters);
+        start.elapsed()
+    })
+}
+
+/// The timed routine of `connect_accept` against `addr`: `iters`
+/// connections, their wall time.
+fn connect_run(addr: SocketAddr) -> Box<dyn FnMut(u64) -> Duration> {
+    Box::new(move |iters| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            connect_echo_close(addr);
+        }
+        start.elapsed()
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -401,89 +579,152 @@ fn external_pinning(pid: Option<u32>, cpu: usize) -> String {
     }
 }
 
-/// `pool/server_2threads` against a server another process runs on several
-/// threads, under its subject's name; nothing is pinned (module doc).
-fn external_server_2threads(h: &Harness, server: &External) {
-    if !h.enabled(SERVER_2THREADS) {
-        return;
-    }
-    let subject = server.subject.as_str();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut client = EchoClient::connect(server.persistent, MANY).unwrap_or_else(|e| {
-        panic!(
-            "echo client: connect to {subject}'s server at {}: {e}",
-            server.persistent
-        )
-    });
-    let cpu = CpuShares::start();
-    h.bench(SERVER_2THREADS, subject).iter_custom_noted(
-        |iters| {
-            let start = Instant::now();
-            client.run(iters);
-            start.elapsed()
-        },
-        || {
-            Some(format!(
-                "{subject}'s echo server in its own process (benches/peers/) on the threads its \
-                 launcher gave it (GOMAXPROCS=2 for go), unpinned; {MANY} connections, each in \
-                 lockstep; the same epoll client thread as net/echo_64conn, unpinned (all share \
-                 the {cpus} CPUs this process may use); ns per {MSG}-byte request/echo, req/s = \
-                 1e9 / ns; {}",
-                cpu.describe()
-            ))
-        },
-    );
-    assert!(client.answered() > 0, "the echo client made no request");
+/// Whose threads are an external server's, for its CPU rows.
+fn external_threads(server: &External) -> ServerThreads {
+    server
+        .pid
+        .map_or(ServerThreads::Unknown, ServerThreads::Process)
 }
 
-/// `net/echo_1conn`, `net/echo_64conn` and (given a one-shot address)
-/// `net/connect_accept` against a server another process runs, under its
-/// subject's name, with the client pinned to `cpu`.
-fn external_echo(h: &Harness, server: &External, cpu: usize) {
-    let subject = server.subject.as_str();
-    let pinning = external_pinning(server.pid, cpu);
-    let serves = format!("{subject}'s echo server in its own process (benches/peers/)");
-    for (bench, conns) in [(ECHO_1CONN, 1), (ECHO_64CONN, MANY)] {
-        if !h.enabled(bench) {
-            continue;
-        }
-        let mut client = EchoClient::connect(server.persistent, conns).unwrap_or_else(|e| {
-            panic!(
-                "echo client: connect to {subject}'s server at {}: {e}",
-                server.persistent
-            )
-        });
-        h.bench(bench, subject)
-            .note(format!(
-                "{serves}; {}; the same epoll client thread for every subject; {pinning}; ns per \
-                 {MSG}-byte request/echo, req/s = 1e9 / ns",
-                lockstep(conns)
-            ))
-            .iter_custom(|iters| {
-                let start = Instant::now();
-                client.run(iters);
-                start.elapsed()
-            });
+/// Where the CPU rows of external servers read their time.
+const EXTERNAL_CPU: &str = "every thread of the server's process, from /proc/PID/task/*/schedstat";
+
+/// `pool/server_2threads` against servers that other processes run on
+/// several threads, under their subjects' names, in rounds; nothing is
+/// pinned (module doc).
+fn external_server_2threads(h: &Harness, servers: &[External]) {
+    if !SERVER_2THREADS.enabled(h) {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut clients: Vec<EchoClient> = servers
+        .iter()
+        .map(|server| {
+            EchoClient::connect(server.persistent, MANY).unwrap_or_else(|e| {
+                panic!(
+                    "echo client: connect to {}'s server at {}: {e}",
+                    server.subject, server.persistent
+                )
+            })
+        })
+        .collect();
+    let plan = Plan::of(h);
+    let mut entrants: Vec<Entrant<'_>> = servers
+        .iter()
+        .zip(clients.iter_mut())
+        .map(|(server, client)| Entrant {
+            subject: server.subject.clone(),
+            run: echo_run(client),
+            server: external_threads(server),
+        })
+        .collect();
+    let measured = rounds::run(h, SERVER_2THREADS.wall, &plan, &mut entrants);
+    drop(entrants);
+    for m in &measured {
+        let what = format!(
+            "{}'s echo server in its own process (benches/peers/) on the threads its launcher \
+             gave it (GOMAXPROCS=2 for go), unpinned; {MANY} connections, each in lockstep; the \
+             same epoll client thread as net/echo_64conn, unpinned (all share the {cpus} CPUs \
+             this process may use); ns per {MSG}-byte request/echo, req/s = 1e9 / ns; {}",
+            m.subject,
+            m.describe_cpu_busy()
+        );
+        record_pair(h, SERVER_2THREADS, m, &plan, &what, EXTERNAL_CPU);
+    }
+    for client in &clients {
         assert!(client.answered() > 0, "the echo client made no request");
     }
-    if !h.enabled(CONNECT_ACCEPT) {
+}
+
+/// `net/echo_1conn`, `net/echo_64conn` and (for those given a one-shot
+/// address) `net/connect_accept` against servers other processes run,
+/// under their subjects' names, in rounds, with the client pinned to `cpu`.
+fn external_echo(h: &Harness, servers: &[External], cpu: usize) {
+    let serves = |server: &External| {
+        format!(
+            "{}'s echo server in its own process (benches/peers/); {}",
+            server.subject,
+            external_pinning(server.pid, cpu)
+        )
+    };
+    let plan = Plan::of(h);
+    for (pair, conns) in [(ECHO_1CONN, 1), (ECHO_64CONN, MANY)] {
+        if !pair.enabled(h) {
+            continue;
+        }
+        let mut clients: Vec<EchoClient> = servers
+            .iter()
+            .map(|server| {
+                EchoClient::connect(server.persistent, conns).unwrap_or_else(|e| {
+                    panic!(
+                        "echo client: connect to {}'s server at {}: {e}",
+                        server.subject, server.persistent
+                    )
+                })
+            })
+            .collect();
+        let mut entrants: Vec<Entrant<'_>> = servers
+            .iter()
+            .zip(clients.iter_mut())
+            .map(|(server, client)| Entrant {
+                subject: server.subject.clone(),
+                run: echo_run(client),
+                server: external_threads(server),
+            })
+            .collect();
+        let measured = rounds::run(h, pair.wall, &plan, &mut entrants);
+        drop(entrants);
+        for (m, server) in measured.iter().zip(servers) {
+            let what = format!(
+                "{}; {}; the same epoll client thread for every subject; ns per {MSG}-byte \
+                 request/echo, req/s = 1e9 / ns",
+                serves(server),
+                lockstep(conns)
+            );
+            record_pair(h, pair, m, &plan, &what, EXTERNAL_CPU);
+        }
+        for client in &clients {
+            assert!(client.answered() > 0, "the echo client made no request");
+        }
+    }
+    if !CONNECT_ACCEPT.enabled(h) {
         return;
     }
-    let Some(oneshot) = server.oneshot else {
-        h.skip(
-            CONNECT_ACCEPT,
-            subject,
-            &format!("{EXTERNAL_VAR} gives no one-shot address for {subject}'s server"),
-        );
+    let mut one_shot = Vec::new();
+    for server in servers {
+        match server.oneshot {
+            Some(addr) => one_shot.push((server, addr)),
+            None => {
+                let reason = format!(
+                    "{EXTERNAL_VAR} gives no one-shot address for {}'s server",
+                    server.subject
+                );
+                h.skip(CONNECT_ACCEPT.wall, &server.subject, &reason);
+                h.skip(CONNECT_ACCEPT.cpu, &server.subject, &reason);
+            }
+        }
+    }
+    if one_shot.is_empty() {
         return;
-    };
-    h.bench(CONNECT_ACCEPT, subject)
-        .note(format!(
-            "{serves}, closing after one echo; client: blocking std connect, {MSG}-byte write, \
-             read the echo, read the server's close, close; {pinning}; ns per connection, \
-             conn/s = 1e9 / ns"
-        ))
-        .iter(|| connect_echo_close(oneshot));
+    }
+    let mut entrants: Vec<Entrant<'_>> = one_shot
+        .iter()
+        .map(|&(server, addr)| Entrant {
+            subject: server.subject.clone(),
+            run: connect_run(addr),
+            server: external_threads(server),
+        })
+        .collect();
+    let measured = rounds::run(h, CONNECT_ACCEPT.wall, &plan, &mut entrants);
+    drop(entrants);
+    for (m, (server, _)) in measured.iter().zip(&one_shot) {
+        let what = format!(
+            "{}, closing after one echo; client: blocking std connect, {MSG}-byte write, read \
+             the echo, read the server's close, close; ns per connection, conn/s = 1e9 / ns",
+            serves(server)
+        );
+        record_pair(h, CONNECT_ACCEPT, m, &plan, &what, EXTERNAL_CPU);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -833,7 +1074,8 @@ impl ThreadedBench {
     }
 }
 
-/// `pool/server_2threads` for green, then tokio.
+/// `pool/server_2threads` for green and tokio, in rounds: both servers
+/// are up for the whole bench, and the one not loaded waits idle.
 fn server_2threads(h: &Harness, one_thread: OneThread) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let setup = format!(
@@ -849,6 +1091,24 @@ fn server_2threads(h: &Harness, one_thread: OneThread) {
         ),
         None => format!("{whose} net/echo_64conn was not measured"),
     };
+
+    // tokio: two workers; the accept loop is a task on them.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(SERVER_THREADS)
+        .thread_name("tokio-server")
+        .enable_io()
+        .build()
+        .expect("tokio multi-thread runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("tokio: bind 127.0.0.1");
+    let tokio_addr = listener.local_addr().expect("tokio: local_addr");
+    let acceptor = rt.spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.expect("tokio: accept");
+            tokio::spawn(tokio_echo_until_eof(stream));
+        }
+    });
 
     // green: serve_threads, one hub and one SO_REUSEPORT listener per thread.
     green_core::run(|| {
@@ -867,70 +1127,59 @@ fn server_2threads(h: &Harness, one_thread: OneThread) {
             handler,
         )
         .expect("green: serve_threads on 127.0.0.1");
-        let mut client =
+        let mut green_client =
             EchoClient::connect(servers.local_addr(), MANY).expect("echo client: connect");
-        let cpu = CpuShares::start();
-        h.bench(SERVER_2THREADS, "green").iter_custom_judged(
-            |iters| {
-                let start = Instant::now();
-                client.run(iters);
-                start.elapsed()
+        let mut tokio_client = EchoClient::connect(tokio_addr, MANY).expect("echo client: connect");
+        let plan = Plan::of(h);
+        let mut entrants = vec![
+            Entrant {
+                subject: "green".to_owned(),
+                run: echo_run(&mut green_client),
+                server: ServerThreads::ThisProcessButClient,
             },
-            |stats| {
+            Entrant {
+                subject: "tokio".to_owned(),
+                run: echo_run(&mut tokio_client),
+                server: ServerThreads::ThisProcessButClient,
+            },
+        ];
+        let measured = rounds::run(h, SERVER_2THREADS.wall, &plan, &mut entrants);
+        drop(entrants);
+        for m in &measured {
+            let what = if m.subject == "green" {
                 format!(
                     "green_pool::serve_threads(2), a greenlet per connection; connections per \
                      thread {}; {setup}; {}; {}",
                     spread.describe(),
-                    cpu.describe(),
-                    ratio(stats.median, one_thread.green, "green's"),
+                    m.describe_cpu_busy(),
+                    ratio(m.wall.median, one_thread.green, "green's"),
                 )
-            },
+            } else {
+                format!(
+                    "new_multi_thread runtime with 2 workers, a task per connection; {setup}; \
+                     {}; {}; {}",
+                    m.describe_cpu_busy(),
+                    ratio(m.wall.median, one_thread.tokio, "tokio's"),
+                    ratio(m.wall.median, one_thread.green, "green's"),
+                )
+            };
+            record_pair(h, SERVER_2THREADS, m, &plan, &what, IN_PROCESS_CPU);
+        }
+        assert!(
+            green_client.answered() > 0,
+            "the echo client made no request"
         );
-        assert!(client.answered() > 0, "the echo client made no request");
-        drop(client);
+        assert!(
+            tokio_client.answered() > 0,
+            "the echo client made no request"
+        );
+        drop(green_client);
+        drop(tokio_client);
         for outcome in servers.stop(Duration::from_secs(10)) {
             let stats = outcome.expect("green: a server thread failed");
             assert_eq!(stats.handler_errors, 0, "green: a handler failed");
         }
     });
-
-    // tokio: two workers; the accept loop is a task on them.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(SERVER_THREADS)
-        .thread_name("tokio-server")
-        .enable_io()
-        .build()
-        .expect("tokio multi-thread runtime");
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("tokio: bind 127.0.0.1");
-    let addr = listener.local_addr().expect("tokio: local_addr");
-    let acceptor = rt.spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.expect("tokio: accept");
-            tokio::spawn(tokio_echo_until_eof(stream));
-        }
-    });
-    let mut client = EchoClient::connect(addr, MANY).expect("echo client: connect");
-    let cpu = CpuShares::start();
-    h.bench(SERVER_2THREADS, "tokio").iter_custom_judged(
-        |iters| {
-            let start = Instant::now();
-            client.run(iters);
-            start.elapsed()
-        },
-        |stats| {
-            format!(
-                "new_multi_thread runtime with 2 workers, a task per connection; {setup}; {}; \
-                 {}; {}",
-                cpu.describe(),
-                ratio(stats.median, one_thread.tokio, "tokio's"),
-                ratio(stats.median, one_thread.green, "green's"),
-            )
-        },
-    );
-    assert!(client.answered() > 0, "the echo client made no request");
-    drop(client);
     acceptor.abort();
     rt.shutdown_timeout(Duration::from_secs(10));
 }
@@ -998,63 +1247,4 @@ impl ConnectionSpread {
             .collect();
         counts.join("/")
     }
-}
-
-/// How busy each CPU of the machine was over a case (every process, and
-/// the kernel's interrupt and softirq work, where loopback TCP does much
-/// of its work), from `/proc/stat`: whether the CPUs were the limit, or
-/// the threads waited for each other.
-struct CpuShares {
-    before: Vec<(String, u64, u64)>,
-}
-
-impl CpuShares {
-    fn start() -> CpuShares {
-        CpuShares {
-            before: cpu_ticks(),
-        }
-    }
-
-    /// "CPUs busy: cpu0 x%, cpu1 y%" since `start`; empty if `/proc/stat`
-    /// cannot be read.
-    fn describe(&self) -> String {
-        let shares: Vec<String> = cpu_ticks()
-            .iter()
-            .filter_map(|(cpu, busy, total)| {
-                let (_, busy0, total0) = self.before.iter().find(|(c, _, _)| c == cpu)?;
-                let total = total.checked_sub(*total0).filter(|&t| t > 0)?;
-                let busy = busy.saturating_sub(*busy0);
-                Some(format!("{cpu} {:.0}%", busy as f64 * 100.0 / total as f64))
-            })
-            .collect();
-        if shares.is_empty() {
-            return String::new();
-        }
-        format!(
-            "CPUs busy over the case (every process, softirq included): {}",
-            shares.join(", ")
-        )
-    }
-}
-
-/// (cpuN, busy ticks, all ticks) of each CPU of `/proc/stat`.
-fn cpu_ticks() -> Vec<(String, u64, u64)> {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return Vec::new();
-    };
-    stat.lines()
-        .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let cpu = fields.next()?.to_owned();
-            // user nice system idle iowait irq softirq steal ...
-            let ticks: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
-            if ticks.len() < 8 {
-                return None;
-            }
-            let total: u64 = ticks.iter().sum();
-            let idle = ticks[3] + ticks[4];
-            Some((cpu, total - idle, total))
-        })
-        .collect()
 }
