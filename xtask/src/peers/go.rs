@@ -63,10 +63,11 @@ const MILLION_SLEEPERS: &str = "core/million_sleepers";
 /// The net bench's cases against a one-thread server pinned to its CPU.
 const PINNED_ECHO_BENCHES: &[&str] = &ECHO_BENCHES;
 
-/// The net bench's case against a server on two threads and every CPU.
-const THREADED_ECHO_BENCH: &str = "pool/server_2threads";
+/// The net bench's rows against a server on two threads and every CPU:
+/// wall time, and the server's CPU time over the same samples.
+const THREADED_ECHO_BENCHES: [&str; 2] = ["pool/server_2threads", "pool/server_2threads_cpu"];
 
-/// Threads of the Go server of [`THREADED_ECHO_BENCH`], as green's.
+/// Threads of the Go server of [`THREADED_ECHO_BENCHES`], as green's.
 const THREADED_GOMAXPROCS: &str = "2";
 
 /// Where the Go module lives, from the workspace root.
@@ -99,11 +100,17 @@ pub(crate) fn run(
         .filter(|b| !(quick && *b == MILLION_SLEEPERS))
         .collect();
     let pinned: Vec<&str> = PINNED_ECHO_BENCHES.iter().copied().filter(wanted).collect();
-    let threaded = wanted(&THREADED_ECHO_BENCH);
-    let mut every: Vec<&str> = micro.iter().chain(&pinned).copied().collect();
-    if threaded {
-        every.push(THREADED_ECHO_BENCH);
-    }
+    let threaded: Vec<&str> = THREADED_ECHO_BENCHES
+        .iter()
+        .copied()
+        .filter(wanted)
+        .collect();
+    let every: Vec<&str> = micro
+        .iter()
+        .chain(&pinned)
+        .chain(&threaded)
+        .copied()
+        .collect();
     if every.is_empty() {
         return Ok(());
     }
@@ -158,9 +165,10 @@ pub(crate) fn run(
         settle(results, &pinned, outcome, &mut failures)?;
     }
 
-    if threaded {
+    if !threaded.is_empty() {
         progress(&format!(
-            "{THREADED_ECHO_BENCH} {SUBJECT}: starting the server"
+            "{} {SUBJECT}: starting the server",
+            THREADED_ECHO_BENCHES[0]
         ));
         let outcome = EchoServer::start(&bin, THREADED_GOMAXPROCS, None).and_then(|server| {
             let mut cmd = cargo_cmd(["bench", "--bench", "net"]);
@@ -173,7 +181,7 @@ pub(crate) fn run(
             );
             server.check(ran)
         });
-        settle(results, &[THREADED_ECHO_BENCH], outcome, &mut failures)?;
+        settle(results, &threaded, outcome, &mut failures)?;
     }
     ended(failures)
 }

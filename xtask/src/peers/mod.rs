@@ -115,9 +115,16 @@ fn last_cpu_of_list(list: &str) -> Option<usize> {
 }
 
 /// The echo rows `benches/net.rs` measures against a peer's server in
-/// another process (`GREEN_BENCH_EXTERNAL_ECHO`), pinned to the client's CPU.
-pub(crate) const ECHO_BENCHES: [&str; 3] =
-    ["net/echo_1conn", "net/echo_64conn", "net/connect_accept"];
+/// another process (`GREEN_BENCH_EXTERNAL_ECHO`), pinned to the client's
+/// CPU: each in wall time, and the server's CPU time over the same samples.
+pub(crate) const ECHO_BENCHES: [&str; 6] = [
+    "net/echo_1conn",
+    "net/echo_64conn",
+    "net/connect_accept",
+    "net/echo_1conn_cpu",
+    "net/echo_64conn_cpu",
+    "net/connect_accept_cpu",
+];
 
 /// The names of `benches` that contain `filter` (all without one).
 pub(crate) fn selected(benches: &[&'static str], filter: Option<&str>) -> Vec<&'static str> {

@@ -334,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             selected(&ECHO_BENCHES, Some("echo_64")),
-            ["net/echo_64conn"]
+            ["net/echo_64conn", "net/echo_64conn_cpu"]
         );
         assert!(selected(&ECHO_BENCHES, Some("core/")).is_empty());
     }
